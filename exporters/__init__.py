@@ -1,0 +1,1 @@
+"""Exporters that read an ArchGraph or a compiled module (installed as ``plmgraph.exporters``)."""

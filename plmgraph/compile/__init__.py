@@ -1,0 +1,1 @@
+"""Stage 5: compile an ArchGraph into a torch.nn.Module."""

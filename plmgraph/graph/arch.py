@@ -1,0 +1,446 @@
+"""Stage 4, resolve: `ModelSpec` -> `ArchGraph`, the one intermediate representation.
+
+The compiler, the diff, the diagrams and the stats all read this graph and nothing else.
+
+Nodes
+-----
+Each node id is the dotted path of the torch module the compiler builds for it
+(``decoder.layers.3.attn``), so ``f"{node}.{param}"`` is a key of the compiled model's
+``state_dict``.  Every node carries:
+
+``kind``    block kind, ``axis/variant``: ``input/tokens``, ``input/pixels``,
+            ``embedding/token``, ``embedding/segment``, ``embedding/task_type``,
+            ``embedding/patches``, ``embedding/mask_token``, ``embedding/project``,
+            ``position/<learned|sinusoidal|glm_2d|rope|alibi|t5_relative|xl_relative>``,
+            ``op/sum``, ``norm/<layernorm|rmsnorm>``,
+            ``attention/<self|cross|two_stream|segment_memory>``, ``mlp/<dense|gated|moe>``,
+            ``residual/add``, ``pool/<cls|mean|last>``, ``head/<lm|mlm|nsp|sop|...>``
+``axis``    the first half of ``kind`` (embedding, position, norm, attention, mlp, ...)
+``stack``   ``encoder`` / ``decoder`` / ``None`` for model-level nodes
+``layer``   layer index inside the stack, or ``None``
+``role``    what the node does in its layer or stack (``attn_norm``, ``attn``, ``attn_add``,
+            ``cross``, ``mlp``, ``final_norm``, ``token``, ``position``, ...); (stack, layer,
+            role) identifies a node across two graphs, which is how the diff aligns them
+``params``  ``{name: shape}`` of the tensors this node *owns* (empty when it reuses another
+            node's, see ``group``)
+``group``   parameter-group key: the id of the node whose parameters this node uses.  Equal
+            to the node id unless weights are shared (ALBERT layers share layer 0's group)
+``tied_to`` for output heads: the embedding node whose matrix the head reuses, or ``None``
+``attrs``   the block's hyper-parameters as a plain dict (``eps``, ``heads``, ``activation``,
+            ``mask``, ...); what the diff compares and the diagram prints
+
+Edges are data flow, ``src -> dst``, with ``shape`` (a tuple such as ``("B", "T", 768)``)
+and ``role``: ``main``, ``residual`` (skip connection), ``cross`` (encoder output into a
+cross-attention), ``position`` (a relative/rotary position feeding attention).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import networkx as nx
+
+from ..spec import ModelSpec, load_spec
+from ..spec.blocks import INPUT_POSITIONS, Block
+from ..spec.model import Stack
+
+Shape = tuple[Any, ...]
+
+
+@dataclass
+class ArchGraph:
+    """A resolved architecture: the spec it came from and its block graph."""
+
+    spec: ModelSpec
+    nx: nx.DiGraph
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def nodes(self, **match: Any) -> list[str]:
+        """Node ids whose attributes equal every given value, in insertion order."""
+        return [n for n, d in self.nx.nodes(data=True) if all(d.get(k) == v for k, v in match.items())]
+
+    def node(self, node_id: str) -> dict[str, Any]:
+        return self.nx.nodes[node_id]
+
+    def owners(self) -> list[str]:
+        """Nodes that own parameters (their group is themselves)."""
+        return [n for n, d in self.nx.nodes(data=True) if d["group"] == n and d["params"]]
+
+    def param_shapes(self) -> dict[str, Shape]:
+        """Every parameter tensor of the compiled model: ``{"node.param": shape}``."""
+        return {f"{n}.{p}": s for n in self.owners() for p, s in self.node(n)["params"].items()}
+
+    def num_params(self) -> int:
+        return sum(math.prod(s) for s in self.param_shapes().values())
+
+    def layer_nodes(self, stack: str, layer: int) -> list[str]:
+        return self.nodes(stack=stack, layer=layer)
+
+
+def resolve(spec: Any) -> ArchGraph:
+    """Resolve a spec (a `ModelSpec`, zoo name or path) into its `ArchGraph`."""
+    spec = load_spec(spec)
+    return _Builder(spec).build()
+
+
+# --------------------------------------------------------------------------- builder
+
+
+class _Builder:
+    def __init__(self, spec: ModelSpec) -> None:
+        self.spec = spec
+        self.g = nx.DiGraph()
+        self.H = spec.sizes.hidden
+
+    # -- helpers ------------------------------------------------------------------
+
+    def add(self, node: str, kind: str, *, stack: str | None = None, layer: int | None = None,
+            role: str, params: dict[str, Shape] | None = None, group: str | None = None,
+            **attrs: Any) -> str:
+        self.g.add_node(
+            node, kind=kind, axis=kind.split("/")[0], stack=stack, layer=layer, role=role,
+            params=dict(params or {}) if (group is None or group == node) else {},
+            group=group or node, tied_to=attrs.pop("tied_to", None), attrs=attrs,
+        )
+        return node
+
+    def edge(self, src: str, dst: str, shape: Shape, role: str = "main") -> None:
+        self.g.add_edge(src, dst, shape=shape, role=role)
+
+    def norm(self, node: str, norm: Any, width: int, *, stack: str | None, layer: int | None,
+             role: str, group: str | None = None) -> str:
+        params: dict[str, Shape] = {"weight": (width,)}
+        if norm.kind == "layernorm" and norm.bias:
+            params["bias"] = (width,)
+        return self.add(node, f"norm/{norm.kind}", stack=stack, layer=layer, role=role, params=params,
+                        group=group, **norm.model_dump(exclude={"kind"}), width=width)
+
+    def seq(self, stack: str) -> Any:
+        if self.spec.embeddings.patches is not None:
+            p = self.spec.embeddings.patches
+            return p.num_patches + int(p.cls_token)
+        return "S" if (self.spec.family == "encoder-decoder" and stack == "encoder") else "T"
+
+    # -- whole model --------------------------------------------------------------
+
+    def build(self) -> ArchGraph:
+        spec = self.spec
+        outputs: dict[str, str] = {}
+        for stack_name, stack in spec.stacks.items():
+            x = self.embeddings(stack_name)
+            pos = self.attention_position(stack_name, stack)
+            enc_out = outputs.get("encoder") if stack_name == "decoder" else None
+            outputs[stack_name] = self.stack(stack_name, stack, x, pos, enc_out)
+        self.heads(outputs[list(spec.stacks)[-1]])
+        return ArchGraph(spec, self.g)
+
+    # -- embeddings ---------------------------------------------------------------
+
+    def embeddings(self, stack: str) -> str:
+        spec, emb, H = self.spec, self.spec.embeddings, self.H
+        E = emb.size
+        T = self.seq(stack)
+        parts: list[str] = []
+        pre = f"{stack}.embed"
+        if emb.patches is not None:
+            p = emb.patches
+            inp = self.add("inputs.pixel_values", "input/pixels", role="pixels", channels=p.channels,
+                           image_size=p.image_size)
+            node = self.add(f"{pre}.patches", "embedding/patches", stack=stack, role="patches",
+                            params={"weight": (E, p.channels, p.patch_size, p.patch_size), "bias": (E,),
+                                    **({"cls": (1, 1, E)} if p.cls_token else {})},
+                            patch_size=p.patch_size, image_size=p.image_size, channels=p.channels,
+                            cls_token=p.cls_token)
+            self.edge(inp, node, ("B", p.channels, p.image_size, p.image_size))
+            parts.append(node)
+        else:
+            ids = "inputs.decoder_input_ids" if (spec.family == "encoder-decoder" and stack == "decoder") else "inputs.input_ids"
+            self.add(ids, "input/tokens", stack=stack, role="tokens")
+            shared = emb.share_across_stacks or len(spec.stacks) == 1
+            tok = "embed.token" if shared else f"{pre}.token"
+            if tok not in self.g:
+                self.add(tok, "embedding/token", stack=None if shared else stack, role="token",
+                         params={"weight": (spec.sizes.vocab, E)}, vocab=spec.sizes.vocab, dim=E,
+                         scale=math.sqrt(H) if emb.scale else None)
+            self.edge(ids, tok, ("B", T))
+            parts.append(tok)
+        if emb.mask_token:
+            parts.append(self.add(f"{pre}.mask_token", "embedding/mask_token", stack=stack, role="mask_token",
+                                  params={"weight": (1, 1, E)}))
+        if spec.position.kind in INPUT_POSITIONS:
+            parts.append(self.input_position(stack, E))
+        if emb.segments and stack == list(spec.stacks)[0]:
+            ids = self.add("inputs.token_type_ids", "input/token_types", stack=stack, role="token_types")
+            node = self.add(f"{pre}.segment", "embedding/segment", stack=stack, role="segment",
+                            params={"weight": (emb.segments, E)}, vocab=emb.segments, dim=E)
+            self.edge(ids, node, ("B", T))
+            parts.append(node)
+        if emb.task_types:
+            parts.append(self.add(f"{pre}.task_type", "embedding/task_type", stack=stack, role="task_type",
+                                  params={"weight": (emb.task_types, E)}, vocab=emb.task_types, dim=E))
+        if len(parts) > 1:
+            x = self.add(f"{pre}.sum", "op/sum", stack=stack, role="sum", dropout=emb.dropout)
+            for p in parts:
+                self.edge(p, x, ("B", T, E))
+        else:
+            x = parts[0]
+        if emb.norm:
+            n = self.norm(f"{pre}.norm", emb.norm, E, stack=stack, layer=None, role="embed_norm")
+            self.edge(x, n, ("B", T, E))
+            x = n
+        if E != H:
+            proj = self.add(f"{pre}.project", "embedding/project", stack=stack, role="project",
+                            params={"weight": (H, E), "bias": (H,)}, dim_in=E, dim_out=H)
+            self.edge(x, proj, ("B", T, E))
+            x = proj
+        return x
+
+    def input_position(self, stack: str, E: int) -> str:
+        pos = self.spec.position
+        T = self.seq(stack)
+        mp = self.spec.sizes.max_positions
+        attrs = pos.model_dump(exclude={"kind"})
+        if pos.kind == "learned":
+            rows = (mp or 0) + pos.offset
+            if self.spec.embeddings.patches is not None:
+                rows = self.seq(stack)  # ViT: one row per patch (+ CLS)
+            params = {"weight": (rows, E)}
+        elif pos.kind == "glm_2d":
+            params = {"weight": (mp, E), "block_weight": (mp, E)}
+        else:
+            params = {}
+        node = self.add(f"{stack}.embed.position", f"position/{pos.kind}", stack=stack, role="position",
+                        params=params, max_positions=mp, dim=E, **attrs)
+        self.g.nodes[node]["shape"] = ("B", T, E)
+        return node
+
+    def attention_position(self, stack: str, spec_stack: Stack) -> str | None:
+        pos = self.spec.position
+        if pos.kind in INPUT_POSITIONS or pos.kind == "none":
+            return None
+        at = spec_stack.block.attention
+        params: dict[str, Shape] = {}
+        extra: dict[str, Any] = {}
+        if pos.kind == "t5_relative":
+            params = {"weight": (pos.buckets, self.spec.sizes.heads)}
+            extra["bidirectional"] = at.mask != "causal"
+        if pos.kind == "rope":
+            extra["rotary_dim"] = int(at.head_dim * pos.fraction)
+            extra["max_positions"] = self.spec.sizes.max_positions
+        if pos.kind == "alibi":
+            extra["heads"] = self.spec.sizes.heads
+        attrs = pos.model_dump(exclude={"kind"})
+        if attrs.get("scaling") is None:
+            attrs.pop("scaling", None)
+        return self.add(f"{stack}.position", f"position/{pos.kind}", stack=stack, role="position",
+                        params=params, head_dim=at.head_dim, **attrs, **extra)
+
+    # -- stacks and layers --------------------------------------------------------
+
+    def stack(self, name: str, stack: Stack, x: str, pos: str | None, enc_out: str | None) -> str:
+        T = self.seq(name)
+        shape = ("B", T, self.H)
+        for i in range(stack.layers):
+            x = self.layer(name, i, stack.block, x, pos, enc_out, shape, self.group_layer(stack, i))
+        if stack.final_norm:
+            n = self.norm(f"{name}.final_norm", stack.block.norm, self.H, stack=name, layer=None, role="final_norm")
+            self.edge(x, n, shape)
+            x = n
+        return x
+
+    def group_layer(self, stack: Stack, i: int) -> int:
+        """The layer whose weights layer `i` uses (itself unless weights are shared)."""
+        sh = self.spec.sharing
+        if sh.kind == "all":
+            return 0
+        if sh.kind == "groups":
+            per = stack.layers // sh.groups
+            return (i // per) * per
+        return i
+
+    def layer(self, stack: str, i: int, b: Block, x: str, pos: str | None, enc_out: str | None,
+              shape: Shape, owner: int) -> str:
+        pre = f"{stack}.layers.{i}"
+
+        def grp(role: str) -> str:
+            return f"{stack}.layers.{owner}.{role}"
+
+        def sub(role: str, make: Any, inp: str, norm_in: bool) -> str:
+            """One residual sublayer with the block's norm placement; returns the new stream."""
+            h = inp
+            if b.placement in ("pre", "sandwich"):
+                h = self.norm(f"{pre}.{role}_norm", b.norm, self.H, stack=stack, layer=i, role=f"{role}_norm",
+                              group=grp(f"{role}_norm"))
+                self.edge(inp, h, shape)
+            f = make(h)
+            if b.placement == "sandwich":
+                n = self.norm(f"{pre}.{role}_post_norm", b.norm, self.H, stack=stack, layer=i,
+                              role=f"{role}_post_norm", group=grp(f"{role}_post_norm"))
+                self.edge(f, n, shape)
+                f = n
+            add = self.add(f"{pre}.{role}_add", "residual/add", stack=stack, layer=i, role=f"{role}_add",
+                           dropout=b.dropout)
+            self.edge(f, add, shape)
+            self.edge(inp, add, shape, role="residual")
+            if b.placement == "post":
+                n = self.norm(f"{pre}.{role}_norm", b.norm, self.H, stack=stack, layer=i, role=f"{role}_norm",
+                              group=grp(f"{role}_norm"))
+                self.edge(add, n, shape)
+                return n
+            return add
+
+        def attn(h: str) -> str:
+            node = self.attention(f"{pre}.attn", b, stack, i, grp("attn"), self_attn=True)
+            self.edge(h, node, shape)
+            if pos:
+                self.edge(pos, node, (), role="position")
+            return node
+
+        def cross(h: str) -> str:
+            node = self.attention(f"{pre}.cross", b, stack, i, grp("cross"), self_attn=False)
+            self.edge(h, node, shape)
+            self.edge(enc_out, node, ("B", "S", self.H), role="cross")
+            return node
+
+        def mlp(h: str) -> str:
+            node = self.mlp(f"{pre}.mlp", b, stack, i, grp("mlp"))
+            self.edge(h, node, shape)
+            return node
+
+        if b.residual.kind == "parallel":
+            n1 = self.norm(f"{pre}.attn_norm", b.norm, self.H, stack=stack, layer=i, role="attn_norm",
+                           group=grp("attn_norm"))
+            self.edge(x, n1, shape)
+            n2 = n1
+            if not b.residual.shared_norm:
+                n2 = self.norm(f"{pre}.mlp_norm", b.norm, self.H, stack=stack, layer=i, role="mlp_norm",
+                               group=grp("mlp_norm"))
+                self.edge(x, n2, shape)
+            a, m = attn(n1), mlp(n2)
+            add = self.add(f"{pre}.add", "residual/add", stack=stack, layer=i, role="add", dropout=b.dropout)
+            for src in (a, m):
+                self.edge(src, add, shape)
+            self.edge(x, add, shape, role="residual")
+            return add
+        x = sub("attn", attn, x, True)
+        if b.cross_attention:
+            x = sub("cross", cross, x, True)
+        return sub("mlp", mlp, x, True)
+
+    def attention(self, node: str, b: Block, stack: str, i: int, group: str, *, self_attn: bool) -> str:
+        at, H = b.attention, self.H
+        n, kv, d = self.spec.sizes.heads, at.kv_heads, at.head_dim
+        q_out, kv_out = n * d, kv * d
+        params: dict[str, Shape] = {}
+        kind = at.kind if self_attn else "cross"
+        if kind in ("self", "cross"):
+            if self_attn:
+                params["qkv.weight"] = (q_out + 2 * kv_out, H)
+                if at.qkv_bias:
+                    params["qkv.bias"] = (q_out + 2 * kv_out,)
+            else:
+                params["q.weight"] = (q_out, H)
+                params["kv.weight"] = (2 * kv_out, H)
+                if at.qkv_bias:
+                    params["q.bias"] = (q_out,)
+                    params["kv.bias"] = (2 * kv_out,)
+        else:  # two_stream / segment_memory: relative attention (Dai et al. 2019)
+            params["qkv.weight"] = (3 * q_out, H)
+            params["r.weight"] = (q_out, H)
+            params["r_w_bias"] = (n, d)
+            params["r_r_bias"] = (n, d)
+            if kind == "two_stream":
+                params["r_s_bias"] = (n, d)
+                params["seg_embed"] = (2, n, d)
+        params["out.weight"] = (H, q_out)
+        if at.out_bias and kind in ("self", "cross"):
+            params["out.bias"] = (H,)
+        if at.qk_norm:
+            for t in ("q_norm", "k_norm"):
+                params[f"{t}.weight"] = (d,)
+                if b.norm.kind == "layernorm" and b.norm.bias:
+                    params[f"{t}.bias"] = (d,)
+        attrs = at.model_dump(exclude={"kind"})
+        attrs["heads"] = n
+        if not self_attn:
+            attrs["mask"] = "bidirectional"
+            attrs["window"] = None
+        return self.add(node, f"attention/{kind}", stack=stack, layer=i, role="attn" if self_attn else "cross",
+                        params=params, group=group, hidden=H, **attrs)
+
+    def mlp(self, node: str, b: Block, stack: str, i: int, group: str) -> str:
+        m, H = b.mlp, self.H
+
+        def one(spec: Any, lead: tuple[int, ...] = ()) -> dict[str, Shape]:
+            f = spec.ffn
+            up = 2 * f if spec.kind == "gated" else f
+            p: dict[str, Shape] = {"up.weight": lead + (up, H), "down.weight": lead + (H, f)}
+            if spec.bias:
+                p["up.bias"] = lead + (up,)
+                p["down.bias"] = lead + (H,)
+            return p
+
+        if m.kind == "moe":
+            params = {"router.weight": (m.experts, H)}
+            if m.router_bias:
+                params["router.bias"] = (m.experts,)
+            params.update({f"experts.{k.replace('.', '_')}": v for k, v in one(m.expert, (m.experts,)).items()})
+            attrs = m.model_dump(exclude={"kind", "expert"})
+            attrs.update({f"expert_{k}": v for k, v in m.expert.model_dump().items()})
+        else:
+            params = one(m)
+            attrs = m.model_dump(exclude={"kind"})
+        return self.add(node, f"mlp/{m.kind}", stack=stack, layer=i, role="mlp", params=params, group=group,
+                        hidden=H, **attrs)
+
+    # -- heads --------------------------------------------------------------------
+
+    def heads(self, out: str) -> None:
+        spec, H = self.spec, self.H
+        last = list(spec.stacks)[-1]
+        T = self.seq(last)
+        pooled = None
+        for head in spec.heads:
+            node = f"heads.{head.name}"
+            if head.kind in ("lm", "mlm"):
+                tok = "embed.token" if "embed.token" in self.g else f"{last}.embed.token"
+                E = spec.embeddings.size
+                width = E if head.tie_embeddings else H
+                params: dict[str, Shape] = {}
+                if head.transform is not None:
+                    params["transform.weight"] = (width, H)
+                    params["transform.bias"] = (width,)
+                    if head.transform.norm:
+                        params["norm.weight"] = (width,)
+                        if spec.block.norm.kind == "layernorm" and spec.block.norm.bias:
+                            params["norm.bias"] = (width,)
+                else:
+                    width = H
+                if not head.tie_embeddings:
+                    params["proj.weight"] = (spec.sizes.vocab, width)
+                if head.bias:
+                    params["bias"] = (spec.sizes.vocab,)
+                attrs = head.model_dump(exclude={"kind", "name"})
+                self.add(node, f"head/{head.kind}", role=head.name, params=params,
+                         tied_to=tok if head.tie_embeddings else None, vocab=spec.sizes.vocab, width=width, **attrs)
+                self.edge(out, node, ("B", T, H))
+                continue
+            if head.kind == "token_classification":
+                src, shape = out, ("B", T, H)
+            else:
+                if pooled is None:
+                    p = spec.pooler
+                    pp = {"dense.weight": (H, H), "dense.bias": (H,)} if p.dense else {}
+                    pooled = self.add("pooler", f"pool/{p.kind}", role="pooler", params=pp, **p.model_dump(exclude={"kind"}))
+                    self.edge(out, pooled, ("B", T, H))
+                src, shape = pooled, ("B", H)
+            params = {"weight": (head.labels, H)}
+            if head.bias:
+                params["bias"] = (head.labels,)
+            self.add(node, f"head/{head.kind}", role=head.name, params=params, labels=head.labels, bias=head.bias)
+            self.edge(src, node, shape)

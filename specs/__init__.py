@@ -1,0 +1,1 @@
+"""The zoo: one YAML spec per architecture, installed as package data (``plmgraph.specs``)."""
