@@ -3,7 +3,7 @@
 Imports nothing of plmgraph outside this package, and never torch.
 """
 
-from .errors import Problem, SpecError
+from .errors import PlmgraphError, Problem, SpecError
 from .extends import Merged, find_spec, load_merged, zoo_dir, zoo_names
 from .model import FORMAT_VERSION, ModelSpec, deep_merge
 from .validate import load_spec, validate
@@ -12,6 +12,7 @@ __all__ = [
     "FORMAT_VERSION",
     "Merged",
     "ModelSpec",
+    "PlmgraphError",
     "Problem",
     "SpecError",
     "deep_merge",

@@ -52,8 +52,15 @@ class Problem:
         }
 
 
+class PlmgraphError(Exception):
+    """Base of every error caused by user input (bad spec, checkpoint, tensor shape, ...).
+
+    The command line prints ``str(error)`` and exits with status 1; it never shows a traceback.
+    """
+
+
 @dataclass
-class SpecError(Exception):
+class SpecError(PlmgraphError):
     """A spec could not be loaded, merged or validated."""
 
     problems: list[Problem] = field(default_factory=list)

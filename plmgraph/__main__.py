@@ -1,0 +1,3 @@
+from plmgraph.cli import main
+
+main()
