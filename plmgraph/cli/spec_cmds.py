@@ -58,8 +58,10 @@ def list_cmd(as_json: Json = False) -> None:
             print_json(rows)
             return
         t = Table(title=f"plmgraph zoo ({zoo_dir()})", title_justify="left")
-        for col, just in (("name", "left"), ("family", "left"), ("params", "right"), ("source", "left")):
-            t.add_column(col, justify=just)  # type: ignore[arg-type]
+        t.add_column("name", no_wrap=True)
+        t.add_column("family", no_wrap=True)
+        t.add_column("params", justify="right", no_wrap=True)
+        t.add_column("source", overflow="ellipsis", no_wrap=True)
         for r in rows:
             t.add_row(r["name"], r["family"], f"{r['params']:,}", r["source"] or "")
         out.print(t)

@@ -199,7 +199,7 @@ class ModelSpec(Strict):
         if emb.norm is True:
             emb.__dict__["norm"] = copy.deepcopy(self.block.norm)
         pos = self.position
-        if pos.kind in ("learned", "glm_2d") and s.max_positions is None:
+        if pos.kind in ("learned", "glm_2d") and s.max_positions is None and emb.patches is None:
             errs.append((("sizes", "max_positions"), f"{pos.kind} positions need sizes.max_positions"))
 
         # Stacks.
@@ -241,6 +241,11 @@ class ModelSpec(Strict):
             if head.kind in ("lm", "mlm"):
                 if s.vocab is None:
                     errs.append((("heads", i, "kind"), f"a {head.kind} head needs sizes.vocab"))
+            if head.kind in ("lm", "mlm") and head.tie_embeddings and head.transform is None and emb.size != s.hidden:
+                errs.append(
+                    (("heads", i, "transform"), f"a tied {head.kind} head projects hidden ({s.hidden}) onto the "
+                     f"embedding matrix of width embeddings.size ({emb.size}); add a `transform` or untie it")
+                )
             if head.kind == "image_classification" and emb.patches is None:
                 errs.append((("heads", i, "kind"), "image_classification needs embeddings.patches"))
         if self.pooler is None and any(getattr(h, "pooled", False) for h in self.heads):
