@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Install plmgraph and everything it needs on a fresh machine (Debian/Ubuntu or any box with pip).
+#   bash tools/install.sh          # plmgraph + CPU ONNX Runtime + system Graphviz
+#   bash tools/install.sh --test   # ... plus the test tools (pytest, hypothesis, transformers, ruff)
+# Environment: PLMGRAPH_TORCH overrides the torch requirement (default: the pinned CPU build
+# torch==2.13.0; an unpinned `torch` would pull a multi-GB CUDA build on Linux).
+# PLMGRAPH_ORT=gpu installs onnxruntime-gpu instead of onnxruntime (never both: same module).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+extras="${PLMGRAPH_ORT:-cpu}"
+if [[ "${1:-}" == "--test" ]]; then extras="$extras,test"; fi
+
+# System Graphviz (`dot`) renders the diagrams; the Python `graphviz` package only drives it.
+if ! command -v dot >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1; then
+    SUDO=""; [[ "$(id -u)" != 0 ]] && command -v sudo >/dev/null 2>&1 && SUDO="sudo"
+    echo "installing system Graphviz with apt-get" >&2
+    $SUDO apt-get update -qq >/dev/null && $SUDO apt-get install -y -qq graphviz >/dev/null
+  else
+    echo "warning: Graphviz's 'dot' is not installed and apt-get is not available; install it" \
+         "(brew install graphviz, dnf install graphviz, conda install graphviz) to render diagrams;" \
+         "plmgraph draw will write .dot files until then." >&2
+  fi
+fi
+
+python -m pip install -q --disable-pip-version-check "${PLMGRAPH_TORCH:-torch==2.13.0}"
+python -m pip install -q --disable-pip-version-check -e ".[${extras}]"
