@@ -1,0 +1,127 @@
+"""Multi-head attention: fused-QKV self-attention (MHA/GQA/MQA) and cross-attention.
+
+Weights follow the graph: self-attention has one fused ``qkv`` projection whose rows are
+``[q; k; v]`` (``heads * head_dim`` rows of queries, then ``kv_heads * head_dim`` each of
+keys and values); cross-attention has ``q`` (from the decoder) and ``kv`` (``[k; v]``, from
+the encoder output).  Scores go through ``F.scaled_dot_product_attention``; masks and
+position biases arrive ready-made from the stack as one additive float mask (or ``None``
+plus ``is_causal``), so a layer does no mask bookkeeping of its own.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .norm import make_norm
+from .position import apply_rotary
+from .registry import Node, not_implemented, register
+
+KV = tuple[Tensor, Tensor]
+
+
+def attend(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, is_causal: bool, scale: float | None,
+           dropout: float) -> Tensor:
+    """SDPA on q [B, n, T, d], k/v [B, kv, S, d]; grouped kv heads are repeated to n."""
+    groups = q.shape[1] // k.shape[1]
+    if groups > 1:  # GQA / MQA: each kv head serves `groups` query heads
+        k, v = k.repeat_interleave(groups, dim=1), v.repeat_interleave(groups, dim=1)
+    if mask is not None and mask.dtype != q.dtype:  # autocast: the stack builds masks in fp32
+        mask = mask.to(q.dtype)
+        if q.dtype == torch.float16:  # the stack's bf16-min "hidden" value overflows fp16
+            mask = mask.clamp(min=torch.finfo(torch.float16).min)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout, is_causal=is_causal,
+                                          scale=scale)
+
+
+class SelfAttention(nn.Module):
+    """Self-attention with fused QKV, optional per-head q/k norm, rotary and a KV cache."""
+
+    def __init__(self, hidden: int, heads: int, kv_heads: int, head_dim: int, *, qkv_bias: bool = True,
+                 out_bias: bool = True, scale: float | None = None, dropout: float = 0.0,
+                 qk_norm: dict | None = None, interleaved_rotary: bool = False) -> None:
+        super().__init__()
+        self.heads, self.kv_heads, self.head_dim = heads, kv_heads, head_dim
+        self.scale, self.dropout, self.interleaved = scale, dropout, interleaved_rotary
+        self.qkv = nn.Linear(hidden, (heads + 2 * kv_heads) * head_dim, bias=qkv_bias)
+        self.out = nn.Linear(heads * head_dim, hidden, bias=out_bias)
+        if qk_norm is not None:
+            self.q_norm = make_norm(head_dim, **qk_norm)
+            self.k_norm = make_norm(head_dim, **qk_norm)
+        self.qk_norm = qk_norm is not None
+
+    def forward(self, x: Tensor, mask: Tensor | None = None, is_causal: bool = False,
+                rotary: tuple[Tensor, Tensor] | None = None, past: KV | None = None) -> tuple[Tensor, KV]:
+        B, T, _ = x.shape
+        n, kv, d = self.heads, self.kv_heads, self.head_dim
+        q, k, v = self.qkv(x).split([n * d, kv * d, kv * d], dim=-1)
+        q = q.view(B, T, n, d).transpose(1, 2)  # [B, n, T, d]
+        k = k.view(B, T, kv, d).transpose(1, 2)  # [B, kv, T, d]
+        v = v.view(B, T, kv, d).transpose(1, 2)  # [B, kv, T, d]
+        if self.qk_norm:
+            q, k = self.q_norm(q), self.k_norm(k)
+        if rotary is not None:
+            cos, sin = rotary
+            q, k = apply_rotary(q, cos, sin, self.interleaved), apply_rotary(k, cos, sin, self.interleaved)
+        if past is not None:
+            k, v = torch.cat((past[0], k), dim=2), torch.cat((past[1], v), dim=2)  # [B, kv, S, d]
+        y = attend(q, k, v, mask, is_causal, self.scale, self.dropout if self.training else 0.0)
+        y = y.transpose(1, 2).reshape(B, T, n * d)  # [B, T, n*d]
+        return self.out(y), (k, v)
+
+
+class CrossAttention(nn.Module):
+    """Decoder-to-encoder attention: queries from x, keys and values from the encoder output."""
+
+    def __init__(self, hidden: int, heads: int, kv_heads: int, head_dim: int, *, qkv_bias: bool = True,
+                 out_bias: bool = True, scale: float | None = None, dropout: float = 0.0,
+                 qk_norm: dict | None = None) -> None:
+        super().__init__()
+        self.heads, self.kv_heads, self.head_dim = heads, kv_heads, head_dim
+        self.scale, self.dropout = scale, dropout
+        self.q = nn.Linear(hidden, heads * head_dim, bias=qkv_bias)
+        self.kv = nn.Linear(hidden, 2 * kv_heads * head_dim, bias=qkv_bias)
+        self.out = nn.Linear(heads * head_dim, hidden, bias=out_bias)
+        if qk_norm is not None:
+            self.q_norm = make_norm(head_dim, **qk_norm)
+            self.k_norm = make_norm(head_dim, **qk_norm)
+        self.qk_norm = qk_norm is not None
+
+    def forward(self, x: Tensor, memory: Tensor, mask: Tensor | None = None) -> Tensor:
+        B, T, _ = x.shape
+        S = memory.shape[1]
+        n, kv, d = self.heads, self.kv_heads, self.head_dim
+        q = self.q(x).view(B, T, n, d).transpose(1, 2)  # [B, n, T, d]
+        k, v = self.kv(memory).view(B, S, 2 * kv, d).transpose(1, 2).chunk(2, dim=1)  # [B, kv, S, d] each
+        if self.qk_norm:
+            q, k = self.q_norm(q), self.k_norm(k)
+        y = attend(q, k, v, mask, False, self.scale, self.dropout if self.training else 0.0)
+        return self.out(y.transpose(1, 2).reshape(B, T, n * d))
+
+
+def _options(node: Node) -> dict:
+    a = node.attrs
+    opts = dict(qkv_bias=a["qkv_bias"], out_bias=a["out_bias"], scale=a.get("scale"), dropout=a.get("dropout", 0.0))
+    if a.get("qk_norm"):
+        norm = node.spec.stacks[node.stack].block.norm
+        opts["qk_norm"] = {"kind": norm.kind, "eps": norm.eps, "bias": getattr(norm, "bias", True),
+                           "offset": getattr(norm, "offset", 0.0)}
+    return opts
+
+
+@register("attention/self")
+def _self(node: Node) -> nn.Module:
+    rotary = node.spec.position if node.spec is not None else None
+    interleaved = bool(getattr(rotary, "interleaved", False))
+    return SelfAttention(node["hidden"], node["heads"], node["kv_heads"], node["head_dim"], **_options(node),
+                         interleaved_rotary=interleaved)
+
+
+@register("attention/cross")
+def _cross(node: Node) -> nn.Module:
+    return CrossAttention(node["hidden"], node["heads"], node["kv_heads"], node["head_dim"], **_options(node))
+
+
+not_implemented("attention/two_stream", "attention/segment_memory",
+                issue="XLNet two-stream and Transformer-XL segment-memory attention come later")

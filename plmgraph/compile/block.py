@@ -1,0 +1,149 @@
+"""A transformer layer (`Block`) and a stack of them (`Stack`).
+
+A `Block` wires its sublayers to the residual stream by the spec's placement:
+
+    pre       x = x + f(norm(x))                     GPT-2, LLaMA, T5, ViT
+    post      x = norm(x + f(x))                     BERT, BART, original Transformer
+    sandwich  x = x + post_norm(f(norm(x)))
+    parallel  x = x + attn(n1(x)) + mlp(n2(x))       GPT-J (n2 = n1), NeoX
+
+A `Stack` embeds its input, builds the attention mask and position signal once (padding,
+causal, sliding window, ALiBi / T5 bias, rotary cos/sin), runs its layers and the final
+norm.  Shared layers (ALBERT) are one `Block` object visited several times:
+``layers`` holds each distinct block once, under its owner's index, and ``schedule``
+lists which block runs at each depth.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
+
+from .attention import KV
+from .embedding import StackEmbeddings, positions_from_mask
+
+
+class Block(nn.Module):
+    """One layer: self-attention, optional cross-attention, MLP, with norms and residuals."""
+
+    def __init__(self, *, placement: str, parallel: bool, dropout: float, attn: nn.Module, mlp: nn.Module,
+                 cross: nn.Module | None = None, **norms: nn.Module) -> None:
+        super().__init__()
+        self.placement, self.parallel = placement, parallel
+        self.attn, self.mlp = attn, mlp
+        if cross is not None:
+            self.cross = cross
+        self.has_cross = cross is not None
+        for name, norm in norms.items():  # attn_norm, attn_post_norm, cross_norm, ..., mlp_post_norm
+            setattr(self, name, norm)
+        self.drop = nn.Dropout(dropout)
+
+    def _sub(self, role: str, x: Tensor, f):  # noqa: ANN001, ANN202 - f: Tensor -> (Tensor, extra)
+        if self.placement == "post":
+            y, extra = f(x)
+            return getattr(self, f"{role}_norm")(x + self.drop(y)), extra
+        y, extra = f(getattr(self, f"{role}_norm")(x))
+        if self.placement == "sandwich":
+            y = getattr(self, f"{role}_post_norm")(y)
+        return x + self.drop(y), extra
+
+    def forward(self, x: Tensor, mask: Tensor | None, is_causal: bool, rotary: tuple[Tensor, Tensor] | None,
+                past: KV | None, memory: Tensor | None, memory_mask: Tensor | None) -> tuple[Tensor, KV]:
+        if self.parallel:
+            n1 = self.attn_norm(x)
+            n2 = self.mlp_norm(x) if hasattr(self, "mlp_norm") else n1
+            a, present = self.attn(n1, mask, is_causal, rotary, past)
+            return x + self.drop(a) + self.drop(self.mlp(n2)), present
+        x, present = self._sub("attn", x, lambda h: self.attn(h, mask, is_causal, rotary, past))
+        if self.has_cross:
+            x, _ = self._sub("cross", x, lambda h: (self.cross(h, memory, memory_mask), None))
+        x, _ = self._sub("mlp", x, lambda h: (self.mlp(h), None))
+        return x, present
+
+
+class Stack(nn.Module):
+    """Embeddings, layers and final norm of one stack (encoder or decoder)."""
+
+    def __init__(self, *, embed: StackEmbeddings, layers: dict[str, Block], schedule: list[str],
+                 position: nn.Module | None, final_norm: nn.Module | None, causal: bool,
+                 window: int | None) -> None:
+        super().__init__()
+        self.embed = embed
+        if position is not None:
+            self.position = position
+        self.layers = nn.ModuleDict(layers)
+        self.schedule = schedule
+        if final_norm is not None:
+            self.final_norm = final_norm
+        self.causal, self.window = causal, window
+        self.rotary = position is not None and not getattr(position, "bias", False)
+        self.score_bias = position is not None and getattr(position, "bias", False)
+        self.checkpointing = False
+
+    def forward(self, input_ids: Tensor | None, attention_mask: Tensor | None = None, *,
+                token_type_ids: Tensor | None = None, task_type_ids: Tensor | None = None,
+                pixel_values: Tensor | None = None, position_ids: Tensor | None = None,
+                past_key_values: tuple[KV, ...] | None = None, use_cache: bool = False,
+                memory: Tensor | None = None, memory_mask: Tensor | None = None,
+                ) -> tuple[Tensor, tuple[KV, ...] | None]:
+        ref = input_ids if input_ids is not None else pixel_values
+        device = ref.device
+        T = input_ids.shape[1] if input_ids is not None else self.embed.patches_len
+        past = past_key_values[0][0].shape[2] if past_key_values is not None else 0
+        if position_ids is None:
+            if self.embed.padding_aware and attention_mask is not None:
+                position_ids = positions_from_mask(attention_mask)[:, -T:]  # [B, T]
+            else:
+                position_ids = torch.arange(past, past + T, device=device)[None]  # [1, T]
+        x = self.embed(input_ids, position_ids, token_type_ids, task_type_ids, pixel_values)  # [B, T, H]
+
+        mask, is_causal = self.self_mask(x, T, past, attention_mask, past_key_values is not None)
+        rotary = self.position(position_ids) if self.rotary else None
+        if memory_mask is not None:
+            memory_mask = padding_bias(memory_mask)  # [B, 1, 1, S]
+
+        presents = []
+        for i, key in enumerate(self.schedule):
+            layer = self.layers[key]
+            layer_past = past_key_values[i] if past_key_values is not None else None
+            args = (x, mask, is_causal, rotary, layer_past, memory, memory_mask)
+            if self.checkpointing and self.training:
+                x, present = checkpoint(layer, *args, use_reentrant=False)
+            else:
+                x, present = layer(*args)
+            presents.append(present)
+        if hasattr(self, "final_norm"):
+            x = self.final_norm(x)
+        return x, (tuple(presents) if use_cache else None)
+
+    def self_mask(self, x: Tensor, T: int, past: int, attention_mask: Tensor | None,
+                  cached: bool) -> tuple[Tensor | None, bool]:
+        """The self-attention mask: ``(None, is_causal)`` when SDPA can mask by itself, else an
+        additive fp32 mask [B|1, heads|1, T, S] (0 = visible, dtype-min = hidden) plus position bias."""
+        if attention_mask is None and not self.score_bias and self.window is None and not cached:
+            return None, self.causal
+        S = past + T
+        q = torch.arange(past, past + T, device=x.device)  # query positions [T]
+        k = torch.arange(S, device=x.device)  # key positions [S]
+        visible = torch.ones(T, S, dtype=torch.bool, device=x.device)
+        if self.causal:
+            visible = visible & (k[None, :] <= q[:, None])
+        if self.window is not None:
+            dist = q[:, None] - k[None, :]
+            visible = visible & ((dist < self.window) if self.causal else (dist.abs() < self.window))
+        visible = visible[None, None]  # [1, 1, T, S]
+        if attention_mask is not None:
+            visible = visible & attention_mask[:, None, None, :].bool()  # [B, 1, T, S]
+        bias = torch.zeros(visible.shape, dtype=torch.float32, device=x.device)
+        bias = bias.masked_fill(~visible, torch.finfo(torch.bfloat16).min)
+        if self.score_bias:
+            bias = bias + self.position(q, k)[None]  # [B|1, h, T, S]
+        return bias, False
+
+
+def padding_bias(mask: Tensor) -> Tensor:
+    """[B, S] keep-mask (1 = keep) -> additive [B, 1, 1, S] fp32 bias."""
+    keep = mask[:, None, None, :].bool()
+    return torch.zeros(keep.shape, dtype=torch.float32, device=mask.device).masked_fill(
+        ~keep, torch.finfo(torch.bfloat16).min)

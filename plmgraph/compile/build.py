@@ -1,0 +1,158 @@
+"""Stage 5, compile: `ArchGraph` -> `PLMModel`.
+
+The graph is read once, here, into ordinary modules: each parameter-owning node becomes the
+module its kind's registered factory makes (see `registry`), placed at the module path
+equal to its node id; a node whose ``group`` names another node reuses that node's module
+object (ALBERT), and a tied head reads the embedding it is ``tied_to``.  The straight list
+of stages:
+
+    resolve       spec / name / path -> ArchGraph (unless given one)
+    construct     modules on the meta device (instant, no memory)
+    check names   named parameters == graph.param_shapes(), or a compiler bug is reported
+    cast, place   dtype, then ``to_empty(device)`` and `PLMModel.init_weights`
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..graph.arch import ArchGraph, resolve
+from . import kinds  # noqa: F401  (registers every block kind)
+from .block import Block, Stack
+from .embedding import StackEmbeddings
+from .model import PLMModel
+from .registry import Node, NotSupportedError, make
+
+#: The sublayer roles of a layer, in the order a Block is given them.
+LAYER_ROLES = ("attn_norm", "attn", "attn_post_norm", "cross_norm", "cross", "cross_post_norm",
+               "mlp_norm", "mlp", "mlp_post_norm")
+EMBED_ROLES = ("patches", "position", "segment", "task_type", "mask_token", "norm", "project")
+
+
+def build(spec_or_graph: Any, device: str | torch.device | None = None, dtype: torch.dtype | str | None = None,
+          seed: int | None = None) -> PLMModel:
+    """Compile a model.
+
+    Args:
+        spec_or_graph: a `ModelSpec`, an `ArchGraph`, a zoo name or a spec path.
+        device: where the parameters live; ``"meta"`` builds shapes only (instant, no init).
+            Default: CPU.
+        dtype: parameter dtype (``torch.bfloat16`` or ``"bfloat16"``); default float32.
+        seed: seed for the random initialisation (default: torch's global generator).
+
+    Returns:
+        The `PLMModel`; ``model.spec`` and ``model.graph`` are what it was built from.
+
+    Raises:
+        SpecError: when a name or path does not give a valid spec.
+        NotSupportedError: when the graph uses a block kind without a torch implementation.
+    """
+    graph = spec_or_graph if isinstance(spec_or_graph, ArchGraph) else resolve(spec_or_graph)
+    with torch.device("meta"):
+        model = _Compiler(graph).model()
+    check_names(model, graph)
+    if dtype is not None:
+        model.to(getattr(torch, dtype) if isinstance(dtype, str) else dtype)
+    device = torch.device(device if device is not None else "cpu")
+    if device.type != "meta":
+        model.to_empty(device=device)
+        model.init_weights(seed)
+    return model
+
+
+def check_names(model: nn.Module, graph: ArchGraph) -> None:
+    """The naming invariant: the model's parameters are exactly the graph's, name and shape."""
+    got = {k: tuple(p.shape) for k, p in model.named_parameters()}
+    want = {k: tuple(s) for k, s in graph.param_shapes().items()}
+    if got != want:
+        missing = sorted(set(want) - set(got))[:5]
+        extra = sorted(set(got) - set(want))[:5]
+        shapes = [f"{k}: {got[k]} != {want[k]}" for k in sorted(set(got) & set(want)) if got[k] != want[k]][:5]
+        raise AssertionError(f"compiler bug for {graph.name}: parameters differ from the graph; "
+                             f"missing {missing}, extra {extra}, wrong shapes {shapes}")
+
+
+class _Compiler:
+    def __init__(self, graph: ArchGraph) -> None:
+        self.graph, self.spec = graph, graph.spec
+        self.built: dict[str, nn.Module] = {}  # parameter group (owner node id) -> module
+
+    def has(self, node_id: str) -> bool:
+        return node_id in self.graph.nx
+
+    def module(self, node_id: str, **extra: Any) -> nn.Module:
+        """The module for `node_id`: its group owner's, built once."""
+        group = self.graph.node(node_id)["group"]
+        if group not in self.built:
+            d = self.graph.node(group)
+            node = Node(group, d["kind"], {**d["attrs"], **extra}, d["params"], d["stack"], d["layer"], self.spec)
+            self.built[group] = make(node)
+        return self.built[group]
+
+    # ------------------------------------------------------------------ model
+
+    def model(self) -> PLMModel:
+        spec = self.spec
+        embed = nn.ModuleDict({"token": self.module("embed.token")}) if self.has("embed.token") else None
+        stacks = {name: self.stack(name) for name in spec.stacks}
+        pooler = self.module("pooler") if self.has("pooler") else None
+        heads, pooled = {}, set()
+        for head in spec.heads:
+            nid = f"heads.{head.name}"
+            tied = self.graph.node(nid)["tied_to"]
+            heads[head.name] = self.module(nid, tied_module=self.built[tied] if tied else None)
+            if any(self.graph.node(src)["kind"].startswith("pool/") for src in self.graph.nx.predecessors(nid)):
+                pooled.add(head.name)
+        return PLMModel(spec=spec, graph=self.graph, embed=embed, stacks=stacks, pooler=pooler, heads=heads,
+                        pooled_heads=pooled)
+
+    # ------------------------------------------------------------------ stacks
+
+    def stack(self, name: str) -> Stack:
+        spec, st = self.spec, self.spec.stacks[name]
+        at = st.block.attention
+        pre = f"{name}.embed"
+        own = self.has(f"{pre}.token")
+        token = self.module(f"{pre}.token") if own else (self.built.get("embed.token"))
+        parts = {role: self.module(f"{pre}.{role}") for role in EMBED_ROLES if self.has(f"{pre}.{role}")}
+        pos = spec.position
+        padding_aware = pos.kind == "learned" and pos.offset > 0 and spec.family == "encoder"
+        embed = StackEmbeddings(token=token, own_token=own, parts=parts, dropout=spec.embeddings.dropout,
+                                padding_aware=padding_aware)
+        if spec.embeddings.patches is not None:
+            p = spec.embeddings.patches
+            embed.patches_len = p.num_patches + int(p.cls_token)
+            embed.image_size = p.image_size
+        position = None
+        if self.has(f"{name}.position"):
+            position = self.module(f"{name}.position", bidirectional=at.mask != "causal")
+        layers: dict[str, Block] = {}
+        schedule: list[str] = []
+        for i in range(st.layers):
+            owner = self.owner_layer(name, i)
+            if owner not in layers:
+                layers[owner] = self.block(name, i)
+            schedule.append(owner)
+        final = self.module(f"{name}.final_norm") if self.has(f"{name}.final_norm") else None
+        return Stack(embed=embed, layers=layers, schedule=schedule, position=position, final_norm=final,
+                     causal=at.mask in ("causal", "prefix"), window=at.window)
+
+    def owner_layer(self, stack: str, i: int) -> str:
+        """The layer whose block layer `i` runs (itself, or the owner of its shared weights)."""
+        pre = f"{stack}.layers.{i}."
+        owner = self.graph.node(pre + "attn")["group"].split(".")[2]
+        for nid in self.graph.layer_nodes(stack, i):
+            group = self.graph.node(nid)["group"]
+            if group != nid.replace(pre, f"{stack}.layers.{owner}.", 1):
+                raise NotSupportedError(f"{nid}: sharing only part of a layer (group {group!r}) is not supported; "
+                                        f"the compiler shares whole layers (layer {i} uses layer {owner})")
+        return owner
+
+    def block(self, stack: str, i: int) -> Block:
+        b = self.spec.stacks[stack].block
+        pre = f"{stack}.layers.{i}"
+        mods = {role: self.module(f"{pre}.{role}") for role in LAYER_ROLES if self.has(f"{pre}.{role}")}
+        return Block(placement=b.placement, parallel=b.residual.kind == "parallel", dropout=b.dropout, **mods)

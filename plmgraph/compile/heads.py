@@ -1,0 +1,109 @@
+"""Pooling and output heads.
+
+LM / MLM heads optionally transform (dense -> activation -> norm, BERT), then project onto
+the vocabulary with their own ``proj`` or with the token-embedding matrix they are tied to
+(held as an unregistered reference, so the matrix is registered and saved once, under the
+embedding's name).  ``scale_tied`` multiplies by ``hidden ** -0.5`` first (T5).
+Classifiers are one linear layer on pooled (nsp, sop, sequence/image) or per-token states.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .activations import activation
+from .norm import make_norm
+from .registry import Node, register
+
+
+class Pooler(nn.Module):
+    """[B, T, H] -> [B, H]: the first token (cls), the mean of kept tokens, or the last kept token;
+    then optionally dense + activation (BERT's tanh pooler)."""
+
+    def __init__(self, kind: str, hidden: int, dense: bool, act: str) -> None:
+        super().__init__()
+        self.kind = kind
+        if dense:
+            self.dense = nn.Linear(hidden, hidden)
+            self.act = activation(act)
+        self.has_dense = dense
+
+    def forward(self, h: Tensor, mask: Tensor | None = None) -> Tensor:
+        if self.kind == "cls":
+            x = h[:, 0]
+        elif self.kind == "mean":
+            if mask is None:
+                x = h.mean(dim=1)
+            else:
+                m = mask[:, -h.shape[1]:, None].to(h.dtype)  # [B, T, 1]
+                x = (h * m).sum(1) / m.sum(1).clamp(min=1)
+        else:  # last kept token (right padding), as HF *ForSequenceClassification
+            if mask is None:
+                x = h[:, -1]
+            else:
+                last = mask[:, -h.shape[1]:].long().sum(1).clamp(min=1) - 1  # [B]
+                x = h[torch.arange(h.shape[0], device=h.device), last]
+        return self.act(self.dense(x)) if self.has_dense else x
+
+
+class LMHead(nn.Module):
+    """hidden -> [transform] -> vocabulary logits, tied or with its own projection."""
+
+    def __init__(self, hidden: int, width: int, vocab: int, *, tied: nn.Module | None, bias: bool,
+                 transform: dict | None, norm: dict | None, scale_tied: bool) -> None:
+        super().__init__()
+        if transform is not None:
+            self.transform = nn.Linear(hidden, width)
+            self.act = activation(transform["activation"])
+            if transform["norm"]:
+                self.norm = make_norm(width, **norm)
+        self.has_transform = transform is not None
+        self.has_norm = bool(transform and transform["norm"])
+        if tied is None:
+            self.proj = nn.Linear(width, vocab, bias=False)
+        else:
+            self.__dict__["tied"] = tied  # the token embedding; registered by the model, not here
+        self.bias = nn.Parameter(torch.zeros(vocab)) if bias else None
+        self.scale = hidden**-0.5 if (scale_tied and tied is not None) else None
+
+    @property
+    def weight(self) -> Tensor:
+        """The [vocab, width] output matrix (the embedding's when tied)."""
+        tied = self.__dict__.get("tied")
+        return tied.weight if tied is not None else self.proj.weight
+
+    def forward(self, h: Tensor) -> Tensor:
+        if self.has_transform:
+            h = self.act(self.transform(h))
+            if self.has_norm:
+                h = self.norm(h)
+        if self.scale is not None:
+            h = h * self.scale
+        return F.linear(h, self.weight, self.bias)
+
+
+@register("pool/cls", "pool/mean", "pool/last")
+def _pooler(node: Node) -> nn.Module:
+    dense = "dense.weight" in node.params
+    hidden = node.params["dense.weight"][0] if dense else 0
+    return Pooler(node.kind.split("/")[1], hidden, dense, node.get("activation", "tanh"))
+
+
+@register("head/lm", "head/mlm")
+def _lm(node: Node) -> nn.Module:
+    """Needs ``node.attrs["tied_module"]`` (set by `build`) when the head is tied."""
+    a = node.attrs
+    norm = node.spec.block.norm
+    norm_opts = {"kind": norm.kind, "eps": norm.eps, "bias": getattr(norm, "bias", True),
+                 "offset": getattr(norm, "offset", 0.0)}
+    return LMHead(node.spec.sizes.hidden, a["width"], a["vocab"], tied=a.get("tied_module"), bias=a["bias"],
+                  transform=a.get("transform"), norm=norm_opts, scale_tied=a.get("scale_tied", False))
+
+
+@register("head/nsp", "head/sop", "head/sequence_classification", "head/token_classification",
+          "head/image_classification")
+def _classifier(node: Node) -> nn.Module:
+    labels, hidden = node.params["weight"]
+    return nn.Linear(hidden, labels, bias=node["bias"])

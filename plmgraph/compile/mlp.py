@@ -1,0 +1,118 @@
+"""Feed-forward layers: dense, gated (SwiGLU/GeGLU) and a sparse mixture of experts.
+
+Gated MLPs keep gate and up in one projection: ``up.weight`` is ``[gate; up]`` stacked
+along dim 0 (``2 * ffn`` rows), so ``down(act(gate) * up)`` costs one matmul for both.
+Experts are stored stacked (``experts.up_weight [E, up_rows, H]``,
+``experts.down_weight [E, H, ffn]``) and routed like Mixtral: softmax over all experts,
+top-k, optional renormalisation of the k weights.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .activations import activation
+from .registry import Node, register
+
+
+class DenseMLP(nn.Module):
+    """down(act(up(x)))."""
+
+    def __init__(self, hidden: int, ffn: int, act: str, bias: bool = True) -> None:
+        super().__init__()
+        self.act = activation(act)
+        self.up = nn.Linear(hidden, ffn, bias=bias)
+        self.down = nn.Linear(ffn, hidden, bias=bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.down(self.act(self.up(x)))
+
+
+class GatedMLP(nn.Module):
+    """down(act(gate(x)) * up(x)), gate and up fused in `up`."""
+
+    def __init__(self, hidden: int, ffn: int, act: str, bias: bool = False) -> None:
+        super().__init__()
+        self.act = activation(act)
+        self.up = nn.Linear(hidden, 2 * ffn, bias=bias)
+        self.down = nn.Linear(ffn, hidden, bias=bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        gate, up = self.up(x).chunk(2, dim=-1)  # [..., ffn] each
+        return self.down(self.act(gate) * up)
+
+
+class Experts(nn.Module):
+    """E expert MLPs as stacked weights; `forward(e, x)` runs expert e on the rows x [N, H]."""
+
+    def __init__(self, n: int, hidden: int, ffn: int, act: str, gated: bool, bias: bool) -> None:
+        super().__init__()
+        self.act, self.gated = activation(act), gated
+        up = 2 * ffn if gated else ffn
+        self.up_weight = nn.Parameter(torch.empty(n, up, hidden))
+        self.down_weight = nn.Parameter(torch.empty(n, hidden, ffn))
+        if bias:
+            self.up_bias = nn.Parameter(torch.zeros(n, up))
+            self.down_bias = nn.Parameter(torch.zeros(n, hidden))
+        self.bias = bias
+
+    def forward(self, e: int, x: Tensor) -> Tensor:
+        h = F.linear(x, self.up_weight[e], self.up_bias[e] if self.bias else None)
+        if self.gated:
+            gate, up = h.chunk(2, dim=-1)
+            h = self.act(gate) * up
+        else:
+            h = self.act(h)
+        return F.linear(h, self.down_weight[e], self.down_bias[e] if self.bias else None)
+
+
+class MoE(nn.Module):
+    """Sparse MoE (Shazeer et al. 2017; Mixtral): each token runs its top-k experts.
+
+    The router runs in fp32; ``router_logits`` of the last call is kept on the module for an
+    auxiliary load-balancing loss.
+    """
+
+    def __init__(self, hidden: int, experts: Experts, n: int, top_k: int, normalize: bool,
+                 router_bias: bool) -> None:
+        super().__init__()
+        self.top_k, self.normalize, self.n = top_k, normalize, n
+        self.router = nn.Linear(hidden, n, bias=router_bias)
+        self.experts = experts
+
+    def forward(self, x: Tensor) -> Tensor:
+        shape = x.shape
+        x = x.reshape(-1, shape[-1])  # [N, H]
+        logits = self.router(x)  # [N, E]
+        probs = logits.float().softmax(dim=-1)
+        weights, chosen = probs.topk(self.top_k, dim=-1)  # [N, k]
+        if self.normalize:
+            weights = weights / weights.sum(dim=-1, keepdim=True)
+        weights = weights.to(x.dtype)
+        out = torch.zeros_like(x)
+        hits = F.one_hot(chosen, self.n).permute(2, 1, 0)  # [E, k, N]
+        for e in range(self.n):
+            slot, token = torch.where(hits[e])
+            y = self.experts(e, x[token]) * weights[token, slot, None]
+            out.index_add_(0, token, y.to(x.dtype))
+        return out.reshape(shape)
+
+
+@register("mlp/dense")
+def _dense(node: Node) -> nn.Module:
+    return DenseMLP(node["hidden"], node["ffn"], node["activation"], node["bias"])
+
+
+@register("mlp/gated")
+def _gated(node: Node) -> nn.Module:
+    return GatedMLP(node["hidden"], node["ffn"], node["activation"], node["bias"])
+
+
+@register("mlp/moe")
+def _moe(node: Node) -> nn.Module:
+    a = node.attrs
+    experts = Experts(a["experts"], a["hidden"], a["expert_ffn"], a["expert_activation"], a["expert_kind"] == "gated",
+                      a["expert_bias"])
+    return MoE(a["hidden"], experts, a["experts"], a["top_k"], a["normalize_top_k"], a.get("router_bias", False))
