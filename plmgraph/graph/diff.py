@@ -128,8 +128,9 @@ class ArchDiff:
         a, b: the two resolved graphs.
         changes: the collapsed change list, in `AXES` order.
         structure: whether only structural changes were kept.
-        nodes_a: ``{node id of a: "changed" | "removed"}`` for the diagram.
-        nodes_b: ``{node id of b: "changed" | "added"}``.
+        nodes_a: ``{node id of a: "changed" | "minor" | "removed"}`` for the diagram ("minor":
+            only sizes or hyper-parameters changed).
+        nodes_b: ``{node id of b: "changed" | "minor" | "added"}``.
         seq_len: the context length used for both models' FLOPs.
     """
 
@@ -203,7 +204,8 @@ class ArchDiff:
         out = []
         for c in self.changes:
             where = f"  [{', '.join(c.where)}]" if c.where else ""
-            out.append(f"{AXIS_TITLES[c.axis]}: {c.what}: {c.text}{where}")
+            what = "" if c.what.lower() == c.axis else f"{c.what}: "
+            out.append(f"{AXIS_TITLES[c.axis]}: {what}{c.text}{where}")
         return out
 
 
@@ -719,6 +721,9 @@ class _Differ:
         self.groups = groups
 
     def node_status(self, structure: bool) -> tuple[dict[str, str], dict[str, str]]:
+        """``{node: status}`` per side: added, removed, changed (structurally) or minor (sizes,
+        hyper-parameters only); the strongest status a node has wins."""
+        rank = {"minor": 0, "changed": 1, "removed": 2, "added": 2}
         out: dict[str, dict[str, str]] = {"a": {}, "b": {}}
         for (side, node), marks in self.marks.items():
             best = None
@@ -727,9 +732,9 @@ class _Differ:
                     c = self.groups[self.line_of[i]]
                     if structure and not c.structural:
                         continue
-                    if c.status == "changed":
-                        status = "changed"  # a paired head change marks both heads "changed"
-                if status in ("added", "removed") or best is None:
+                    if c.status == "changed":  # a paired head change marks both heads "changed"
+                        status = "changed" if c.structural else "minor"
+                if best is None or rank[status] > rank[best]:
                     best = status
             if best is not None:
                 out[side][node] = best
@@ -781,7 +786,9 @@ def _sharing(spec: Any) -> str:
 def _kind_text(d: dict[str, Any]) -> str:
     kind = d.get("kind", "")
     name = OBJECTIVES.get(kind, kind)
-    rest = ", ".join(f"{k} {_num(v)}" for k, v in d.items() if k != "kind" and v is not None and not isinstance(v, list))
+    rest = ", ".join(
+        f"{k} {_num(v)}" for k, v in d.items() if k != "kind" and v is not None and not isinstance(v, list)
+    )
     return f"{name} ({rest})" if rest else name
 
 
