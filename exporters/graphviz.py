@@ -24,7 +24,7 @@ import graphviz
 
 from plmgraph.errors import PlmgraphError, UsageError
 from plmgraph.graph import ArchGraph, resolve
-from plmgraph.graph.diff import ArchDiff, attention_type, diff, human_count, mlp_name, norm_name
+from plmgraph.graph.diff import ACTIVATIONS, ArchDiff, attention_type, diff, human_count, mlp_name, norm_name
 
 #: Output formats `save` understands, by file extension.
 FORMATS = {".svg": "svg", ".png": "png", ".pdf": "pdf", ".dot": "dot"}
@@ -414,7 +414,8 @@ def node_label(g: ArchGraph, n: str) -> tuple[str, str]:
             parts = []
             tr = a.get("transform")
             if tr:
-                parts.append(f"dense {tr['activation']}" + (" + norm" if tr["norm"] else ""))
+                act = ACTIVATIONS.get(tr["activation"], tr["activation"])
+                parts.append(f"dense {act}" + (" + norm" if tr["norm"] else ""))
             parts.append(f"{a['width']}→{a['vocab']}")
             parts.append("tied" if a["tie_embeddings"] else "untied")
             return ("LM head" if k == "lm" else "MLM head"), " · ".join(parts)

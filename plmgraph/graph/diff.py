@@ -703,6 +703,8 @@ class _Differ:
         changes = list(groups.values())
         for c in changes:
             c.where = _simplify_where(c.where, c.what)
+            if c.where == [c.axis]:
+                c.where = []  # "embeddings" says nothing on the embeddings axis
         # one removed and one added head (or objective) read better as one change: NSP -> SOP
         for axis in ("heads", "objective"):
             gone = [c for c in changes if c.axis == axis and c.status == "removed"]
@@ -747,8 +749,9 @@ def _simplify_where(where: list[str], what: str) -> list[str]:
     for w in where:
         if w == what or what.startswith(w + " "):
             continue
-        if w.endswith(" " + what) and w[: -len(what) - 1] in ("encoder", "decoder"):
-            w = w[: -len(what) - 1]
+        stack, _, tail = w.partition(" ")
+        if stack in ("encoder", "decoder") and tail and (what == tail or what.startswith(tail + " ")):
+            w = stack
         if w not in out:
             out.append(w)
     merged: list[str] = []
