@@ -31,7 +31,8 @@ class Problem:
         return out
 
     def location(self) -> str:
-        where = self.file or "<spec>"
+        """``file:line:column``, as much of it as is known ("" when nothing is)."""
+        where = self.file or ("<spec>" if self.line is not None else "")
         if self.line is not None:
             where += f":{self.line}"
             if self.column is not None:
@@ -39,8 +40,8 @@ class Problem:
         return where
 
     def __str__(self) -> str:
-        field_part = f" {self.field}:" if self.path else ""
-        return f"{self.location()}:{field_part} {self.message}"
+        parts = [p for p in (self.location(), self.field) if p]
+        return ": ".join([*parts, self.message])
 
     def to_json(self) -> dict[str, Any]:
         return {

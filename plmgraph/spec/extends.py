@@ -41,7 +41,7 @@ def find_spec(ref: str | Path, relative_to: Path | None = None) -> Path:
 
     Raises:
         SpecError: when `ref` is neither an existing file nor a zoo name; the message lists
-            the closest zoo names.
+            the closest zoo names (or, for a path, the folder that was searched).
     """
     ref_s = str(ref)
     candidates = []
@@ -52,15 +52,23 @@ def find_spec(ref: str | Path, relative_to: Path | None = None) -> Path:
     for c in candidates:
         if c.is_file():
             return c.resolve()
-    if not looks_like_path:
+    if ref_s and not looks_like_path:
         z = zoo_dir() / f"{ref_s}.yaml"
         if z.is_file():
             return z.resolve()
+    for c in candidates:
+        if ref_s and c.exists():
+            what = "a directory" if c.is_dir() else "not a regular file"
+            raise SpecError.one(f"{ref_s!r} is {what}, not a spec file")
+    if looks_like_path:
+        where = relative_to if relative_to is not None else Path.cwd()
+        raise SpecError.one(f"no such spec file: {ref_s!r} (looked in {where})")
     names = zoo_names()
-    close = difflib.get_close_matches(ref_s, names, n=3)
-    hint = f"; did you mean {', '.join(close)}?" if close else ""
-    what = "no such spec file" if looks_like_path else "not a spec file or zoo name"
-    raise SpecError.one(f"{what}: {ref_s!r}{hint} (zoo: {', '.join(names)})")
+    close = difflib.get_close_matches(ref_s, names, n=3, cutoff=0.5)
+    hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+    raise SpecError.one(
+        f"{ref_s!r} is not a spec file or zoo name{hint} (zoo: {', '.join(names)})"
+    )
 
 
 @dataclass
@@ -72,6 +80,7 @@ class Merged:
     file: str = "<spec>"
     files: list[str] = field(default_factory=list)
     graph: nx.DiGraph = field(default_factory=nx.DiGraph)
+    extends: str | list[str] | None = None  # what the root file itself extends
 
 
 def load_merged(ref: str | Path, overrides: str | list[str] | None = None) -> Merged:
@@ -85,14 +94,19 @@ def load_merged(ref: str | Path, overrides: str | list[str] | None = None) -> Me
     except nx.NetworkXNoCycle:
         cycle = None
     if cycle:
-        files = [str(u) for u, _ in cycle] + [str(cycle[0][0])]
-        chain = " -> ".join(Path(f).name for f in files)
         src = loaded[cycle[-1][0]]
         pos = src.positions.get(("extends",))
-        raise SpecError.one(f"`extends` forms a cycle: {chain}", src.file, pos.line if pos else None, path=("extends",))
+        line, col = (pos.line, pos.column) if pos else (None, None)
+        if len(cycle) == 1:
+            msg = f"a spec cannot extend itself ({Path(src.file).name} extends {src.data.get('extends')!r})"
+        else:
+            chain = " -> ".join(Path(str(u)).name for u, _ in cycle) + " -> " + Path(str(cycle[0][0])).name
+            msg = f"`extends` forms a cycle: {chain}; remove one of these `extends`"
+        raise SpecError.one(msg, src.file, line, col, ("extends",))
     memo: dict[Path, Merged] = {}
     merged = _merge(root, g, loaded, memo)
     merged.graph = g
+    merged.extends = loaded[root].data.get("extends")
     if overrides:
         apply_overrides(merged, overrides)
     return merged
@@ -108,9 +122,14 @@ def _parents(l: Loaded) -> list[str]:
         return ext
     pos = l.positions.get(("extends",))
     raise SpecError.one(
-        f"`extends` must be a zoo name, a path or a list of them, got {ext!r}",
-        l.file, pos.line if pos else None, path=("extends",),
+        f"`extends` must be a zoo name, a path or a list of them, got {_short(ext)}",
+        l.file, pos.line if pos else None, pos.column if pos else None, ("extends",),
     )
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _collect(path: Path, g: nx.DiGraph, loaded: dict[Path, Loaded]) -> None:
@@ -124,8 +143,10 @@ def _collect(path: Path, g: nx.DiGraph, loaded: dict[Path, Loaded]) -> None:
             ppath = find_spec(parent, relative_to=path.parent)
         except SpecError as e:
             key = ("extends", i) if isinstance(l.data.get("extends"), list) else ("extends",)
-            pos = l.positions.get(key)
-            raise SpecError.one(e.problems[0].message, l.file, pos.line if pos else None, path=("extends",)) from None
+            pos = l.positions.get(key) or l.positions.get(("extends",))
+            raise SpecError.one(
+                e.problems[0].message, l.file, pos.line if pos else None, pos.column if pos else None, key
+            ) from None
         g.add_edge(path, ppath)
         _collect(ppath, g, loaded)
 
@@ -176,7 +197,7 @@ def parse_overrides(overrides: str | list[str]) -> list[tuple[str, Any]]:
     Values are read as YAML scalars/flow collections (``8``, ``1e-6``, ``true``, ``[q, v]``).
 
     Raises:
-        SpecError: for an item without ``=`` or a value that is not valid YAML.
+        SpecError: for an item without ``=``, an empty key or a value that is not valid YAML.
     """
     items = [overrides] if isinstance(overrides, str) else list(overrides)
     out = []
@@ -185,45 +206,91 @@ def parse_overrides(overrides: str | list[str]) -> list[tuple[str, Any]]:
             item = item.strip()
             if not item:
                 continue
-            if "=" not in item:
-                raise SpecError.one(f"override {item!r} is not key=value (e.g. layers=2,attention.kv_heads=8)", "--override")
-            key, _, raw = item.partition("=")
+            key, eq, raw = item.partition("=")
+            key = key.strip()
+            if not eq or not key:
+                raise SpecError.one(
+                    f"{item!r} is not key=value; write e.g. layers=2,attention.kv_heads=8", _OVERRIDE
+                )
+            if any(not p.strip() for p in key.split(".")):
+                raise SpecError.one(f"key {key!r} has an empty part; write dotted keys like attention.kv_heads",
+                                    _OVERRIDE)
             try:
                 value = yaml.safe_load(raw) if raw.strip() else None
-            except yaml.YAMLError:
-                raise SpecError.one(f"override {key}: value {raw!r} is not valid YAML", "--override") from None
-            out.append((key.strip(), value))
+            except yaml.YAMLError as e:
+                problem = getattr(e, "problem", None) or "not valid YAML"
+                raise SpecError.one(
+                    f"{key}: value {raw!r} is not a valid YAML value ({problem}); "
+                    "write a number, true/false, a string, [a, b] or {k: v}",
+                    _OVERRIDE,
+                ) from None
+            out.append((key, value))
     return out
+
+
+_OVERRIDE = "--override"
 
 
 def apply_overrides(merged: Merged, overrides: str | list[str]) -> None:
     """Apply ``--override`` edits in place.  Short names (layers, hidden, heads, vocab, ffn,
     max_positions) edit ``sizes``; a dotted path whose first part is not a top-level field
-    (``attention.kv_heads``) is read relative to ``block``."""
+    (``attention.kv_heads``) is read relative to ``block``.
+
+    Raises:
+        SpecError: for a malformed override, an unknown first key, or a path that runs
+            into a value that is not a mapping or list.
+    """
+    from .blocks import Block
+
     top = set(ModelSpec.model_fields)
     for key, value in parse_overrides(overrides):
-        parts: list[str | int] = [int(p) if p.isdigit() else p for p in key.split(".")]
-        if len(parts) == 1 and parts[0] in SIZE_ALIASES:
-            parts = list(SIZE_ALIASES[parts[0]])
-        elif parts[0] not in top:
+        parts: list[str | int] = [int(p) if p.strip().isdigit() else p.strip() for p in key.split(".")]
+        first = parts[0]
+        if len(parts) == 1 and first in SIZE_ALIASES:
+            parts = list(SIZE_ALIASES[first])
+        elif first not in top:
+            if first not in Block.model_fields:
+                known = sorted(top | set(SIZE_ALIASES) | set(Block.model_fields))
+                close = difflib.get_close_matches(str(first), known, n=1)
+                hint = f"did you mean {close[0]!r}? " if close else ""
+                raise SpecError.one(
+                    f"{key}: unknown field {first!r}; {hint}a key starts with a top-level field "
+                    f"({', '.join(sorted(top))}), a size ({', '.join(SIZE_ALIASES)}) or a field of "
+                    f"block ({', '.join(Block.model_fields)})",
+                    _OVERRIDE,
+                )
             parts = ["block", *parts]
-        if not all(isinstance(p, (str, int)) and p != "" for p in parts):
-            raise SpecError.one(f"override key {key!r} has an empty part", "--override")
         _set_path(merged.data, parts, value, key)
-        merged.positions[tuple(parts)] = Source("--override", 1, 1)
+        where = tuple(parts)
+        for p in [p for p in merged.positions if p[: len(where)] == where]:
+            del merged.positions[p]  # the file's positions under an overridden value are stale
+        for sub in _leaf_paths(value, where):
+            merged.positions[sub] = Source(_OVERRIDE, None, None)
+
+
+def _leaf_paths(value: Any, path: Path_) -> list[Path_]:
+    out = [path]
+    if isinstance(value, dict):
+        for k, v in value.items():
+            out += _leaf_paths(v, path + (k,))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            out += _leaf_paths(v, path + (i,))
+    return out
 
 
 def _set_path(data: dict[str, Any], parts: list[str | int], value: Any, key: str) -> None:
     cur: Any = data
-    for p in parts[:-1]:
-        if isinstance(cur, dict):
+    for i, p in enumerate(parts[:-1]):
+        if isinstance(cur, dict) and isinstance(p, str):
             cur = cur.setdefault(p, {})
         elif isinstance(cur, list) and isinstance(p, int) and p < len(cur):
             cur = cur[p]
         else:
-            raise SpecError.one(f"override {key!r}: cannot descend into {p!r}", "--override")
+            raise SpecError.one(f"{key}: {_where(parts[:i])} is {_describe(cur)}; cannot descend into {p!r}",
+                                _OVERRIDE)
     last = parts[-1]
-    if isinstance(cur, dict):
+    if isinstance(cur, dict) and isinstance(last, str):
         if isinstance(value, dict) and isinstance(cur.get(last), dict):
             cur[last] = deep_merge(cur[last], value)
         else:
@@ -231,4 +298,17 @@ def _set_path(data: dict[str, Any], parts: list[str | int], value: Any, key: str
     elif isinstance(cur, list) and isinstance(last, int) and last < len(cur):
         cur[last] = value
     else:
-        raise SpecError.one(f"override {key!r}: cannot set {last!r} here", "--override")
+        raise SpecError.one(f"{key}: {_where(parts[:-1])} is {_describe(cur)}; cannot set {last!r} in it",
+                            _OVERRIDE)
+
+
+def _where(parts: list[str | int]) -> str:
+    return ".".join(str(p) for p in parts) or "the spec"
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, list):
+        return f"a list of {len(value)}"
+    if isinstance(value, dict):
+        return "a mapping"
+    return f"the value {_short(value)}"

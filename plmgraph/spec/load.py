@@ -22,20 +22,19 @@ from .errors import SpecError
 MAX_BYTES = 1 << 20  # 1 MiB: a spec is a page of text, not a data set
 MAX_DEPTH = 32
 MAX_NODES = 100_000  # counted after alias expansion
-_STANDARD_TAGS = {
-    "tag:yaml.org,2002:" + t for t in ("map", "seq", "str", "int", "float", "bool", "null")
-}
+_YAML_TAG = "tag:yaml.org,2002:"
+_STANDARD_TAGS = {_YAML_TAG + t for t in ("map", "seq", "str", "int", "float", "bool", "null")}
 
 Path_ = tuple[str | int, ...]
 
 
 @dataclass
 class Source:
-    """Where a field was written: file, 1-based line and column."""
+    """Where a field was written: file, 1-based line and column (None for ``--override``)."""
 
     file: str
-    line: int
-    column: int
+    line: int | None
+    column: int | None
 
 
 @dataclass
@@ -54,15 +53,16 @@ def load_text(text: str, file: str = "<string>") -> Loaded:
         SpecError: on a YAML syntax error, a non-standard tag, a duplicate key, a
             document that is not a mapping, or when a size bound is exceeded.
     """
-    if len(text.encode("utf-8", "replace")) > MAX_BYTES:
-        raise SpecError.one(f"file is larger than the {MAX_BYTES} byte limit for a spec", file)
+    size = len(text.encode("utf-8", "replace"))
+    if size > MAX_BYTES:
+        raise SpecError.one(f"file is {size} bytes; the limit for a spec is {MAX_BYTES}", file)
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = yaml.compose(text, Loader=_BoundedLoader)
+    except _TooDeep as e:
+        raise SpecError.one(f"nesting deeper than {MAX_DEPTH} levels; a spec is a few levels deep",
+                            file, e.mark.line + 1, e.mark.column + 1) from None
     except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        line = mark.line + 1 if mark else None
-        col = mark.column + 1 if mark else None
-        raise SpecError.one(f"YAML syntax error: {e.problem or e.context}", file, line, col) from None
+        raise _syntax_error(e, file) from None
     except yaml.YAMLError as e:  # pragma: no cover - composer errors are all Marked
         raise SpecError.one(f"YAML error: {e}", file) from None
     if node is None:
@@ -70,27 +70,87 @@ def load_text(text: str, file: str = "<string>") -> Loaded:
     conv = _Converter(file)
     data = conv.convert(node, (), 0)
     if not isinstance(data, dict):
+        what = "list" if isinstance(data, list) else f"single value ({data!r})"
         raise SpecError.one(
-            f"a spec must be a YAML mapping, got a {type(data).__name__}", file, node.start_mark.line + 1
+            f"a spec must be a YAML mapping of `key: value` lines, got a {what}",
+            file, node.start_mark.line + 1, node.start_mark.column + 1,
         )
     return Loaded(data, conv.positions, file)
 
 
 def load_file(path: str | Path) -> Loaded:
-    """Read and parse one spec file (see `load_text`)."""
+    """Read and parse one spec file (see `load_text`).
+
+    Raises:
+        SpecError: when the file is missing, unreadable, too large or not UTF-8, and for
+            everything `load_text` rejects.
+    """
     p = Path(path)
     try:
-        size = p.stat().st_size
-        if size > MAX_BYTES:
-            raise SpecError.one(f"file is {size} bytes; the limit for a spec is {MAX_BYTES}", p)
-        text = p.read_text(encoding="utf-8")
+        if p.is_dir():
+            raise SpecError.one("is a directory, not a spec file", p)
+        with p.open("rb") as f:
+            raw = f.read(MAX_BYTES + 1)  # bounded even for /dev/zero
     except FileNotFoundError:
         raise SpecError.one("no such file", p) from None
-    except IsADirectoryError:
-        raise SpecError.one("is a directory, not a spec file", p) from None
+    except OSError as e:
+        raise SpecError.one(f"cannot read the file: {e.strerror or e}", p) from None
+    if len(raw) > MAX_BYTES:
+        raise SpecError.one(f"file is larger than {MAX_BYTES} bytes, the limit for a spec", p)
+    try:
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise SpecError.one(f"not UTF-8 text ({e.reason} at byte {e.start})", p) from None
-    return load_text(text, str(p))
+        line = raw.count(b"\n", 0, e.start) + 1
+        column = e.start - (raw.rfind(b"\n", 0, e.start) + 1) + 1
+        raise SpecError.one(
+            f"not UTF-8 text: byte {raw[e.start]:#04x} ({e.reason}); save the file as UTF-8", p, line, column
+        ) from None
+    return load_text(text.removeprefix("\ufeff"), str(p))
+
+
+def _syntax_error(e: yaml.MarkedYAMLError, file: str) -> SpecError:
+    """One readable message for a PyYAML scanner/parser/composer error."""
+    mark = e.problem_mark or e.context_mark
+    line = mark.line + 1 if mark else None
+    col = mark.column + 1 if mark else None
+    problem = e.problem or e.context or "invalid YAML"
+    if problem == "but found another document":
+        msg = "a spec file holds one YAML document, but a second one starts here (`---`)"
+    else:
+        msg = f"YAML syntax error: {problem}"
+        if "'\\t'" in problem:
+            msg += " (indent with spaces, not tabs)"
+        if e.context and e.context_mark and e.problem_mark and e.context_mark is not e.problem_mark:
+            msg += f" ({e.context} that starts at line {e.context_mark.line + 1}, column {e.context_mark.column + 1})"
+    return SpecError.one(msg, file, line, col)
+
+
+def _tag(tag: str) -> str:
+    return "!!" + tag[len(_YAML_TAG):] if tag.startswith(_YAML_TAG) else tag
+
+
+class _TooDeep(Exception):
+    def __init__(self, mark: yaml.Mark) -> None:
+        self.mark = mark
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """The safe loader, refusing to compose nodes nested deeper than MAX_DEPTH.
+
+    PyYAML's composer recurses once per level, so ``[[[[...]]]]`` a few thousand deep would
+    otherwise end in a RecursionError before our own depth check ever runs.
+    """
+
+    _depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH + 1:
+                raise _TooDeep(self.peek_event().start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
 
 class _Converter:
@@ -106,12 +166,16 @@ class _Converter:
     def convert(self, node: yaml.Node, path: Path_, depth: int) -> Any:
         self.nodes += 1
         if self.nodes > MAX_NODES:
-            raise self._err(f"document expands to more than {MAX_NODES} nodes (alias bomb?)", node, path)
-        if depth > MAX_DEPTH:
-            raise self._err(f"nesting deeper than {MAX_DEPTH} levels", node, path)
+            raise self._err(
+                f"aliases (*name) expand the document to more than {MAX_NODES} values; "
+                "a spec is small, so this looks like an alias bomb",
+                node, path[:1],
+            )
+        if depth > MAX_DEPTH:  # reachable through aliases, which the composer does not nest
+            raise self._err(f"nesting deeper than {MAX_DEPTH} levels; a spec is a few levels deep", node, path[:1])
         if node.tag not in _STANDARD_TAGS:
             raise self._err(
-                f"YAML tag {node.tag!r} is not allowed; specs are plain data "
+                f"YAML tag {_tag(node.tag)!r} is not allowed; specs are plain data "
                 "(mappings, lists, strings, numbers, booleans, null)",
                 node,
                 path,
@@ -120,14 +184,23 @@ class _Converter:
         if isinstance(node, yaml.MappingNode):
             out: dict[str, Any] = {}
             for key_node, value_node in node.value:
-                if key_node.tag == "tag:yaml.org,2002:merge":
+                if key_node.tag == _YAML_TAG + "merge":
                     raise self._err("YAML merge keys (<<) are not supported; use `extends`", key_node, path)
                 key = self.convert(key_node, path, depth + 1)
                 if not isinstance(key, str):
-                    raise self._err(f"mapping keys must be strings, got {key!r}", key_node, path)
-                if key in out:
-                    raise self._err(f"duplicate key {key!r}", key_node, path + (key,))
+                    raise self._err(
+                        f"keys must be strings, but {key_node.value!r} reads as {type(key).__name__} {key!r}; "
+                        "quote it or use a field name",
+                        key_node, path,
+                    )
                 sub = path + (key,)
+                if key in out:
+                    first = self.positions[sub]
+                    raise self._err(
+                        f"duplicate key {key!r} (first written at line {first.line}); "
+                        "write each key once",
+                        key_node, sub,
+                    )
                 self.positions[sub] = Source(
                     self.file, key_node.start_mark.line + 1, key_node.start_mark.column + 1
                 )

@@ -10,7 +10,6 @@ so downstream code never re-derives anything: `ModelSpec.stacks` is the resolved
 from __future__ import annotations
 
 import copy
-import re
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, PositiveInt, PrivateAttr, model_validator
@@ -225,7 +224,9 @@ class ModelSpec(Strict):
                             )
                         )
         elif self.sharing.groups is not None:
-            errs.append((("sharing", "groups"), f"`groups` only applies to sharing kind 'groups', not '{self.sharing.kind}'"))
+            errs.append(
+                (("sharing", "groups"), f"`groups` only applies to sharing kind 'groups', not '{self.sharing.kind}'")
+            )
 
         # Heads, pooler, objectives.
         names_seen: dict[str, int] = {}
@@ -234,8 +235,8 @@ class ModelSpec(Strict):
                 head.__dict__["name"] = head.kind
             if head.name in names_seen:
                 errs.append(
-                    (("heads", i, "name"), f"head name {head.name!r} is already used by heads[{names_seen[head.name]}]; "
-                     "give each head a distinct `name`")
+                    (("heads", i, "name"), f"head name {head.name!r} is already used by "
+                     f"heads[{names_seen[head.name]}]; give each head a distinct `name`")
                 )
             names_seen[head.name] = i
             if head.kind in ("lm", "mlm"):
@@ -330,13 +331,21 @@ def _check_stack(spec: ModelSpec, name: str, stack: Stack) -> list[tuple[tuple[s
             )
     relative_attn = at.kind in ("two_stream", "segment_memory")
     if relative_attn and pos.kind != "xl_relative":
-        errs.append((base + ("attention", "kind"), f"{at.kind} attention needs position kind 'xl_relative', not '{pos.kind}'"))
+        errs.append(
+            (base + ("attention", "kind"), f"{at.kind} attention needs position kind 'xl_relative', not '{pos.kind}'")
+        )
     if pos.kind == "xl_relative" and not relative_attn:
-        errs.append((("position", "kind"), "xl_relative positions need attention kind 'two_stream' or 'segment_memory'"))
+        errs.append(
+            (("position", "kind"), f"xl_relative positions need attention kind 'two_stream' or 'segment_memory', "
+             f"not '{at.kind}'")
+        )
     if at.window is not None and at.mask == "bidirectional" and spec.family != "encoder":
         pass  # a bidirectional local window is legal (Longformer-style); nothing to check
     if at.kind == "two_stream" and at.mask == "causal":
-        errs.append((base + ("attention", "mask"), "two_stream attention builds its own permutation mask; use 'bidirectional'"))
+        errs.append(
+            (base + ("attention", "mask"), "two_stream attention builds its own permutation mask; "
+             "mask must be 'bidirectional', not 'causal'")
+        )
     # Cross-attention only where there is an encoder to attend to.
     if b.cross_attention is None:
         b.__dict__["cross_attention"] = spec.family == "encoder-decoder" and name == "decoder"
@@ -354,7 +363,8 @@ def _check_stack(spec: ModelSpec, name: str, stack: Stack) -> list[tuple[tuple[s
         errs.append((base + ("mlp", "top_k"), f"top_k ({mlp.top_k}) must be at most experts ({mlp.experts})"))
     if b.residual.kind == "parallel" and b.placement != "pre":
         errs.append(
-            (base + ("placement",), f"parallel residual reads normalised inputs; placement must be 'pre', not '{b.placement}'")
+            (base + ("placement",), "parallel residual reads normalised inputs; "
+             f"placement must be 'pre', not '{b.placement}'")
         )
     if pos.kind in INPUT_POSITIONS and pos.kind == "sinusoidal":
         pass

@@ -30,13 +30,18 @@ def validate(merged: Merged) -> ModelSpec:
         SpecError: listing every problem, each with file, line, field path, the bad value
             and what is allowed.
     """
+    early = [_problem(merged, path, msg) for path, msg in _bools_for_numbers(merged.data)]
     try:
         spec = ModelSpec.model_validate(merged.data)
     except ValidationError as e:
-        raise SpecError(_dedupe([_from_pydantic(err, merged) for err in e.errors()])) from None
+        raise SpecError(_dedupe(early + _from_pydantic_errors(e.errors(), merged))) from None
     except CrossFieldError as e:
-        raise SpecError(_dedupe([_problem(merged, path, msg) for path, msg in e.errors])) from None
+        # With a boolean read as a number (``layers: yes`` is 1) the cross-field errors are echoes.
+        raise SpecError(_dedupe(early or [_problem(merged, path, msg) for path, msg in e.errors])) from None
+    if early:
+        raise SpecError(_dedupe(early))
     spec._source_file = merged.file
+    spec.__dict__["extends"] = merged.extends  # the merge consumed it; keep it for `list` and diffs
     return spec
 
 
@@ -59,92 +64,300 @@ def load_spec(ref: Any, overrides: str | list[str] | None = None) -> ModelSpec:
 
 # ------------------------------------------------------------------ error mapping
 
+_SCALAR_LABELS = {"bool": "true or false", "str": "a string", "int": "an integer", "float": "a number",
+                  "none": "null"}
+
 
 def _dedupe(problems: list[Problem]) -> list[Problem]:
+    """Drop repeats: an error in the top-level `block` is reported once, not once per stack."""
     seen: set[tuple[Any, ...]] = set()
     out = []
     for p in problems:
-        key = (p.file, p.line, p.message)
+        key = (p.file, p.line, p.column, p.message)
         if key not in seen:
             seen.add(key)
             out.append(p)
     return out
 
 
-def _problem(merged: Merged, path: Path_, message: str) -> Problem:
-    written, src = _locate(merged, path)
-    return Problem(message, src.file if src else merged.file, src.line if src else None,
-                   src.column if src else None, written)
+def _problem(merged: Merged, path: Path_, message: str, data: Any = None) -> Problem:
+    written, src = _locate(merged, path, data)
+    if src is None:
+        return Problem(message, merged.file, None, None, written)
+    return Problem(message, src.file, src.line, src.column, written)
 
 
-def _locate(merged: Merged, loc: Path_) -> tuple[Path_, Source | None]:
-    """Drop union tags from `loc` and find the deepest position that was written."""
-    path = _strip_tags(loc, merged.data)
+def _expanded(data: Any) -> Any:
+    """`data` with the top-level block merged into each stack, as pydantic sees it."""
+    try:
+        return ModelSpec._expand_stacks(data)
+    except Exception:  # a malformed mapping: pydantic reports it, locating falls back to the raw data
+        return data
+
+
+def _locate(merged: Merged, loc: Path_, data: Any = None) -> tuple[Path_, Source | None]:
+    """Drop union tags from `loc` and find the deepest position that was written.
+
+    A stack's block is the top-level ``block`` with the stack's own ``block`` merged on top,
+    so ``decoder.block.attention.kv_heads`` was written either under ``decoder:`` or under
+    the top-level ``block:``; the candidate whose written prefix is longest wins, and on a
+    tie the stack's own (it is merged last).
+    """
+    path, _ = _strip_tags(loc, _expanded(merged.data) if data is None else data)
     candidates = [path]
     if len(path) >= 2 and path[0] in ("encoder", "decoder") and path[1] == "block":
-        candidates.append(("block",) + path[2:])  # a stack's block is merged from the top-level one
+        candidates.append(("block",) + path[2:])
+    best: tuple[int, Path_, Source] | None = None
     for cand in candidates:
         for n in range(len(cand), 0, -1):
             if cand[:n] in merged.positions:
-                return path if cand is path else cand, merged.positions[cand[:n]]
-    return path, None
+                missing = len(cand) - n
+                if best is None or missing < best[0]:
+                    best = (missing, cand, merged.positions[cand[:n]])
+                break
+    if best is None:
+        return path, None
+    return best[1], best[2]
 
 
-def _strip_tags(loc: Path_, data: Any) -> Path_:
+def _is_label(part: Any) -> bool:
+    """A union-branch label pydantic puts in a location: ``bool``, ``list[str]``, ``tagged-union[...]``."""
+    return isinstance(part, str) and (part in _SCALAR_LABELS or "[" in part or part[:1].isupper())
+
+
+def _strip_tags(loc: Path_, data: Any) -> tuple[Path_, tuple[Path_, str] | None]:
+    """`loc` as a path through `data`: union tags and branch labels dropped.  Also returns
+    the first branch label seen and the path of its union (None outside such unions)."""
     out: list[str | int] = []
+    label: tuple[Path_, str] | None = None
     cur = data
     for part in loc:
+        if isinstance(part, str) and part.startswith("function-"):
+            continue
         if isinstance(cur, dict) and part in cur:
             out.append(part)
             cur = cur[part]
-        elif isinstance(cur, list) and isinstance(part, int) and part < len(cur):
+        elif isinstance(cur, list) and isinstance(part, int) and 0 <= part < len(cur):
             out.append(part)
             cur = cur[part]
+        elif _is_label(part):
+            label = label or (tuple(out), str(part))
         elif isinstance(cur, dict) and cur.get("kind") == part:
             continue  # the discriminator tag pydantic inserts
-        elif isinstance(cur, dict) and isinstance(part, str) and part not in ("function-after", "function-before"):
+        else:
             out.append(part)  # a missing field: keep its name, stop descending
             cur = None
-        elif isinstance(part, str) and (part.startswith("function-") or "[" in part):
-            continue
+    return tuple(out), label
+
+
+def _get(data: Any, path: Path_) -> Any:
+    for part in path:
+        if isinstance(data, dict) and part in data:
+            data = data[part]
+        elif isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data):
+            data = data[part]
         else:
-            out.append(part)
-            cur = None
-    return tuple(out)
+            return None
+    return data
 
 
-def _from_pydantic(err: dict[str, Any], merged: Merged) -> Problem:
-    loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+def _from_pydantic_errors(errors: list[Any], merged: Merged) -> list[Problem]:
+    """Pydantic's errors -> problems; the failed branches of one union become one problem."""
+    data = _expanded(merged.data)
+    items = []
+    for err in errors:
+        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        path, label = _strip_tags(loc, data)
+        items.append((err, loc, path, label))
+    # Errors from the branches of one union (``bool | Norm``): keep the branch the value meant.
+    unions: dict[Path_, list[Any]] = {}
+    for item in items:
+        if item[3] is not None:
+            unions.setdefault(item[3][0], []).append(item)
+    problems: list[Problem] = []
+    done: set[Path_] = set()
+    for err, loc, _path, label in items:
+        group = unions.get(label[0], []) if label is not None else []
+        if label is None or len({it[3][1] for it in group}) < 2:
+            problems.append(_from_pydantic(err, loc, merged, data))
+            continue
+        where = label[0]
+        if where in done:
+            continue
+        done.add(where)
+        value = _get(data, where)
+        mapping_branches = [it for it in group if not _is_scalar_label(it[3][1])]
+        if isinstance(value, dict) and mapping_branches:
+            problems += [_from_pydantic(it[0], it[1], merged, data) for it in mapping_branches]
+        else:
+            wants = list(dict.fromkeys(_describe_label(it[3][1]) for it in group))
+            problems.append(_problem(merged, where, f"must be {', or '.join(wants)}; got {_show(value)}", data))
+    return problems
+
+
+def _is_scalar_label(label: str) -> bool:
+    return label in _SCALAR_LABELS or label.startswith("list[")
+
+
+def _describe_label(label: str) -> str:
+    if label in _SCALAR_LABELS:
+        return _SCALAR_LABELS[label]
+    if label.startswith("list["):
+        return "a list"
+    if label.startswith("tagged-union["):
+        return "a mapping with a `kind`"
+    return "a mapping"
+
+
+def _from_pydantic(err: dict[str, Any], loc: Path_, merged: Merged, data: Any) -> Problem:
     typ = err["type"]
     value = err.get("input")
     ctx = err.get("ctx") or {}
+    path, _ = _strip_tags(loc, data)
+    got = f", got {_show(value)}"
     if typ == "extra_forbidden":
         field = loc[-1]
-        allowed = _allowed_fields(loc[:-1], merged.data)
-        close = difflib.get_close_matches(str(field), allowed, n=1)
-        hint = f"did you mean {close[0]!r}? " if close else ""
-        msg = f"unknown field {field!r}; {hint}allowed: {', '.join(allowed)}"
+        allowed = _allowed_fields(loc[:-1], data)
+        msg = f"unknown field {field!r}; {_did_you_mean(str(field), allowed)}allowed: {', '.join(allowed)}"
     elif typ == "union_tag_invalid":
-        tags = ctx.get("expected_tags", "")
-        msg = f"unknown kind {ctx.get('tag')!r}; allowed: {tags.replace(chr(39), '')}"
+        tags = [t.strip().strip("'") for t in str(ctx.get("expected_tags", "")).split(",")]
+        tag = ctx.get("tag")
+        msg = f"unknown kind {tag!r}; {_did_you_mean(str(tag), tags)}allowed: {', '.join(tags)}"
         loc = loc + ("kind",)
     elif typ == "union_tag_not_found":
         msg = "missing `kind`; every variant of this field is chosen by its kind"
-        allowed = _tags_at(loc, merged.data)
+        allowed = _tags_at(loc, data)
         if allowed:
             msg += f" (allowed: {', '.join(allowed)})"
     elif typ == "missing":
-        msg = "required field is missing"
+        msg = f"required field {path[-1]!r} is missing"
+        cls = _model_at(loc[:-1], data)
+        field_info = cls.model_fields.get(str(path[-1])) if cls else None
+        if field_info is not None and field_info.description:
+            msg += f" ({field_info.description.rstrip('.')})"
     elif typ == "value_error":
         msg = str(ctx.get("error", err["msg"]))
+    elif typ in _BOUNDS:
+        bound = next(iter(ctx.values()), "?")
+        bound = int(bound) if isinstance(bound, float) and bound.is_integer() else bound
+        msg = f"must be {_BOUNDS[typ]} {_show(bound)}{got}"
+    elif typ in _TYPES:
+        msg = f"must be {_TYPES[typ]}{got}"
+    elif typ == "literal_error":
+        allowed = _literal_values(str(ctx.get("expected", "")))
+        if path == ("plmgraph",):
+            msg = f"unsupported spec format version {_show(value)}; this plmgraph reads `plmgraph: 1`"
+        else:
+            hint = _did_you_mean(value, allowed) if isinstance(value, str) else ""
+            msg = f"must be one of {', '.join(allowed)}{got}" + (f"; {hint.strip()}" if hint else "")
+    elif typ == "string_pattern_mismatch" and path == ("name",):
+        msg = f"must start with a letter or digit and use only letters, digits and _ . + -{got}"
+    elif typ == "string_pattern_mismatch":
+        msg = f"must match the pattern {ctx.get('pattern')}{got}"
+    elif typ == "string_too_long":
+        msg = f"must be at most {ctx.get('max_length')} characters, got {len(value)}: {_show(value)}"
+    elif typ in ("model_type", "model_attributes_type", "dict_type"):
+        tags = _tags_at(loc, data)
+        cls = _model_at(loc, data)
+        if len(tags) > 1:
+            what = f" with a `kind` ({', '.join(tags)})"
+        else:
+            what = f" of fields ({', '.join(sorted(cls.model_fields))})" if cls else ""
+        msg = f"must be a mapping{what}{got}"
     else:
-        msg = f"{err['msg'][0].lower()}{err['msg'][1:]}, got {_short(value)}"
-    return _problem(merged, loc, msg)
+        text = err["msg"]
+        text = text.replace("Input should be", "must be").replace("Input should", "must")
+        msg = f"{text[0].lower()}{text[1:]}{got}"
+    return _problem(merged, loc, msg, data)
 
 
-def _short(value: Any) -> str:
+_BOUNDS = {
+    "greater_than": "greater than",
+    "greater_than_equal": "at least",
+    "less_than": "less than",
+    "less_than_equal": "at most",
+}
+_TYPES = {
+    "int_parsing": "an integer",
+    "int_type": "an integer",
+    "int_from_float": "a whole number",
+    "float_parsing": "a number",
+    "float_type": "a number",
+    "finite_number": "a finite number",
+    "bool_parsing": "true or false",
+    "bool_type": "true or false",
+    "string_type": "a string",
+    "list_type": "a list",
+}
+
+
+def _literal_values(expected: str) -> list[str]:
+    """``"'pre', 'post' or 'sandwich'"`` -> ``['pre', 'post', 'sandwich']``."""
+    parts = expected.replace(" or ", ", ").split(", ")
+    return [p.strip().strip("'") for p in parts if p.strip()]
+
+
+def _did_you_mean(word: str, allowed: list[str]) -> str:
+    close = difflib.get_close_matches(word, allowed, n=1)
+    return f"did you mean {close[0]!r}? " if close else ""
+
+
+def _show(value: Any) -> str:
+    """A bad value as the user wrote it (YAML spelling for booleans and null), shortened."""
+    if value is True or value is False:
+        return str(value).lower()
+    if value is None:
+        return "null"
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+# -------------------------------------------------------- booleans read as numbers
+
+
+def _bools_for_numbers(data: Any) -> list[tuple[Path_, str]]:
+    """Pydantic reads ``true`` as 1 for an integer field; a spec that says ``layers: yes``
+    (YAML 1.1 reads yes/no/on/off as booleans) is a mistake, so report it."""
+    out: list[tuple[Path_, str]] = []
+    _walk_bools(ModelSpec, data, (), out)
+    return out
+
+
+def _walk_bools(annotation: Any, value: Any, path: Path_, out: list[tuple[Path_, str]]) -> None:
+    if isinstance(value, bool):
+        want = _number_kind(annotation)
+        if want:
+            out.append((path, f"must be {want}, got {_show(value)}"))
+        return
+    if isinstance(value, list):
+        if typing.get_origin(annotation) is list:
+            for i, v in enumerate(value):
+                _walk_bools(typing.get_args(annotation)[0], v, path + (i,), out)
+        return
+    if not isinstance(value, dict):
+        return
+    cls = _pick(annotation, value)
+    if isinstance(cls, type) and issubclass(cls, BaseModel):
+        for k, v in value.items():
+            if k in cls.model_fields:
+                _walk_bools(cls.model_fields[k].annotation, v, path + (k,), out)
+
+
+def _number_kind(annotation: Any) -> str | None:
+    """'an integer' / 'a number' if `annotation` takes numbers but not booleans, else None."""
+    args = typing.get_args(annotation) if typing.get_origin(annotation) in (typing.Union, types.UnionType) else ()
+    options = [a for a in args if a is not type(None)] if args else [annotation]
+    options = [typing.get_args(a)[0] if typing.get_origin(a) is typing.Annotated else a for a in options]
+    if bool in options or not options:
+        return None
+    if all(o is int for o in options):
+        return "an integer"
+    if all(o in (int, float) for o in options):
+        return "a number"
+    return None
+
+
+# ------------------------------------------------------------ walking the model tree
 
 
 def _model_at(loc: Path_, data: Any) -> type[BaseModel] | None:
@@ -159,8 +372,11 @@ def _model_at(loc: Path_, data: Any) -> type[BaseModel] | None:
             cls = cls.model_fields[part].annotation
             cur = cur.get(part) if isinstance(cur, dict) else None
             cls = _pick(cls, cur)
+        elif _is_label(part):
+            continue
         else:
             cls = _pick(cls, {"kind": part})
+    cls = _pick(cls, cur)
     return cls if isinstance(cls, type) and issubclass(cls, BaseModel) else None
 
 
