@@ -234,8 +234,8 @@ def from_hf(path: str | Path, device: Any = None, dtype: Any = None) -> Any:
     if dtype is None:
         floats = [t.dtype for t in sd.values() if t.is_floating_point()]
         dtype = floats[0] if floats else torch.float32
-    model = build(spec, device=device)
-    model.to(dtype=dtype)
+    # seed: the random init is overwritten below; a private generator leaves torch's global RNG alone.
+    model = build(graph, device=device, dtype=dtype, seed=0)
     missing, unexpected = model.load_state_dict(sd, strict=False)
     missing = [k for k in missing if k in graph.param_shapes()]
     if missing or unexpected:  # the compiler's names differ from the graph's: a plmgraph bug

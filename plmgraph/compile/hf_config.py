@@ -421,7 +421,8 @@ _register(_bert_like("ernie", "Ernie", _ernie_hook, _ernie_unhook))
 _register(_bert_like(
     "roberta", "Roberta", _roberta_hook, _roberta_unhook,
     archs={
-        "RobertaForMaskedLM": lambda c: {"heads": [_mlm(c)]},
+        # RobertaLMHead applies gelu whatever hidden_act says.
+        "RobertaForMaskedLM": lambda c: {"heads": [_mlm({**c, "hidden_act": "gelu"})]},
         "RobertaForSequenceClassification":
             lambda c: {"heads": [_cls("sequence_classification", c)], "pooler": TANH_POOLER},
         "RobertaForTokenClassification": lambda c: {"heads": [_cls("token_classification", c)]},

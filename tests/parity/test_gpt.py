@@ -1,0 +1,27 @@
+"""GPT parity: OpenAI GPT (post-norm, Conv1D) and GPT-2 (pre-norm, Conv1D, tied lm head), with KV cache."""
+
+import torch
+import transformers as tf
+from parity_util import check_decoder, randomize, save_and_import
+
+
+def test_openai_gpt_lm(tmp_path):
+    torch.manual_seed(0)
+    cfg = tf.OpenAIGPTConfig(vocab_size=101, n_embd=32, n_layer=2, n_head=4, n_positions=24,
+                             layer_norm_epsilon=1e-6, afn="gelu")
+    hf = tf.OpenAIGPTLMHeadModel(cfg)
+    randomize(hf)
+    model = save_and_import(hf, tmp_path)
+    assert model.spec.block.placement == "post" and model.spec.block.mlp.activation == "gelu_tanh"
+    check_decoder(hf, model, 101, hf_cache=False)  # HF's OpenAIGPT has no KV cache
+
+
+def test_gpt2_lm(tmp_path):
+    torch.manual_seed(0)
+    cfg = tf.GPT2Config(vocab_size=101, n_embd=32, n_layer=2, n_head=4, n_positions=24, n_inner=48,
+                        layer_norm_epsilon=1e-6, activation_function="gelu_new")
+    hf = tf.GPT2LMHeadModel(cfg)
+    randomize(hf)
+    model = save_and_import(hf, tmp_path)
+    assert model.spec.heads[0].tie_embeddings
+    check_decoder(hf, model, 101)
