@@ -133,6 +133,9 @@ def save(dot: graphviz.Digraph, path: str | Path) -> Path:
         return path
     if shutil.which("dot") is None:
         return _no_dot(dot, path)
+    if fmt == "png":
+        dot = dot.copy()
+        dot.attr(dpi="150")  # sharp enough for a slide; SVG and PDF are vector anyway
     try:
         data = dot.pipe(format=fmt)
     except graphviz.ExecutableNotFound:
