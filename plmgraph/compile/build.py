@@ -145,6 +145,8 @@ class _Compiler:
         pre = f"{stack}.layers.{i}."
         owner = self.graph.node(pre + "attn")["group"].split(".")[2]
         for nid in self.graph.layer_nodes(stack, i):
+            if nid.split(".")[-1] not in LAYER_ROLES:
+                continue  # residual adds own nothing
             group = self.graph.node(nid)["group"]
             if group != nid.replace(pre, f"{stack}.layers.{owner}.", 1):
                 raise NotSupportedError(f"{nid}: sharing only part of a layer (group {group!r}) is not supported; "
