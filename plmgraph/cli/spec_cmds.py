@@ -11,7 +11,7 @@ import yaml
 from rich.table import Table
 
 from ..graph import resolve, stats
-from ..spec import ModelSpec, SpecError, load_merged, load_spec, validate, zoo_dir, zoo_names
+from ..spec import ModelSpec, PlmgraphError, SpecError, load_merged, load_spec, validate, zoo_dir, zoo_names
 from . import JSON_HELP, OVERRIDE_HELP, app, err, out, print_json, run
 
 SpecArg = Annotated[str, typer.Argument(help="Zoo name or path to a spec .yaml file.", metavar="SPEC")]
@@ -94,6 +94,11 @@ def validate_cmd(
             if not as_json:
                 for p in e.problems:
                     err.print(f"[bold red]error:[/] {_esc(str(p))}", highlight=False)
+        except PlmgraphError as e:
+            failed = True
+            results.append({"spec": ref, "ok": False, "problems": [{"file": None, "message": str(e)}]})
+            if not as_json:
+                err.print(f"[bold red]error:[/] {_esc(str(e))}", highlight=False)
     if as_json:
         print_json(results)
     if failed:
@@ -131,7 +136,8 @@ def show(
             if as_json:
                 print_json(data)
             else:
-                out.print(f"# merged from: {' <- '.join(Path(f).name for f in reversed(merged.files))}", highlight=False)
+                chain = " <- ".join(Path(f).name for f in reversed(merged.files))
+                out.print(f"# merged from: {chain}", highlight=False, markup=False)
                 out.print(yaml.safe_dump(data, sort_keys=False, width=100).rstrip(), highlight=False, markup=False)
             return
         s = load_spec(spec, override)

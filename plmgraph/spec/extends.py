@@ -62,7 +62,8 @@ def find_spec(ref: str | Path, relative_to: Path | None = None) -> Path:
             raise SpecError.one(f"{ref_s!r} is {what}, not a spec file")
     if looks_like_path:
         where = relative_to if relative_to is not None else Path.cwd()
-        raise SpecError.one(f"no such spec file: {ref_s!r} (looked in {where})")
+        hint = "" if Path(ref_s).is_absolute() else f" (looked in {where})"
+        raise SpecError.one(f"no such spec file: {ref_s!r}{hint}")
     names = zoo_names()
     close = difflib.get_close_matches(ref_s, names, n=3, cutoff=0.5)
     hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""

@@ -11,6 +11,7 @@ YAML is parsed with PyYAML's *safe* composer and converted by hand so that we ca
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,10 +66,10 @@ def load_text(text: str, file: str = "<string>") -> Loaded:
         raise _syntax_error(e, file) from None
     except yaml.YAMLError as e:  # pragma: no cover - composer errors are all Marked
         raise SpecError.one(f"YAML error: {e}", file) from None
-    if node is None:
-        raise SpecError.one("file is empty; a spec is a YAML mapping with at least `name`", file)
     conv = _Converter(file)
-    data = conv.convert(node, (), 0)
+    data = None if node is None else conv.convert(node, (), 0)
+    if data is None:  # no document, only comments, or a bare `---`
+        raise SpecError.one("file is empty; a spec is a YAML mapping with at least `name`", file)
     if not isinstance(data, dict):
         what = "list" if isinstance(data, list) else f"single value ({data!r})"
         raise SpecError.one(
@@ -89,6 +90,10 @@ def load_file(path: str | Path) -> Loaded:
     try:
         if p.is_dir():
             raise SpecError.one("is a directory, not a spec file", p)
+        st = p.stat()
+        key = (str(p), st.st_mtime_ns, st.st_size)
+        if key in _CACHE:  # `plmgraph list` reads gpt2.yaml once, not once per child
+            return copy.deepcopy(_CACHE[key])
         with p.open("rb") as f:
             raw = f.read(MAX_BYTES + 1)  # bounded even for /dev/zero
     except FileNotFoundError:
@@ -105,7 +110,14 @@ def load_file(path: str | Path) -> Loaded:
         raise SpecError.one(
             f"not UTF-8 text: byte {raw[e.start]:#04x} ({e.reason}); save the file as UTF-8", p, line, column
         ) from None
-    return load_text(text.removeprefix("\ufeff"), str(p))
+    loaded = load_text(text.removeprefix("\ufeff"), str(p))
+    if len(_CACHE) >= 256:
+        _CACHE.clear()
+    _CACHE[key] = copy.deepcopy(loaded)
+    return loaded
+
+
+_CACHE: dict[tuple[str, int, int], Loaded] = {}
 
 
 def _syntax_error(e: yaml.MarkedYAMLError, file: str) -> SpecError:

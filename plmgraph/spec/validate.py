@@ -30,14 +30,15 @@ def validate(merged: Merged) -> ModelSpec:
         SpecError: listing every problem, each with file, line, field path, the bad value
             and what is allowed.
     """
-    early = [_problem(merged, path, msg) for path, msg in _bools_for_numbers(merged.data)]
+    early = [_problem(merged, path, msg, tagged=False) for path, msg in _bools_for_numbers(merged.data)]
     try:
         spec = ModelSpec.model_validate(merged.data)
     except ValidationError as e:
         raise SpecError(_dedupe(early + _from_pydantic_errors(e.errors(), merged))) from None
     except CrossFieldError as e:
         # With a boolean read as a number (``layers: yes`` is 1) the cross-field errors are echoes.
-        raise SpecError(_dedupe(early or [_problem(merged, path, msg) for path, msg in e.errors])) from None
+        crossed = [_problem(merged, path, msg, tagged=False) for path, msg in e.errors]
+        raise SpecError(_dedupe(early or crossed)) from None
     if early:
         raise SpecError(_dedupe(early))
     spec._source_file = merged.file
@@ -80,8 +81,10 @@ def _dedupe(problems: list[Problem]) -> list[Problem]:
     return out
 
 
-def _problem(merged: Merged, path: Path_, message: str, data: Any = None) -> Problem:
-    written, src = _locate(merged, path, data)
+def _problem(merged: Merged, path: Path_, message: str, data: Any = None, tagged: bool = True) -> Problem:
+    """A problem at `path`, located in the file that wrote it.  `tagged`: `path` is a pydantic
+    location (with union tags to drop), not a plain path through the data."""
+    written, src = _locate(merged, path, data, tagged)
     if src is None:
         return Problem(message, merged.file, None, None, written)
     return Problem(message, src.file, src.line, src.column, written)
@@ -95,7 +98,7 @@ def _expanded(data: Any) -> Any:
         return data
 
 
-def _locate(merged: Merged, loc: Path_, data: Any = None) -> tuple[Path_, Source | None]:
+def _locate(merged: Merged, loc: Path_, data: Any = None, tagged: bool = True) -> tuple[Path_, Source | None]:
     """Drop union tags from `loc` and find the deepest position that was written.
 
     A stack's block is the top-level ``block`` with the stack's own ``block`` merged on top,
@@ -103,7 +106,7 @@ def _locate(merged: Merged, loc: Path_, data: Any = None) -> tuple[Path_, Source
     the top-level ``block:``; the candidate whose written prefix is longest wins, and on a
     tie the stack's own (it is merged last).
     """
-    path, _ = _strip_tags(loc, _expanded(merged.data) if data is None else data)
+    path = _strip_tags(loc, _expanded(merged.data) if data is None else data)[0] if tagged else loc
     candidates = [path]
     if len(path) >= 2 and path[0] in ("encoder", "decoder") and path[1] == "block":
         candidates.append(("block",) + path[2:])
