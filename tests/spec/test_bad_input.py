@@ -81,7 +81,7 @@ def test_custom_and_timestamp_tags_are_rejected(tmp_path):
 
 def test_alias_bomb_is_bounded(tmp_path):
     lines = ["a: &a [x, x, x, x, x, x, x, x, x, x]"]
-    for prev, cur in zip("abcdefgh", "bcdefghi"):
+    for prev, cur in zip("abcdefgh", "bcdefghi", strict=True):
         lines.append(f"{cur}: &{cur} [" + ", ".join([f"*{prev}"] * 10) + "]")  # 10**9 strings
     check(tmp_path, "\n".join(lines) + "\n", r"aliases \(\*name\) expand the document to more than 100000 values"
           r".*alias bomb")
@@ -141,7 +141,8 @@ def test_second_document(tmp_path):
 
 
 def test_merge_key_points_to_extends(tmp_path):
-    check(tmp_path, GPT2 + "base: &b {layers: 2}\nsizes:\n  <<: *b\n", r"merge keys \(<<\) are not supported; use `extends`")
+    check(tmp_path, GPT2 + "base: &b {layers: 2}\nsizes:\n  <<: *b\n",
+          r"merge keys \(<<\) are not supported; use `extends`")
 
 
 # -------------------------------------------------------------------- unknown fields
@@ -231,7 +232,8 @@ def test_negative_size(tmp_path):
 
 
 def test_zero_size(tmp_path):
-    check(tmp_path, GPT2 + "block:\n  mlp: {ffn: 0}\n", r"must be greater than 0, got 0$", field="block.mlp.ffn", line=4)
+    check(tmp_path, GPT2 + "block:\n  mlp: {ffn: 0}\n", r"must be greater than 0, got 0$",
+          field="block.mlp.ffn", line=4)
 
 
 def test_probability_out_of_range(tmp_path):
@@ -436,12 +438,14 @@ def test_extends_missing_file(tmp_path):
 
 
 def test_extends_unknown_zoo_name_with_did_you_mean(tmp_path):
-    check(tmp_path, "extends: gtp2\n", r"'gtp2' is not a spec file or zoo name; did you mean 'gpt2'.*\(zoo: albert-base",
+    check(tmp_path, "extends: gtp2\n",
+          r"'gtp2' is not a spec file or zoo name; did you mean 'gpt2'.*\(zoo: albert-base",
           field="extends", line=1)
 
 
 def test_extends_list_item(tmp_path):
-    check(tmp_path, "extends: [gpt2, lama2-7b]\n", r"'lama2-7b' is not a spec file or zoo name; did you mean 'llama2-7b'",
+    check(tmp_path, "extends: [gpt2, lama2-7b]\n",
+          r"'lama2-7b' is not a spec file or zoo name; did you mean 'llama2-7b'",
           field="extends[1]", line=1, column=17)
 
 
@@ -476,7 +480,7 @@ def test_missing_spec_file_and_directory(tmp_path):
         ("=3", r"'=3' is not key=value", ""),
         ("attention..kv_heads=3", r"key 'attention..kv_heads' has an empty part", ""),
         ("layers=[2", r"layers: value '\[2' is not a valid YAML value", ""),
-        ("layerz=2", r"layerz: unknown field 'layerz'; did you mean 'layers'\? a key starts with a top-level field", ""),
+        ("layerz=2", r"layerz: unknown field 'layerz'; did you mean 'layers'\? a key starts with a top-level", ""),
         ("attention.kv_head=4", r"unknown field 'kv_head'; did you mean 'kv_heads'\? allowed: dropout, head_dim",
          "block.attention.kv_head"),
         ("attention.kv_heads=5", r"heads \(12\) must be divisible by kv_heads \(5\)", "block.attention.kv_heads"),
@@ -493,5 +497,6 @@ def test_bad_override(override, match, field):
 
 def test_override_replaces_the_files_position():
     # The bad value came from the command line, not from llama3-8b.yaml where kv_heads is written.
-    _, p = _problem("llama3-8b", r"heads \(32\) must be divisible by kv_heads \(5\)", overrides=["attention.kv_heads=5"])
+    _, p = _problem("llama3-8b", r"heads \(32\) must be divisible by kv_heads \(5\)",
+                    overrides=["attention.kv_heads=5"])
     assert p.file == "--override" and p.field == "block.attention.kv_heads"

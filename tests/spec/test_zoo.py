@@ -71,7 +71,8 @@ def test_spec_file_cites_source_and_schema(name):
 
 def test_extends_chain_is_resolved_in_order():
     merged = load_merged("llama3-8b")
-    assert [f.rsplit("/", 1)[-1] for f in merged.files] == ["gpt2.yaml", "llama-7b.yaml", "llama2-7b.yaml", "llama3-8b.yaml"]
+    names = [f.rsplit("/", 1)[-1] for f in merged.files]
+    assert names == ["gpt2.yaml", "llama-7b.yaml", "llama2-7b.yaml", "llama3-8b.yaml"]
     spec = pg.load_spec("llama3-8b")
     at = spec.decoder.block.attention
     assert (at.kv_heads, at.head_dim, at.qkv_bias) == (8, 128, False)  # inherited from llama-7b
