@@ -268,15 +268,19 @@ def write_hf(spec: ModelSpec, state: dict[str, Any], path: str | Path, model_typ
         model_type, arch, cfg = find_family(spec)
     graph = resolve(spec)
     out: dict[str, torch.Tensor] = {}
-    missing = [k for k in graph.param_shapes() if k not in state]
-    if missing:
-        raise CheckpointError(f"state dict lacks parameters of {spec.name}: {', '.join(missing[:12])}")
+    shapes = graph.param_shapes()
+    missing = [k for k in shapes if k not in state]
+    wrong = [f"{k} is {list(state[k].shape)}, expected {list(s)}" for k, s in shapes.items()
+             if k in state and tuple(state[k].shape) != tuple(s)]
+    if missing or wrong:
+        raise CheckpointError(f"state dict does not fit {spec.name}: missing {', '.join(missing[:12]) or 'none'}; "
+                              f"wrong shapes: {'; '.join(wrong[:12]) or 'none'}")
     for it in plan(graph, model_type):
         x = state[it.key].detach().cpu()
         groups = list(x.unbind(0)) if it.rule.experts else [x]
-        for xe, names in zip(groups, it.groups):
+        for xe, names in zip(groups, it.groups, strict=True):
             parts = list(torch.split(xe, list(it.sizes), 0)) if it.sizes else [xe]
-            for i, (n, t) in enumerate(zip(names, parts)):
+            for i, (n, t) in enumerate(zip(names, parts, strict=True)):
                 if it.rule.t and t.dim() == 2:
                     t = t.t()
                 out[n] = t.reshape(it.hf_shape(i)).contiguous().clone()

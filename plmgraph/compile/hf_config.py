@@ -658,7 +658,7 @@ def config_to_dict(cfg: Cfg, name: str = "hf-model") -> dict[str, Any]:
     d = copy.deepcopy(fam.base)
     d["plmgraph"] = 1
     d["name"] = name
-    d["source"] = f"Hugging Face {arch} (imported from config.json)"
+    d["source"] = f"Hugging Face {arch}"
     d.setdefault("sizes", {})
     d.setdefault("embeddings", {})
     for f in fam.fields:

@@ -25,3 +25,19 @@ def test_gpt2_lm(tmp_path):
     model = save_and_import(hf, tmp_path)
     assert model.spec.heads[0].tie_embeddings
     check_decoder(hf, model, 101)
+
+
+@torch.no_grad()
+def test_gpt2_sequence_classification_last_token(tmp_path):
+    from parity_util import close, ids, right_padded
+
+    torch.manual_seed(0)
+    cfg = tf.GPT2Config(vocab_size=101, n_embd=32, n_layer=2, n_head=4, n_positions=24, num_labels=3,
+                        pad_token_id=0)
+    hf = tf.GPT2ForSequenceClassification(cfg)
+    randomize(hf)
+    model = save_and_import(hf, tmp_path)
+    assert model.spec.pooler.kind == "last"
+    x, mask = ids(101), right_padded()
+    x = x.masked_fill(mask == 0, 0)  # HF finds the last token by pad_token_id, plmgraph by the mask
+    close(model(x, attention_mask=mask).logits, hf(input_ids=x, attention_mask=mask).logits, "logits")
