@@ -41,9 +41,9 @@ def save(model: torch.nn.Module, directory: str | os.PathLike) -> Path:
 
     out = Path(directory)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tensors = {name: p.detach().to("cpu").contiguous() for name, p in model.named_parameters()}
-    if any(t.is_meta for t in tensors.values()):
+    if any(p.is_meta for p in model.parameters()):
         raise CheckpointError("cannot save a model built on the meta device: it has no weights")
+    tensors = {name: p.detach().to("cpu").contiguous() for name, p in model.named_parameters()}
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     tmp.chmod(0o755)  # mkdtemp makes it private; a checkpoint is an ordinary folder
     try:
