@@ -34,7 +34,10 @@ def validate(merged: Merged) -> ModelSpec:
     try:
         spec = ModelSpec.model_validate(merged.data)
     except ValidationError as e:
-        raise SpecError(_dedupe(early + _from_pydantic_errors(e.errors(), merged))) from None
+        # Pydantic read an early-reported boolean as 0 or 1; its own complaint about it is an echo.
+        marked = {(p.file, p.line, p.column) for p in early}
+        later = [p for p in _from_pydantic_errors(e.errors(), merged) if (p.file, p.line, p.column) not in marked]
+        raise SpecError(_dedupe(early + later)) from None
     except CrossFieldError as e:
         # With a boolean read as a number (``layers: yes`` is 1) the cross-field errors are echoes.
         crossed = [_problem(merged, path, msg, tagged=False) for path, msg in e.errors]
@@ -224,8 +227,10 @@ def _from_pydantic(err: dict[str, Any], loc: Path_, merged: Merged, data: Any) -
         msg = f"unknown field {field!r}; {_did_you_mean(str(field), allowed)}allowed: {', '.join(allowed)}"
     elif typ == "union_tag_invalid":
         tags = [t.strip().strip("'") for t in str(ctx.get("expected_tags", "")).split(",")]
-        tag = ctx.get("tag")
-        msg = f"unknown kind {tag!r}; {_did_you_mean(str(tag), tags)}allowed: {', '.join(tags)}"
+        written = _get(data, path)
+        tag = written.get("kind", ctx.get("tag")) if isinstance(written, dict) else ctx.get("tag")
+        hint = _did_you_mean(tag, tags) if isinstance(tag, str) else ""
+        msg = f"unknown kind {_show(tag)}; {hint}allowed: {', '.join(tags)}"
         loc = loc + ("kind",)
     elif typ == "union_tag_not_found":
         msg = "missing `kind`; every variant of this field is chosen by its kind"
@@ -301,7 +306,7 @@ def _literal_values(expected: str) -> list[str]:
 
 
 def _did_you_mean(word: str, allowed: list[str]) -> str:
-    close = difflib.get_close_matches(word, allowed, n=1)
+    close = [c for c in difflib.get_close_matches(word, allowed, n=2) if c != word][:1]
     return f"did you mean {close[0]!r}? " if close else ""
 
 
@@ -370,6 +375,7 @@ def _model_at(loc: Path_, data: Any) -> type[BaseModel] | None:
     for part in loc:
         if isinstance(part, int):
             cur = cur[part] if isinstance(cur, list) and part < len(cur) else None
+            cls = _pick(cls, cur)
             continue
         if isinstance(cls, type) and issubclass(cls, BaseModel) and part in cls.model_fields:
             cls = cls.model_fields[part].annotation
@@ -388,8 +394,8 @@ def _pick(annotation: Any, value: Any) -> Any:
     origin = typing.get_origin(annotation)
     if origin is typing.Annotated:
         return _pick(typing.get_args(annotation)[0], value)
-    if origin is list:
-        return _pick(typing.get_args(annotation)[0], value)
+    if origin is list:  # a whole list stays a list type; an element picks its own variant
+        return annotation if isinstance(value, list) else _pick(typing.get_args(annotation)[0], value)
     if origin in (typing.Union, types.UnionType):
         models = [a for a in typing.get_args(annotation) if isinstance(a, type) and issubclass(a, BaseModel)]
         models += [
