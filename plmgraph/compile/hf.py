@@ -86,9 +86,12 @@ def _files(path: Path) -> dict[str, Path]:
 
     out = {}
     for f in files:
-        with safe_open(str(f), framework="pt") as h:
-            for k in h.keys():
-                out[k] = f
+        try:
+            with safe_open(str(f), framework="pt") as h:
+                for k in h.keys():
+                    out[k] = f
+        except Exception as e:  # safetensors raises its own error types for truncated or foreign files
+            raise CheckpointError(f"{f}: cannot read safetensors ({type(e).__name__}: {e})") from None
     return out
 
 

@@ -723,7 +723,8 @@ def spec_to_config(spec: ModelSpec, model_type: str, arch: str) -> Cfg:
 
 
 def _comparable(spec: ModelSpec) -> dict[str, Any]:
-    d = spec.model_dump(mode="json", exclude={"name", "source", "extends", "objectives", "tuning"})
+    # The top-level block is only the template of the stacks, which carry the resolved blocks.
+    d = spec.model_dump(mode="json", exclude={"name", "source", "extends", "objectives", "tuning", "block"})
     # Dropout is training-time only; a spec with other rates still exports to the same weights.
     return _strip(d, re.compile(r"dropout"))
 
@@ -736,24 +737,37 @@ def _strip(d: Any, pat: re.Pattern[str]) -> Any:
     return d
 
 
+def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(d, dict):
+        return {k2: v2 for k, v in d.items() for k2, v2 in _flat(v, f"{prefix}.{k}" if prefix else k).items()}
+    if isinstance(d, list):
+        return {k2: v2 for i, v in enumerate(d) for k2, v2 in _flat(v, f"{prefix}[{i}]").items()}
+    return {prefix: d}
+
+
 def find_family(spec: ModelSpec) -> tuple[str, str, Cfg]:
     """The (model_type, architecture, config) whose table reproduces `spec` exactly.
 
     Raises:
-        ConversionError: no supported Hugging Face class has this architecture.
+        ConversionError: no supported Hugging Face class has this architecture (the message
+            names the closest one and the spec fields it cannot reproduce).
     """
-    want = _comparable(spec)
+    want = _flat(_comparable(spec))
+    closest: tuple[int, str, list[str]] | None = None
     for mt, fam in FAMILIES.items():
         for arch in fam.archs:
             try:
                 cfg = spec_to_config(spec, mt, arch)
-                back = config_to_spec(cfg, spec.name)
+                back = _flat(_comparable(config_to_spec(cfg, spec.name)))
             except (ConversionError, KeyError, TypeError, AttributeError):
                 continue
-            if _comparable(back) == want:
+            if back == want:
                 return mt, arch, cfg
-    raise ConversionError(
-        f"spec {spec.name!r} matches no supported Hugging Face architecture "
-        f"({', '.join(a for f in FAMILIES.values() for a in f.archs)}); export needs one whose config "
-        "reproduces every spec field"
-    )
+            diffs = [f"{k} ({want.get(k)!r} would become {back.get(k)!r})" for k in sorted(set(want) | set(back))
+                     if want.get(k) != back.get(k)]
+            if closest is None or len(diffs) < closest[0]:
+                closest = (len(diffs), arch, diffs)
+    hint = ""
+    if closest is not None:
+        hint = f"; closest is {closest[1]}, which cannot express: {', '.join(closest[2][:6])}"
+    raise ConversionError(f"spec {spec.name!r} matches no supported Hugging Face architecture{hint}")
