@@ -71,8 +71,9 @@ class Experts(nn.Module):
 class MoE(nn.Module):
     """Sparse MoE (Shazeer et al. 2017; Mixtral): each token runs its top-k experts.
 
-    The router runs in fp32; ``router_logits`` of the last call is kept on the module for an
-    auxiliary load-balancing loss.
+    Routing softmax runs in fp32, as in HF Mixtral.  Tokens are gathered per expert (a loop
+    over the E experts with data-dependent sizes): exact and cheap, but not exportable with
+    dynamic shapes; the load-balancing loss (``aux_loss``) is not computed yet.
     """
 
     def __init__(self, hidden: int, experts: Experts, n: int, top_k: int, normalize: bool,
