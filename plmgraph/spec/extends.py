@@ -170,6 +170,8 @@ def _merge(path: Path, g: nx.DiGraph, loaded: dict[Path, Loaded], memo: dict[Pat
         own_data["name"] = path.stem
     data = deep_merge(data, own_data)
     positions.update(own.positions)
+    if "name" not in own.data:
+        positions[("name",)] = Source(str(path), None, None)  # taken from the file name, not a parent's
     positions = {p: s for p, s in positions.items() if _has_path(data, p) or p == ("extends",)}
     files.append(str(path))
     memo[path] = Merged(data, positions, str(path), files)

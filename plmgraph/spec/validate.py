@@ -260,6 +260,9 @@ def _from_pydantic(err: dict[str, Any], loc: Path_, merged: Merged, data: Any) -
             msg = f"must be one of {', '.join(allowed)}{got}" + (f"; {hint.strip()}" if hint else "")
     elif typ == "string_pattern_mismatch" and path == ("name",):
         msg = f"must start with a letter or digit and use only letters, digits and _ . + -{got}"
+        src = merged.positions.get(("name",))
+        if src is not None and src.line is None and src.file != "--override":
+            msg += " (the name defaults to the file name; set `name:` in the file)"
     elif typ == "string_pattern_mismatch":
         msg = f"must match the pattern {ctx.get('pattern')}{got}"
     elif typ == "string_too_long":

@@ -42,9 +42,10 @@ def _problem(ref, match: str, overrides=None) -> tuple[SpecError, Problem]:
 
 
 def check(tmp_path: Path, text: str | bytes, match: str, *, field: str | None = None, line: int | None = None,
-          column: int | None = None, file: Path | str | None = None, one: bool = True) -> Problem:
+          column: int | None = None, file: Path | str | None = None, one: bool = True,
+          name: str = "bad.yaml") -> Problem:
     """Write `text`, load it, and check the message and location of the matching problem."""
-    path = _write(tmp_path, text)
+    path = _write(tmp_path, text, name)
     error, p = _problem(path, match)
     assert p.file == str(file if file is not None else path.resolve())
     if field is not None:
@@ -500,3 +501,10 @@ def test_override_replaces_the_files_position():
     _, p = _problem("llama3-8b", r"heads \(32\) must be divisible by kv_heads \(5\)",
                     overrides=["attention.kv_heads=5"])
     assert p.file == "--override" and p.field == "block.attention.kv_heads"
+
+
+def test_name_taken_from_an_invalid_file_name(tmp_path):
+    # No `name:` in the file: the name is the file's stem, and the error says so (not gpt2.yaml's line).
+    p = check(tmp_path, "extends: gpt2\n", r"got 'my model' \(the name defaults to the file name; set `name:`",
+              field="name", file=(tmp_path / "my model.yaml").resolve(), name="my model.yaml")
+    assert p.line is None
