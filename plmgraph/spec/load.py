@@ -90,10 +90,6 @@ def load_file(path: str | Path) -> Loaded:
     try:
         if p.is_dir():
             raise SpecError.one("is a directory, not a spec file", p)
-        st = p.stat()
-        key = (str(p), st.st_mtime_ns, st.st_size)
-        if key in _CACHE:  # `plmgraph list` reads gpt2.yaml once, not once per child
-            return copy.deepcopy(_CACHE[key])
         with p.open("rb") as f:
             raw = f.read(MAX_BYTES + 1)  # bounded even for /dev/zero
     except FileNotFoundError:
@@ -102,6 +98,9 @@ def load_file(path: str | Path) -> Loaded:
         raise SpecError.one(f"cannot read the file: {e.strerror or e}", p) from None
     if len(raw) > MAX_BYTES:
         raise SpecError.one(f"file is larger than {MAX_BYTES} bytes, the limit for a spec", p)
+    key = (str(p), raw)  # keyed on the content: a file rewritten within one mtime tick is not stale
+    if key in _CACHE:  # `plmgraph list` parses gpt2.yaml once, not once per spec that extends it
+        return copy.deepcopy(_CACHE[key])
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -111,13 +110,15 @@ def load_file(path: str | Path) -> Loaded:
             f"not UTF-8 text: byte {raw[e.start]:#04x} ({e.reason}); save the file as UTF-8", p, line, column
         ) from None
     loaded = load_text(text.removeprefix("\ufeff"), str(p))
-    if len(_CACHE) >= 256:
-        _CACHE.clear()
-    _CACHE[key] = copy.deepcopy(loaded)
+    if len(raw) <= _CACHE_MAX_BYTES:
+        if len(_CACHE) >= 64:
+            _CACHE.clear()
+        _CACHE[key] = copy.deepcopy(loaded)
     return loaded
 
 
-_CACHE: dict[tuple[str, int, int], Loaded] = {}
+_CACHE: dict[tuple[str, bytes], Loaded] = {}
+_CACHE_MAX_BYTES = 64 << 10
 
 
 def _syntax_error(e: yaml.MarkedYAMLError, file: str) -> SpecError:
