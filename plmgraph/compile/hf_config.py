@@ -219,8 +219,13 @@ def _rope_hook(default_theta: float, default_fraction: float = 1.0, interleaved:
             for k, s in allowed[kind].items():
                 if k in rp:
                     sc[s] = rp[k]
-            if kind == "dynamic" and "original_max_positions" not in sc:
-                sc["original_max_positions"] = cfg.get("max_position_embeddings")
+            if kind == "dynamic":
+                # HF's dynamic NTK rescales beyond max_position_embeddings (its
+                # original_max_position_embeddings is unused there), and accepts any length: the spec
+                # keeps that as the original context and allows factor times more positions.
+                mp = int(_cfg(cfg, "max_position_embeddings"))
+                sc["original_max_positions"] = mp
+                d["sizes"]["max_positions"] = int(mp * sc["factor"])
             pos["scaling"] = sc
         d["position"] = pos
 
@@ -240,6 +245,9 @@ def _rope_unhook(cfg: Cfg, spec: ModelSpec, fraction_key: bool) -> None:
                          ("low_freq_factor", "low_freq_factor"), ("high_freq_factor", "high_freq_factor")):
             if getattr(sc, name) is not None:
                 rp[hf] = getattr(sc, name)
+    if pos.scaling is not None and pos.scaling.kind == "dynamic":
+        cfg["max_position_embeddings"] = pos.scaling.original_max_positions
+        rp.pop("original_max_position_embeddings", None)
     cfg["rope_parameters"] = rp
 
 
