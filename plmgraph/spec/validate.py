@@ -4,6 +4,10 @@ Pydantic reports each error with a location tuple such as
 ``('decoder', 'block', 'norm', 'rmsnorm', 'eps')``: the tag of a discriminated union
 appears as a path element, and fields of a stack may have been written in the top-level
 ``block``.  `_locate` maps such a tuple back to the nearest written field and its line.
+Pydantic's messages are rewritten to quote the value and say what is allowed ("must be
+greater than 0, got -3"), the failed branches of one union (``bool | Norm``) become one
+problem, a block error shared by two stacks is reported once, and a YAML boolean given
+for a number (``layers: yes``, which pydantic would read as 1) is an error.
 """
 
 from __future__ import annotations
