@@ -25,7 +25,6 @@ from ..errors import InputError
 from . import checks
 from .attention import KV
 from .block import Block, Stack
-from .embedding import PatchEmbedding
 from .init import init_module
 
 
@@ -211,4 +210,4 @@ def _batch(*tensors: Tensor | None) -> int:
     return 0
 
 
-__all__ = ["ModelOutput", "PLMModel", "PatchEmbedding"]
+__all__ = ["ModelOutput", "PLMModel"]
