@@ -12,7 +12,7 @@ from rich.table import Table
 
 from ..graph import resolve, stats
 from ..spec import ModelSpec, PlmgraphError, SpecError, load_merged, load_spec, validate, zoo_dir, zoo_names
-from . import JSON_HELP, OVERRIDE_HELP, app, err, out, print_json, run
+from . import JSON_HELP, OVERRIDE_HELP, app, err, fail, out, print_json, run
 
 SpecArg = Annotated[str, typer.Argument(help="Zoo name or path to a spec .yaml file.", metavar="SPEC")]
 Override = Annotated[list[str] | None, typer.Option("--override", "-O", help=OVERRIDE_HELP)]
@@ -74,14 +74,18 @@ def list_cmd(as_json: Json = False) -> None:
 
 @app.command("validate")
 def validate_cmd(
-    specs: Annotated[list[str], typer.Argument(help="Zoo names or spec files.", metavar="SPEC...")],
+    specs: Annotated[list[str] | None, typer.Argument(help="Zoo names or spec files.", metavar="SPEC...")] = None,
+    zoo: Annotated[bool, typer.Option("--zoo", help="Validate every spec in the zoo (as well as any SPEC given).")] = False,
     override: Override = None,
     as_json: Json = False,
 ) -> None:
     """Check spec files: print `ok` or every problem with file, line, field and what is allowed."""
+    refs = list(specs or []) + (zoo_names() if zoo else [])
+    if not refs:
+        fail("give at least one SPEC, or --zoo", 2)
     results: list[dict[str, Any]] = []
     failed = False
-    for ref in specs:
+    for ref in refs:
         try:
             spec = load_spec(ref, override)
             resolve(spec)
