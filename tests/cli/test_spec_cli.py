@@ -258,3 +258,13 @@ def test_spec_commands_do_not_import_torch():
     )
     r = _python("-c", code)
     assert r.returncode == 0, r.stderr
+
+
+def test_validate_zoo_checks_every_zoo_spec(cli):
+    r = _run(cli, "validate", "--zoo", "--json")
+    assert sorted(row["name"] for row in json.loads(r.stdout)) == zoo_names()
+
+
+def test_validate_without_specs_is_a_usage_error(cli):
+    r = _run(cli, "validate", code=2)
+    assert "give at least one SPEC, or --zoo" in r.stderr
