@@ -117,6 +117,18 @@ def test_clean_checkpoint_loads(tmp_path):
     assert model.spec.block.attention.kv_heads == 2
 
 
+def test_dtype_is_the_checkpoints_unless_given(tmp_path):
+    d = checkpoint(tmp_path, LLAMA)
+    assert next(pg.from_hf(d).parameters()).dtype == torch.float32
+    assert {p.dtype for p in pg.from_hf(d, dtype=torch.bfloat16).parameters()} == {torch.bfloat16}
+
+
+def test_mixtral_router_jitter_refused():
+    cfg = {**LLAMA, "model_type": "mixtral", "architectures": ["MixtralForCausalLM"], "router_jitter_noise": 0.1}
+    with pytest.raises(ConversionError, match=r"router_jitter_noise = 0.1 is not supported"):
+        config_to_spec(cfg)
+
+
 def test_missing_tensor_named_with_shape(tmp_path):
     d = checkpoint(tmp_path, LLAMA)
     edit(d, lambda t: t.pop("model.layers.1.self_attn.k_proj.weight"))

@@ -136,7 +136,8 @@ def check(items: list[Item], shapes: dict[str, tuple[int, ...]], model_type: str
         if it.rule.zeros_if_missing:
             optional.update(it.hf_names)
     missing = [n for n in want if n not in shapes and n not in optional]
-    extra = [n for n in shapes if n not in want and not ignored(model_type, n)]
+    aliases = {n for it in items for n in it.rule.also}
+    extra = [n for n in shapes if n not in want and n not in aliases and not ignored(model_type, n)]
     wrong = [f"{n} is {list(shapes[n])}, expected {list(s)}" for n, s in want.items()
              if n in shapes and tuple(shapes[n]) != tuple(s)]
     problems = []
@@ -287,6 +288,8 @@ def write_hf(spec: ModelSpec, state: dict[str, Any], path: str | Path, model_typ
                 if it.rule.t and t.dim() == 2:
                     t = t.t()
                 out[n] = t.reshape(it.hf_shape(i)).contiguous().clone()
+        for n in it.rule.also:
+            out[n] = out[it.groups[0][0]].clone()
     p = Path(path)
     p.mkdir(parents=True, exist_ok=True)
     floats = [t.dtype for t in out.values() if t.is_floating_point()]

@@ -587,6 +587,7 @@ _register(Family(
             F("intermediate_size", "block.mlp.expert.ffn"),
             F("hidden_act", "block.mlp.expert.activation", "silu", ACT),
             F("sliding_window", "block.attention.window", None)),
+    fixed=(Fixed("router_jitter_noise", (0.0, 0), "plmgraph's router adds no training-time jitter"),),
     archs={"MixtralForCausalLM": _lm(False)},
     hook=_rope_hook(1e6),
     unhook=_rope_unhook_fn(False),

@@ -41,6 +41,7 @@ class Rule:
     experts: bool = False  # names contain {expert}; one tensor per expert, stacked on dim 0
     zeros_if_missing: bool = False  # absent tensor == zeros (BART's final_logits_bias)
     only: str | None = None  # applies only to nodes of this kind
+    also: tuple[str, ...] = ()  # other names HF keeps for the same tensor: written on export, ignored on import
 
 
 def R(*names: str, **kw: Any) -> Rule:
@@ -72,7 +73,9 @@ def _bert_like(p: str, mlm: str = "cls.predictions", nsp: str = "cls.seq_relatio
         "pooler.dense": R(f"{p}.pooler.dense.{{p}}"),
         "head/mlm.transform": R(f"{mlm}.transform.dense.{{p}}"),
         "head/mlm.norm": R(f"{mlm}.transform.LayerNorm.{{p}}"),
-        "head/mlm.bias": [R(f"{mlm}.bias"), R(f"{mlm}.decoder.bias")],
+        # The decoder Linear's bias is what forward adds; HF ties `<mlm>.bias` to it only when the
+        # embeddings are tied (transformers 5), so an untied checkpoint may hold two different ones.
+        "head/mlm.bias": [R(f"{mlm}.decoder.bias", also=(f"{mlm}.bias",)), R(f"{mlm}.bias")],
         "head/mlm.proj": R(f"{mlm}.decoder.{{p}}"),
         "head/nsp": R(f"{nsp}.{{p}}"),
         "head/sequence_classification": R("classifier.{p}"),
@@ -85,7 +88,7 @@ def _roberta() -> dict[str, Any]:
     t.update({
         "head/mlm.transform": R("lm_head.dense.{p}"),
         "head/mlm.norm": R("lm_head.layer_norm.{p}"),
-        "head/mlm.bias": [R("lm_head.bias"), R("lm_head.decoder.bias")],
+        "head/mlm.bias": [R("lm_head.decoder.bias", also=("lm_head.bias",)), R("lm_head.bias")],
         "head/mlm.proj": R("lm_head.decoder.{p}"),
         # RobertaClassificationHead: dense + tanh on <s>, then out_proj == a dense tanh pooler + classifier.
         "pooler.dense": R("classifier.dense.{p}"),
@@ -271,10 +274,10 @@ TABLES: dict[str, dict[str, Any]] = {
 #: (or saved in older versions) and the second name of a tied matrix (HF ties it on load).
 IGNORED: dict[str, tuple[str, ...]] = {
     "*": (r"(^|\.)position_ids$", r"(^|\.)token_type_ids$", r"rotary_emb\.inv_freq$"),
-    "bert": (r"^cls\.predictions\.decoder\.(weight|bias)$",),
-    "ernie": (r"^cls\.predictions\.decoder\.(weight|bias)$",),
-    "roberta": (r"^lm_head\.decoder\.(weight|bias)$",),
-    "albert": (r"^predictions\.decoder\.(weight|bias)$",),
+    "bert": (r"^cls\.predictions\.decoder\.weight$",),
+    "ernie": (r"^cls\.predictions\.decoder\.weight$",),
+    "roberta": (r"^lm_head\.decoder\.weight$",),
+    "albert": (r"^predictions\.decoder\.weight$",),
     "distilbert": (r"^vocab_projector\.weight$",),
     "openai-gpt": (r"^lm_head\.weight$", r"\.attn\.bias$"),
     "gpt2": (r"^lm_head\.weight$", r"\.attn\.(bias|masked_bias)$"),

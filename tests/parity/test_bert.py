@@ -26,3 +26,12 @@ def test_bert_sequence_classification(tmp_path):
     randomize(hf)
     model = save_and_import(hf, tmp_path)
     check_encoder(hf, model, 97, {"sequence_classification": "logits"}, segments=3)
+
+
+def test_bert_masked_lm_untied(tmp_path):
+    torch.manual_seed(0)
+    hf = tf.BertForMaskedLM(config(tie_word_embeddings=False))
+    randomize(hf)
+    model = save_and_import(hf, tmp_path)
+    assert [h.kind for h in model.spec.heads] == ["mlm"] and not model.spec.heads[0].tie_embeddings
+    check_encoder(hf, model, 97, {"mlm": "logits"}, segments=3)
