@@ -54,7 +54,10 @@ def test_roundtrip_state_dict(tmp_path, model_type):
     cfg = json.loads((tmp_path / "back" / "config.json").read_text())
     assert cfg["model_type"] == model_type.removesuffix("-untied") and cfg["architectures"] == hf.config.architectures
     again = type(hf).from_pretrained(tmp_path / "back").eval()
-    assert new_state_dict_equal(hf.state_dict(), again.state_dict()) == []
+    # An untied BERT (transformers 5) holds a second MLM bias that its forward never reads; plmgraph
+    # keeps the decoder's (the one added to the logits) and writes it under both names.
+    dead = ["cls.predictions.bias"] if model_type == "bert-untied" else []
+    assert new_state_dict_equal(hf.state_dict(), again.state_dict()) == dead
     # and the exported config is the same model: importing it again gives the same spec
     assert pg.from_hf(tmp_path / "back").spec.model_dump(exclude={"name"}) == model.spec.model_dump(exclude={"name"})
 
