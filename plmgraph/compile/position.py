@@ -120,7 +120,9 @@ class Rotary(nn.Module):
 
     def forward(self, positions: Tensor) -> tuple[Tensor, Tensor]:
         """positions [B, T] -> cos, sin [B, 1, T, rotary_dim] (fp32)."""
-        seq_len = int(positions.shape[-1]) if self.scaling.get("kind") == "dynamic" else 0
+        # dynamic NTK rescales by the longest position seen so far (HF: max(position_ids) + 1);
+        # reading it syncs, so only that scaling pays for it
+        seq_len = int(positions.max()) + 1 if self.scaling.get("kind") == "dynamic" else 0
         inv, attention_factor = self.inv_freq(positions.device, seq_len)
         freqs = positions.float()[..., None] * inv  # [B, T, rd/2]
         if self.interleaved:
