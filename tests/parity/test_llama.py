@@ -79,11 +79,9 @@ def test_llama_dynamic_ntk_beyond_original_context(tmp_path):
     close(model(x).logits, hf(input_ids=x).logits, "logits at 9 > 6 positions")
 
 
-@pytest.mark.xfail(strict=True, reason="compiler: RotaryPosition.forward takes the dynamic-NTK sequence length from "
-                   "positions.shape[-1] (the chunk, 1 in a cached step) instead of max(position) + 1, so a cached "
-                   "step past max_position_embeddings rotates q/k with the unscaled base (HF: seq_len 8)")
 @torch.no_grad()
 def test_llama_dynamic_ntk_cached_step_beyond_original_context(tmp_path):
+    """The cached 8th token rescales from max(position) + 1 = 8, not from its chunk length 1."""
     torch.manual_seed(0)
     cfg = tf.LlamaConfig(vocab_size=113, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
                          num_key_value_heads=2, intermediate_size=56, max_position_embeddings=6,
