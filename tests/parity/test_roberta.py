@@ -27,3 +27,21 @@ def test_roberta_sequence_classification(tmp_path):
     randomize(hf)
     model = save_and_import(hf, tmp_path)
     check_encoder(hf, model, 91, {"sequence_classification": "logits"})
+
+
+@torch.no_grad()
+def test_roberta_left_padding_positions_count_real_tokens(tmp_path):
+    """HF numbers positions over non-pad tokens (create_position_ids_from_input_ids): with left padding
+    every kept token's position differs from its index, so this fails unless positions are padding-aware."""
+    from parity_util import B, T, close, ids
+
+    torch.manual_seed(0)
+    hf = tf.RobertaForMaskedLM(config())
+    randomize(hf)
+    model = save_and_import(hf, tmp_path)
+    mask = torch.ones(B, T, dtype=torch.long)
+    mask[-1, :3] = 0
+    x = ids(91).masked_fill(mask == 0, 1)  # pad_token_id where the mask is 0, as a tokenizer writes
+    ref = hf(input_ids=x, attention_mask=mask)
+    out = model(x, attention_mask=mask)
+    close(out.logits, ref.logits, "mlm logits with left padding", mask)
