@@ -122,7 +122,7 @@ class _Compiler:
         token = self.module(f"{pre}.token") if own else (self.built.get("embed.token"))
         parts = {role: self.module(f"{pre}.{role}") for role in EMBED_ROLES if self.has(f"{pre}.{role}")}
         pos = spec.position
-        padding_aware = pos.kind == "learned" and pos.offset > 0 and spec.family == "encoder"
+        padding_aware = pos.kind == "learned" and pos.padding_aware
         embed = StackEmbeddings(token=token, own_token=own, parts=parts, dropout=spec.embeddings.dropout,
                                 padding_aware=padding_aware)
         if spec.embeddings.patches is not None:

@@ -305,7 +305,7 @@ def _albert_unhook(spec: ModelSpec, cfg: Cfg) -> None:
 
 def _roberta_hook(cfg: Cfg, d: dict[str, Any]) -> None:
     offset = int(_cfg(cfg, "pad_token_id", 1)) + 1  # positions start after the padding index
-    d["position"] = {"kind": "learned", "offset": offset}
+    d["position"] = {"kind": "learned", "offset": offset, "padding_aware": True}
     d["sizes"]["max_positions"] = _cfg(cfg, "max_position_embeddings", 514) - offset
 
 

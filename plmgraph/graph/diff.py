@@ -315,8 +315,46 @@ def position_name(kind: str, attrs: dict[str, Any]) -> str:
     return name
 
 
+class _Seen(dict):
+    """A dict that remembers which keys were read."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        super().__init__(data)
+        self.read: set[str] = set()
+
+    def __getitem__(self, key: str) -> Any:
+        self.read.add(key)
+        return super().__getitem__(key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        self.read.add(key)
+        return super().get(key, default)
+
+
+# Attributes that echo `dims` (reported once, from the spec) or are derived from another fact.
+_ECHOES = {"head_dim", "hidden", "dim", "dim_in", "dim_out", "vocab", "width", "channels", "image_size", "ffn",
+           "expert_ffn", "max_positions", "rotary_dim", "bidirectional", "mask", "window", "dropout", "activation"}
+
+
 def _describe(d: dict[str, Any]) -> list[_Aspect]:
-    """The facts about one node that a diff compares (sizes echoing `dims` are left out)."""
+    """The facts about one node that a diff compares.
+
+    The rules in `_describe_known` name the facts people talk about; every other attribute
+    of the node is still compared, generically, so a new spec field is never silently
+    ignored by the diff.
+    """
+    attrs = _Seen(d["attrs"])
+    out = _describe_known({**d, "attrs": attrs})
+    label = d["kind"].split("/")[-1].replace("_", " ")
+    for key in sorted(set(attrs) - attrs.read - _ECHOES):
+        v = dict.__getitem__(attrs, key)
+        text = _onoff(v) if isinstance(v, bool) else (_num(v) if not isinstance(v, (dict, list)) else str(v))
+        out.append(_Aspect(f"{label} {key.replace('_', ' ')}", text, v if isinstance(v, (bool, str)) else None))
+    return out
+
+
+def _describe_known(d: dict[str, Any]) -> list[_Aspect]:
+    """The named facts about one node (sizes echoing `dims` are left out)."""
     kind, a, role = d["kind"], d["attrs"], d["role"]
     axis = d["axis"]
     if axis == "attention":
@@ -361,6 +399,8 @@ def _describe(d: dict[str, Any]) -> list[_Aspect]:
         out = [_Aspect("position", position_name(kind, a), k)]
         if k == "learned":
             out.append(_Aspect("position offset", _num(a["offset"])))
+            ids = "count non-padding tokens" if a["padding_aware"] else "count every token"
+            out.append(_Aspect("position ids", ids, a["padding_aware"]))
         if k == "rope":
             out += [
                 _Aspect("rotary fraction", f"{a['fraction']:g}", a["fraction"] < 1),

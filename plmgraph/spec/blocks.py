@@ -68,6 +68,11 @@ class LearnedPosition(Strict):
         description="First position id; the table has max_positions + offset rows "
         "(RoBERTa and BART start at 2 because of their padding index).",
     )
+    padding_aware: bool = Field(
+        False,
+        description="Count positions over non-padding tokens only, padding reading row offset - 1 "
+        "(RoBERTa); otherwise position i is row offset + i whatever the mask (BART, GPT-2).",
+    )
 
 
 class SinusoidalPosition(Strict):

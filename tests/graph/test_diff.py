@@ -74,6 +74,7 @@ EXPECTED = {
         "dims: vocab: 30522 → 50265",
         "embeddings: segment (token type) vocabulary: 2 → 1",
         "position: position offset: 0 → 2",
+        "position: position ids: count every token → count non-padding tokens",
         "norm: norm eps: 1e-12 → 1e-05  [all 12 layers, embeddings]",
         "heads: pooler ([CLS] + dense tanh): removed",
         "heads: NSP head: removed",
@@ -273,3 +274,12 @@ def test_change_inherited_through_extends_shows(tmp_path: Path) -> None:
         "attention: sliding window: none → 64 tokens  [all 4 layers]",
     ]
     assert [c.structural for c in d.changes] == [False, True]
+
+
+def test_attributes_without_a_named_rule_still_show(monkeypatch):
+    """A spec field the diff has no wording for yet is compared generically, never dropped."""
+    import plmgraph.graph.diff as diff_mod
+
+    monkeypatch.setattr(diff_mod, "_describe_known", lambda d: [])
+    d = pg.diff("gpt2", pg.load_spec("gpt2", "block.norm.eps=1e-3"))
+    assert any("layernorm eps" in line for line in d.lines()), d.lines()
