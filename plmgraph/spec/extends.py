@@ -9,6 +9,7 @@ field points at the line of the parent file that wrote it.
 
 from __future__ import annotations
 
+import copy
 import difflib
 import importlib.resources
 import re
@@ -234,10 +235,12 @@ def parse_overrides(overrides: str | list[str]) -> list[tuple[str, Any]]:
 _OVERRIDE = "--override"
 
 
-def apply_overrides(merged: Merged, overrides: str | list[str]) -> None:
+def apply_overrides(merged: Merged, overrides: str | list[str], *, into_stacks: bool = False) -> None:
     """Apply ``--override`` edits in place.  Short names (layers, hidden, heads, vocab, ffn,
     max_positions) edit ``sizes``; a dotted path whose first part is not a top-level field
-    (``attention.kv_heads``) is read relative to ``block``.
+    (``attention.kv_heads``) is read relative to ``block``.  With `into_stacks` (data dumped
+    from a validated spec, whose stacks already carry the merged block), an edit of ``block``
+    is applied to each stack's block too.
 
     Raises:
         SpecError: for a malformed override, an unknown first key, or a path that runs
@@ -264,6 +267,10 @@ def apply_overrides(merged: Merged, overrides: str | list[str]) -> None:
                 )
             parts = ["block", *parts]
         _set_path(merged.data, parts, value, key)
+        if into_stacks and parts[0] == "block":
+            for stack in ("encoder", "decoder"):
+                if isinstance(merged.data.get(stack), dict) and "block" in merged.data[stack]:
+                    _set_path(merged.data, [stack, *parts], copy.deepcopy(value), key)
         where = tuple(parts)
         for p in [p for p in merged.positions if p[: len(where)] == where]:
             del merged.positions[p]  # the file's positions under an overridden value are stale

@@ -126,6 +126,7 @@ class ModelSpec(Strict):
     tuning: Tuning = Field(default_factory=FullTuning, description="Which parameters train.")
 
     _source_file: str | None = PrivateAttr(None)
+    _merged: Any = PrivateAttr(None)  # the merged mapping this spec was validated from (for overrides)
 
     # ------------------------------------------------------------------ expansion
 

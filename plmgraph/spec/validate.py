@@ -12,6 +12,7 @@ for a number (``layers: yes``, which pydantic would read as 1) is an error.
 
 from __future__ import annotations
 
+import copy
 import difflib
 import types
 import typing
@@ -49,6 +50,7 @@ def validate(merged: Merged) -> ModelSpec:
     if early:
         raise SpecError(_dedupe(early))
     spec._source_file = merged.file
+    spec._merged = merged
     spec.__dict__["extends"] = merged.extends  # the merge consumed it; keep it for `list` and diffs
     return spec
 
@@ -62,10 +64,14 @@ def load_spec(ref: Any, overrides: str | list[str] | None = None) -> ModelSpec:
     if isinstance(ref, ModelSpec):
         if not overrides:
             return ref
-        merged = Merged(ref.model_dump(exclude_none=True, exclude={"extends"}), file=ref.source_file or "<spec>")
         from .extends import apply_overrides
 
-        apply_overrides(merged, overrides)
+        if ref._merged is not None:  # re-apply onto what the spec was validated from
+            merged = copy.deepcopy(ref._merged)
+            apply_overrides(merged, overrides)
+        else:  # built in Python: start from its dump, whose stacks carry their merged blocks
+            merged = Merged(ref.model_dump(exclude_unset=True, exclude={"extends"}), file=ref.source_file or "<spec>")
+            apply_overrides(merged, overrides, into_stacks=True)
         return validate(merged)
     return validate(load_merged(ref, overrides))
 

@@ -85,3 +85,15 @@ def test_kind_change_replaces_instead_of_merging():
     spec = pg.load_spec("llama-7b")
     assert "offset" not in spec.position.model_dump()
     assert spec.decoder.block.norm.model_dump() == {"kind": "rmsnorm", "eps": 1e-6, "offset": 0.0}
+
+
+def test_overrides_on_a_loaded_spec_reach_every_stack():
+    from plmgraph.spec import ModelSpec
+
+    t5 = pg.load_spec("t5-small")
+    for spec in (t5, ModelSpec.model_validate(t5.model_dump())):  # loaded from a file, or built in Python
+        edited = pg.load_spec(spec, "block.placement=post,layers=2")
+        assert [st.block.placement for st in edited.stacks.values()] == ["post", "post"]
+        # a full dump states every stack's layers explicitly, and explicit values win over `sizes`
+        assert [st.layers for st in edited.stacks.values()] == ([2, 2] if spec is t5 else [6, 6])
+        assert edited.decoder.block.attention.mask == "causal"
