@@ -12,7 +12,6 @@ share exactly one definition.
 
 from __future__ import annotations
 
-import os
 import socket
 import time
 import traceback
@@ -194,7 +193,6 @@ def spawn_and_collect(out: Path, cases: list[str], timeout: float = 120.0) -> li
     `TimeoutError` if they are not done within `timeout` seconds (a hang fails, never blocks)."""
     import torch.multiprocessing as mp
 
-    os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
     ctx = mp.start_processes(worker, args=(free_port(), str(out), cases), nprocs=WORLD, join=False,
                              start_method="spawn")
     deadline = time.monotonic() + timeout
