@@ -11,7 +11,7 @@ on `ModelSpec` (see ``model.py``); after validation every one of them is filled 
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt
 
@@ -19,10 +19,21 @@ NonNegInt = Annotated[int, Field(ge=0)]
 Probability = Annotated[float, Field(ge=0.0, lt=1.0)]
 
 
+def _describe_tag(schema: dict[str, Any], cls: type[BaseModel]) -> None:
+    """Give a variant's `kind` tag a description in the JSON schema: the value and what it selects."""
+    kind = schema.get("properties", {}).get("kind")
+    if kind is not None and "description" not in kind:
+        summary = (cls.__doc__ or "").strip().split("\n")[0]
+        tag = kind.get("const", kind.get("default"))
+        kind["description"] = f"{tag!r} selects this variant: {summary}" if tag else summary
+
+
 class Strict(BaseModel):
     """Base for every spec class: unknown keys are errors, values are validated on assignment."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+    model_config = ConfigDict(
+        extra="forbid", validate_assignment=True, frozen=False, json_schema_extra=_describe_tag
+    )
 
 
 # --------------------------------------------------------------------------- norms
