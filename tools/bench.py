@@ -2,12 +2,15 @@
 
     python tools/bench.py                 # GPT-2-like and BERT-like, train + inference, meta builds
     python tools/bench.py --repeats 30 --json bench.json --plot docs/img/bench.png
+    python tools/bench.py --seq 128 512     # a sequence-length sweep
 
 For each model the same random weights are loaded into both implementations (the HF model
 is saved with `save_pretrained` and imported with `pg.from_hf`), then the two are timed
 *interleaved* (HF, plmgraph, HF, plmgraph, ... with the order flipped every round so
 neither always runs on a warm cache), and the median of each is reported with the ratio
-plmgraph / HF (below 1.0 means plmgraph is faster).  Training is forward + cross-entropy +
+plmgraph / HF (below 1.0 means plmgraph is faster).  The spread column is the 25th-75th
+percentile of the per-round ratios (each round's plmgraph time over the HF time measured
+next to it), which shows how much a shared or noisy machine moved the result.  Training is forward + cross-entropy +
 backward + AdamW step; inference is a forward pass under `torch.inference_mode()`.
 Sizes are chosen for a 2-core CPU.  Transformers is needed (a test-only dependency).
 """
@@ -54,8 +57,9 @@ def _timeit(fn: Callable[[], Any]) -> float:
     return time.perf_counter() - t0
 
 
-def interleaved(a: Callable[[], Any], b: Callable[[], Any], repeats: int, warmup: int = 3) -> tuple[float, float]:
-    """Median seconds of `a` and `b`, run alternately (order flipped each round)."""
+def interleaved(a: Callable[[], Any], b: Callable[[], Any], repeats: int,
+                warmup: int = 3) -> tuple[list[float], list[float]]:
+    """Seconds of `a` and `b` per round, run alternately (order flipped each round)."""
     for _ in range(warmup):
         a(), b()
     ta, tb = [], []
@@ -66,7 +70,15 @@ def interleaved(a: Callable[[], Any], b: Callable[[], Any], repeats: int, warmup
         else:
             ta.append(_timeit(a))
             tb.append(_timeit(b))
-    return statistics.median(ta), statistics.median(tb)
+    return ta, tb
+
+
+def _row(model: str, task: str, t_hf: list[float], t_pg: list[float]) -> dict[str, Any]:
+    """Medians, their ratio, and the 25th-75th percentile of the per-round (paired) ratios."""
+    hf_ms, pg_ms = 1e3 * statistics.median(t_hf), 1e3 * statistics.median(t_pg)
+    q = statistics.quantiles([p / h for h, p in zip(t_hf, t_pg, strict=True)], n=4)
+    return dict(model=model, task=task, hf_ms=hf_ms, plmgraph_ms=pg_ms, ratio=pg_ms / hf_ms,
+                ratio_p25=q[0], ratio_p75=q[2])
 
 
 def bench_pair(name: str, make_hf: Callable[[], Any], batch: int, seq: int, repeats: int) -> list[dict[str, Any]]:
@@ -82,14 +94,13 @@ def bench_pair(name: str, make_hf: Callable[[], Any], batch: int, seq: int, repe
 
     @torch.inference_mode()
     def infer_hf() -> None:
-        hf(input_ids=ids).logits
+        hf(input_ids=ids)
 
     @torch.inference_mode()
     def infer_pg() -> None:
-        ours(ids).logits
+        ours(ids)
 
-    t_hf, t_pg = interleaved(infer_hf, infer_pg, repeats)
-    rows.append(dict(model=name, task=f"inference b{batch}×{seq}", hf_ms=1e3 * t_hf, plmgraph_ms=1e3 * t_pg))
+    rows.append(_row(name, f"inference b{batch}×{seq}", *interleaved(infer_hf, infer_pg, repeats)))
 
     hf.train()
     ours.train()
@@ -103,12 +114,12 @@ def bench_pair(name: str, make_hf: Callable[[], Any], batch: int, seq: int, repe
         loss.backward()
         opt.step()
 
-    t_hf, t_pg = interleaved(
+    times = interleaved(
         lambda: step(hf, opt_hf, lambda: hf(input_ids=ids).logits),
         lambda: step(ours, opt_pg, lambda: ours(ids).logits),
         max(5, repeats // 2),
     )
-    rows.append(dict(model=name, task=f"train step b{batch}×{seq}", hf_ms=1e3 * t_hf, plmgraph_ms=1e3 * t_pg))
+    rows.append(_row(name, f"train step b{batch}×{seq}", *times))
     return rows
 
 
@@ -130,17 +141,16 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--repeats", type=int, default=20, help="timed rounds per measurement (median)")
     ap.add_argument("--batch", type=int, default=8)
-    ap.add_argument("--seq", type=int, default=128)
+    ap.add_argument("--seq", type=int, nargs="+", default=[128], help="sequence length(s); several make a sweep")
     ap.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
     ap.add_argument("--json", type=Path, help="also write the rows as JSON here")
     ap.add_argument("--plot", type=Path, help="write a bar chart of the ratios (PNG/SVG)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     rows: list[dict[str, Any]] = []
-    for name, make in _hf_models().items():
-        rows += bench_pair(name, make, args.batch, args.seq, args.repeats)
-    for r in rows:
-        r["ratio"] = r["plmgraph_ms"] / r["hf_ms"]
+    for seq in args.seq:
+        for name, make in _hf_models().items():
+            rows += bench_pair(name, make, args.batch, seq, args.repeats)
     rows += bench_meta_builds(["gpt3", "llama2-70b", "mixtral-8x7b"])
 
     from rich.console import Console
@@ -148,11 +158,13 @@ def main(argv: list[str] | None = None) -> int:
 
     t = Table(title=f"plmgraph vs HF transformers (torch {torch.__version__}, {args.threads} threads, median of "
               f"{args.repeats})", title_justify="left")
-    for col in ("model", "task", "HF ms", "plmgraph ms", "ratio"):
-        t.add_column(col, justify="right" if "ms" in col or col == "ratio" else "left")
+    for col in ("model", "task", "HF ms", "plmgraph ms", "ratio", "spread (p25-p75)"):
+        t.add_column(col, justify="left" if col in ("model", "task") else "right")
     for r in rows:
-        t.add_row(r["model"], r["task"], f"{r['hf_ms']:.1f}" if "hf_ms" in r else "",
-                  f"{r['plmgraph_ms']:.1f}", f"{r['ratio']:.2f}" if "ratio" in r else "")
+        paired = "ratio" in r
+        t.add_row(r["model"], r["task"], f"{r['hf_ms']:.1f}" if paired else "", f"{r['plmgraph_ms']:.1f}",
+                  f"{r['ratio']:.2f}" if paired else "",
+                  f"{r['ratio_p25']:.2f}-{r['ratio_p75']:.2f}" if paired else "")
     Console().print(t)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
@@ -163,8 +175,10 @@ def main(argv: list[str] | None = None) -> int:
         import matplotlib.pyplot as plt
 
         rs = [r for r in rows if "ratio" in r]
-        fig, ax = plt.subplots(figsize=(6, 2.5))
-        ax.barh([f"{r['model']}\n{r['task']}" for r in rs], [r["ratio"] for r in rs], color="#4c72b0")
+        fig, ax = plt.subplots(figsize=(6, 0.5 + 0.55 * len(rs)))
+        err = [[r["ratio"] - r["ratio_p25"] for r in rs], [r["ratio_p75"] - r["ratio"] for r in rs]]
+        ax.barh([f"{r['model']}\n{r['task']}" for r in rs], [r["ratio"] for r in rs], color="#4c72b0",
+                xerr=[[max(e, 0.0) for e in side] for side in err], capsize=3)
         ax.axvline(1.0, color="k", lw=1, ls="--")
         ax.set_xlabel("time plmgraph / time HF (lower is faster)")
         fig.tight_layout()

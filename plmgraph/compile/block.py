@@ -123,6 +123,10 @@ class Stack(nn.Module):
         additive fp32 mask [B|1, heads|1, T, S] (0 = visible, dtype-min = hidden) plus position bias."""
         if attention_mask is None and not self.score_bias and self.window is None and not cached:
             return None, self.causal
+        if attention_mask is not None and not (self.causal or self.score_bias or self.window is not None):
+            # padding only (BERT): one [B, 1, 1, S] row, broadcast by SDPA over heads and queries
+            # instead of a materialised [B, 1, T, S] mask
+            return padding_bias(attention_mask), False
         S = past + T
         q = torch.arange(past, past + T, device=x.device)  # query positions [T]
         k = torch.arange(S, device=x.device)  # key positions [S]
