@@ -159,13 +159,13 @@ def main(argv: list[str] | None = None) -> int:
     t = Table(title=f"plmgraph vs HF transformers (torch {torch.__version__}, {args.threads} threads, median of "
               f"{args.repeats})", title_justify="left")
     for col in ("model", "task", "HF ms", "plmgraph ms", "ratio", "spread (p25-p75)"):
-        t.add_column(col, justify="left" if col in ("model", "task") else "right")
+        t.add_column(col, justify="left" if col in ("model", "task") else "right", no_wrap=True)
     for r in rows:
         paired = "ratio" in r
         t.add_row(r["model"], r["task"], f"{r['hf_ms']:.1f}" if paired else "", f"{r['plmgraph_ms']:.1f}",
                   f"{r['ratio']:.2f}" if paired else "",
                   f"{r['ratio_p25']:.2f}-{r['ratio_p75']:.2f}" if paired else "")
-    Console().print(t)
+    Console(width=max(100, Console().width)).print(t)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
     if args.plot:
