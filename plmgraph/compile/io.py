@@ -25,8 +25,14 @@ WEIGHTS_FILE = "model.safetensors"
 
 
 def spec_yaml(spec: Any) -> str:
-    """The validated spec as YAML: every derived value written out, ``extends`` resolved away."""
-    data = spec.model_dump(mode="json", exclude_none=True, exclude={"extends"})
+    """The spec as YAML, ``extends`` resolved away: the merged mapping it was validated from
+    (overrides included), so derived values stay derived and ``--override`` on the saved
+    file behaves as on the original; a spec built in Python writes the fields it was given."""
+    merged = getattr(spec, "_merged", None)
+    if merged is not None:
+        data = {k: v for k, v in merged.data.items() if k != "extends"}
+    else:
+        data = spec.model_dump(mode="json", exclude_unset=True, exclude={"extends"})
     head = f"# plmgraph spec, written by plmgraph.save from {spec.name}\n"
     return head + yaml.safe_dump(data, sort_keys=False)
 

@@ -65,3 +65,13 @@ def test_bad_checkpoints(tmp_path):
         pg.load(tmp_path)
     with pytest.raises(CheckpointError, match="meta device"):
         pg.save(build("gpt2", device="meta"), tmp_path / "meta")
+
+
+def test_saved_spec_keeps_derived_values_derived(tmp_path):
+    """spec.yaml is the merged spec as written, so an override on it re-derives like the original."""
+    model = build(pg.load_spec("t5-small", "layers=1,hidden=32,heads=2,ffn=64,vocab=64"), seed=0)
+    pg.save(model, tmp_path / "m")
+    reloaded = pg.load_spec(tmp_path / "m" / "spec.yaml")
+    assert reloaded.model_dump() == model.spec.model_dump()
+    edited = pg.load_spec(tmp_path / "m" / "spec.yaml", "heads=4,layers=3")
+    assert [(s.layers, s.block.attention.kv_heads) for s in edited.stacks.values()] == [(3, 4), (3, 4)]
