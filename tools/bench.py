@@ -12,6 +12,8 @@ plmgraph / HF (below 1.0 means plmgraph is faster).  The spread column is the 25
 percentile of the per-round ratios (each round's plmgraph time over the HF time measured
 next to it), which shows how much a shared or noisy machine moved the result.  Training is forward + cross-entropy +
 backward + AdamW step; inference is a forward pass under `torch.inference_mode()`.
+Memory: the activation bytes autograd saves for backward in a training forward pass
+(`saved_for_backward`), for both implementations.
 Sizes are chosen for a 2-core CPU.  Transformers is needed (a test-only dependency).
 """
 
@@ -81,6 +83,26 @@ def _row(model: str, task: str, t_hf: list[float], t_pg: list[float]) -> dict[st
                 ratio_p25=q[0], ratio_p75=q[2])
 
 
+def saved_for_backward(forward: Callable[[], torch.Tensor]) -> int:
+    """Bytes of activation memory autograd keeps for the backward pass of `forward()`.
+
+    Counted with `torch.autograd.graph.saved_tensors_hooks`, each storage once (parameters
+    excluded), so it is exact and repeatable, unlike a process-wide peak on a shared machine.
+    """
+    seen: dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        if not isinstance(t, torch.nn.Parameter):
+            st = t.untyped_storage()
+            seen[st.data_ptr()] = st.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = forward()
+    del out
+    return sum(seen.values())
+
+
 def bench_pair(name: str, make_hf: Callable[[], Any], batch: int, seq: int, repeats: int) -> list[dict[str, Any]]:
     torch.manual_seed(0)
     hf = make_hf().eval()
@@ -120,6 +142,9 @@ def bench_pair(name: str, make_hf: Callable[[], Any], batch: int, seq: int, repe
         max(5, repeats // 2),
     )
     rows.append(_row(name, f"train step b{batch}×{seq}", *times))
+    mem_hf = saved_for_backward(lambda: hf(input_ids=ids).logits)
+    mem_pg = saved_for_backward(lambda: ours(ids).logits)
+    rows[-1].update(hf_saved_mib=mem_hf / 2**20, plmgraph_saved_mib=mem_pg / 2**20)
     return rows
 
 
@@ -158,14 +183,16 @@ def main(argv: list[str] | None = None) -> int:
 
     t = Table(title=f"plmgraph vs HF transformers (torch {torch.__version__}, {args.threads} threads, median of "
               f"{args.repeats})", title_justify="left")
-    for col in ("model", "task", "HF ms", "plmgraph ms", "ratio", "spread (p25-p75)"):
+    for col in ("model", "task", "HF ms", "plmgraph ms", "ratio", "spread",
+                "activations MiB (HF / pg)"):
         t.add_column(col, justify="left" if col in ("model", "task") else "right", no_wrap=True)
     for r in rows:
         paired = "ratio" in r
         t.add_row(r["model"], r["task"], f"{r['hf_ms']:.1f}" if paired else "", f"{r['plmgraph_ms']:.1f}",
                   f"{r['ratio']:.2f}" if paired else "",
-                  f"{r['ratio_p25']:.2f}-{r['ratio_p75']:.2f}" if paired else "")
-    Console(width=max(100, Console().width)).print(t)
+                  f"{r['ratio_p25']:.2f}-{r['ratio_p75']:.2f}" if paired else "",
+                  f"{r['hf_saved_mib']:.0f} / {r['plmgraph_saved_mib']:.0f}" if "hf_saved_mib" in r else "")
+    Console(width=max(120, Console().width)).print(t)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
     if args.plot:
