@@ -22,6 +22,7 @@ from torch.utils.checkpoint import checkpoint
 
 from .attention import KV
 from .embedding import StackEmbeddings, positions_from_mask
+from .glm import prefix_visible
 
 
 class Block(nn.Module):
@@ -67,7 +68,7 @@ class Stack(nn.Module):
 
     def __init__(self, *, embed: StackEmbeddings, layers: dict[str, Block], schedule: list[str],
                  position: nn.Module | None, final_norm: nn.Module | None, causal: bool,
-                 window: int | None) -> None:
+                 window: int | None, prefix: bool = False) -> None:
         super().__init__()
         self.embed = embed
         if position is not None:
@@ -77,6 +78,7 @@ class Stack(nn.Module):
         if final_norm is not None:
             self.final_norm = final_norm
         self.causal, self.window = causal, window
+        self.prefix = prefix  # GLM's prefix-LM mask: see glm.prefix_visible
         self.rotary = position is not None and not getattr(position, "bias", False)
         self.score_bias = position is not None and getattr(position, "bias", False)
         self.checkpointing = False
@@ -86,7 +88,7 @@ class Stack(nn.Module):
                 pixel_values: Tensor | None = None, position_ids: Tensor | None = None,
                 past_key_values: tuple[KV, ...] | None = None, use_cache: bool = False,
                 memory: Tensor | None = None, memory_mask: Tensor | None = None,
-                ) -> tuple[Tensor, tuple[KV, ...] | None]:
+                prefix_lengths: Tensor | None = None) -> tuple[Tensor, tuple[KV, ...] | None]:
         ref = input_ids if input_ids is not None else pixel_values
         device = ref.device
         T = input_ids.shape[1] if input_ids is not None else self.embed.patches_len
@@ -98,7 +100,7 @@ class Stack(nn.Module):
                 position_ids = torch.arange(past, past + T, device=device)[None]  # [1, T]
         x = self.embed(input_ids, position_ids, token_type_ids, task_type_ids, pixel_values)  # [B, T, H]
 
-        mask, is_causal = self.self_mask(x, T, past, attention_mask, past_key_values is not None)
+        mask, is_causal = self.self_mask(x, T, past, attention_mask, past_key_values is not None, prefix_lengths)
         rotary = self.position(position_ids) if self.rotary else None
         if memory_mask is not None:
             memory_mask = padding_bias(memory_mask)  # [B, 1, 1, S]
@@ -118,12 +120,13 @@ class Stack(nn.Module):
         return x, (tuple(presents) if use_cache else None)
 
     def self_mask(self, x: Tensor, T: int, past: int, attention_mask: Tensor | None,
-                  cached: bool) -> tuple[Tensor | None, bool]:
+                  cached: bool, prefix_lengths: Tensor | None = None) -> tuple[Tensor | None, bool]:
         """The self-attention mask: ``(None, is_causal)`` when SDPA can mask by itself, else an
         additive fp32 mask [B|1, heads|1, T, S] (0 = visible, dtype-min = hidden) plus position bias."""
-        if attention_mask is None and not self.score_bias and self.window is None and not cached:
+        if attention_mask is None and not self.score_bias and self.window is None and not cached and not self.prefix:
             return None, self.causal
-        if attention_mask is not None and not (self.causal or self.score_bias or self.window is not None):
+        if attention_mask is not None and not (self.causal or self.prefix or self.score_bias
+                                                or self.window is not None):
             # padding only (BERT): one [B, 1, 1, S] row, broadcast by SDPA over heads and queries
             # instead of a materialised [B, 1, T, S] mask
             return padding_bias(attention_mask), False
@@ -137,6 +140,8 @@ class Stack(nn.Module):
             dist = q[:, None] - k[None, :]
             visible = visible & ((dist < self.window) if self.causal else (dist.abs() < self.window))
         visible = visible[None, None]  # [1, 1, T, S]
+        if self.prefix:
+            visible = visible & prefix_visible(q, k, prefix_lengths, cached)  # [B, 1, T, S]
         if attention_mask is not None:
             visible = visible & attention_mask[:, None, None, :].bool()  # [B, 1, T, S]
         bias = torch.zeros(visible.shape, dtype=torch.float32, device=x.device)

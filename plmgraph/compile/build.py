@@ -114,9 +114,9 @@ class _Compiler:
     def stack(self, name: str) -> Stack:
         spec, st = self.spec, self.spec.stacks[name]
         at = st.block.attention
-        if at.mask == "prefix":
-            raise NotSupportedError(f"{name}: the 'prefix' attention mask (bidirectional prefix, causal rest) has no "
-                                    "torch implementation yet; it comes with GLM blank infilling")
+        if at.mask == "prefix" and len(spec.stacks) > 1:
+            raise NotSupportedError(f"{name}: the 'prefix' attention mask is compiled for one-stack models "
+                                    f"(GLM), not for the {spec.family} family")
         pre = f"{name}.embed"
         own = self.has(f"{pre}.token")
         token = self.module(f"{pre}.token") if own else (self.built.get("embed.token"))
@@ -141,7 +141,7 @@ class _Compiler:
             schedule.append(owner)
         final = self.module(f"{name}.final_norm") if self.has(f"{name}.final_norm") else None
         return Stack(embed=embed, layers=layers, schedule=schedule, position=position, final_norm=final,
-                     causal=at.mask == "causal", window=at.window)
+                     causal=at.mask == "causal", window=at.window, prefix=at.mask == "prefix")
 
     def owner_layer(self, stack: str, i: int) -> str:
         """The layer whose block layer `i` runs (itself, or the owner of its shared weights)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from .embedding import MaskToken, PatchEmbedding
+from .glm import GLM2DPosition
 from .heads import LMHead
 from .mlp import Experts
 from .norm import RMSNorm
@@ -26,6 +27,9 @@ def init_module(name: str, m: nn.Module, *, std: float, resid_std: float, genera
             nn.init.zeros_(m.bias)
     elif isinstance(m, (nn.Embedding, T5RelativeBias, MaskToken)):
         _normal(m.weight, std, generator)
+    elif isinstance(m, GLM2DPosition):
+        _normal(m.weight, std, generator)
+        _normal(m.block_weight, std, generator)
     elif isinstance(m, nn.LayerNorm):
         if m.weight is not None:
             nn.init.ones_(m.weight)

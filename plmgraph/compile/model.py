@@ -25,6 +25,7 @@ from ..errors import InputError
 from . import checks
 from .attention import KV
 from .block import Block, Stack
+from .glm import GLM2DPosition, check_glm_inputs
 from .init import init_module
 
 
@@ -74,7 +75,7 @@ class PLMModel(nn.Module):
                 pixel_values: Tensor | None = None, past_key_values: tuple[KV, ...] | None = None,
                 use_cache: bool = False, position_ids: Tensor | None = None, *,
                 decoder_attention_mask: Tensor | None = None, encoder_outputs: Tensor | None = None,
-                task_type_ids: Tensor | None = None) -> ModelOutput:
+                task_type_ids: Tensor | None = None, prefix_lengths: Tensor | None = None) -> ModelOutput:
         """Run the model.
 
         Args:
@@ -85,17 +86,21 @@ class PLMModel(nn.Module):
             pixel_values: [B, C, image, image] images (patch models).
             past_key_values: per-layer (key, value) from a previous call with ``use_cache``.
             use_cache: return the updated ``past_key_values`` (decoders).
-            position_ids: [B, T] 0-based positions (default: past, past + 1, ...).
+            position_ids: [B, T] 0-based positions (default: past, past + 1, ...); [B, 2, T] for GLM
+                2D positions (row 0: position in the text, row 1: position inside the span; default
+                past, past + 1, ... and 0), see `glm`.
             decoder_attention_mask: [B, past + T'] decoder padding mask (encoder-decoder).
             encoder_outputs: [B, S, H] a previous call's ``encoder_last_hidden_state``; skips the encoder.
             task_type_ids: [B, T] task-type ids (ERNIE; default 0).
+            prefix_lengths: [B] integer length of each sequence's bidirectional prefix (GLM's Part A,
+                ``sep``); required by ``mask: prefix`` models except on cached calls past the prefix.
 
         Raises:
             InputError: for inputs of the wrong rank, dtype, shape or range (see `checks`).
         """
         if not torch.compiler.is_compiling():
             self._check(input_ids, attention_mask, token_type_ids, decoder_input_ids, pixel_values,
-                        past_key_values, position_ids, decoder_attention_mask, encoder_outputs)
+                        past_key_values, position_ids, decoder_attention_mask, encoder_outputs, prefix_lengths)
         enc_out = None
         presents = None
         if self.family == "encoder-decoder":
@@ -111,7 +116,7 @@ class PLMModel(nn.Module):
             stack: Stack = getattr(self, self.stack_names[0])
             h, presents = stack(input_ids, attention_mask, token_type_ids=token_type_ids,
                                 task_type_ids=task_type_ids, pixel_values=pixel_values, position_ids=position_ids,
-                                past_key_values=past_key_values, use_cache=use_cache)
+                                past_key_values=past_key_values, use_cache=use_cache, prefix_lengths=prefix_lengths)
             last_mask = attention_mask
         outputs: dict[str, Tensor] = {}
         pooled = self.pooler(h, last_mask) if self.pooled_heads else None
@@ -123,7 +128,7 @@ class PLMModel(nn.Module):
     def _check(self, input_ids: Tensor | None, attention_mask: Tensor | None, token_type_ids: Tensor | None,
                decoder_input_ids: Tensor | None, pixel_values: Tensor | None, past: Any,
                position_ids: Tensor | None, decoder_attention_mask: Tensor | None,
-               encoder_outputs: Tensor | None) -> None:
+               encoder_outputs: Tensor | None, prefix_lengths: Tensor | None = None) -> None:
         values = self.check_inputs
         vocab = self.spec.sizes.vocab
         first: Stack = getattr(self, self.stack_names[0])
@@ -167,8 +172,11 @@ class PLMModel(nn.Module):
                 raise InputError(f"token_type_ids must have the shape of input_ids {tuple(input_ids.shape)}, "
                                  f"got {tuple(token_type_ids.shape)}")
             checks.check_ids("token_type_ids", token_type_ids, segments, values=values, what="segments")
-        if position_ids is not None and position_ids.dim() != 2:
-            raise InputError(f"position_ids must have shape [batch, seq], got {tuple(position_ids.shape)}")
+        ids = decoder_input_ids if self.family == "encoder-decoder" else input_ids
+        check_glm_inputs(two_d=isinstance(getattr(last.embed, "position", None), GLM2DPosition),
+                         prefix=getattr(last, "prefix", False), batch=ids.shape[0], seq=ids.shape[1], past=past_len,
+                         position_ids=position_ids, prefix_lengths=prefix_lengths,
+                         max_positions=last.embed.max_positions, values=values)
 
     # ----------------------------------------------------------------- helpers
 

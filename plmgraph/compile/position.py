@@ -231,4 +231,4 @@ def _t5(node: Node) -> nn.Module:
     return T5RelativeBias(buckets, heads, node["max_distance"], node["bidirectional"])
 
 
-not_implemented("position/xl_relative", "position/glm_2d", issue="Transformer-XL/XLNet and GLM-1 positions come later")
+not_implemented("position/xl_relative", issue="Transformer-XL/XLNet positions come later")

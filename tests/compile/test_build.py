@@ -12,8 +12,8 @@ import plmgraph as pg
 from plmgraph.compile import REGISTRY, NotSupportedError, build
 from plmgraph.spec import zoo_names
 
-#: Block kinds that resolve but have no torch implementation yet (XLNet, Transformer-XL, GLM-1).
-LATER = {"attention/two_stream", "attention/segment_memory", "position/xl_relative", "position/glm_2d"}
+#: Block kinds that resolve but have no torch implementation yet (XLNet, Transformer-XL).
+LATER = {"attention/two_stream", "attention/segment_memory", "position/xl_relative"}
 
 
 def kinds(name: str) -> set[str]:
@@ -30,6 +30,8 @@ def inputs(spec, batch: int = 2, seq: int = 7) -> dict:
         p = spec.embeddings.patches
         return {"pixel_values": torch.randn(batch, p.channels, p.image_size, p.image_size, generator=g)}
     kw = {"input_ids": torch.randint(0, spec.sizes.vocab, (batch, seq), generator=g)}
+    if spec.block.attention.mask == "prefix":  # GLM: the first half of each sequence is the bidirectional prefix
+        kw["prefix_lengths"] = torch.full((batch,), seq // 2)
     if spec.family == "encoder-decoder":
         kw["decoder_input_ids"] = torch.randint(0, spec.sizes.vocab, (batch, seq - 2), generator=g)
     return kw
