@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from .norm import make_norm
 from .position import apply_rotary
-from .registry import Node, not_implemented, register
+from .registry import Node, register
 
 KV = tuple[Tensor, Tensor]
 
@@ -122,6 +122,3 @@ def _self(node: Node) -> nn.Module:
 def _cross(node: Node) -> nn.Module:
     return CrossAttention(node["hidden"], node["heads"], node["kv_heads"], node["head_dim"], **_options(node))
 
-
-not_implemented("attention/two_stream", "attention/segment_memory",
-                issue="XLNet two-stream and Transformer-XL segment-memory attention come later")

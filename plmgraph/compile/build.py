@@ -25,6 +25,7 @@ from .block import Block, Stack
 from .embedding import StackEmbeddings
 from .model import PLMModel
 from .registry import Node, NotSupportedError, make
+from .relative import RELATIVE_KINDS, RelativeBlock, RelativeStack
 
 #: The sublayer roles of a layer, in the order a Block is given them.
 LAYER_ROLES = ("attn_norm", "attn", "attn_post_norm", "cross_norm", "cross", "cross_post_norm",
@@ -140,6 +141,9 @@ class _Compiler:
                 layers[owner] = self.block(name, i)
             schedule.append(owner)
         final = self.module(f"{name}.final_norm") if self.has(f"{name}.final_norm") else None
+        if at.kind in RELATIVE_KINDS:  # Transformer-XL / XLNet: memory, two streams (see `relative`)
+            return RelativeStack(embed=embed, layers=layers, schedule=schedule, position=position, final_norm=final,
+                                 causal=at.mask == "causal", memory=at.memory, two_stream=at.kind == "two_stream")
         return Stack(embed=embed, layers=layers, schedule=schedule, position=position, final_norm=final,
                      causal=at.mask == "causal", window=at.window, prefix=at.mask == "prefix")
 
@@ -160,4 +164,5 @@ class _Compiler:
         b = self.spec.stacks[stack].block
         pre = f"{stack}.layers.{i}"
         mods = {role: self.module(f"{pre}.{role}") for role in LAYER_ROLES if self.has(f"{pre}.{role}")}
-        return Block(placement=b.placement, parallel=b.residual.kind == "parallel", dropout=b.dropout, **mods)
+        cls = RelativeBlock if b.attention.kind in RELATIVE_KINDS else Block
+        return cls(placement=b.placement, parallel=b.residual.kind == "parallel", dropout=b.dropout, **mods)

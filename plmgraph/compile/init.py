@@ -10,6 +10,7 @@ from .heads import LMHead
 from .mlp import Experts
 from .norm import RMSNorm
 from .position import T5RelativeBias
+from .relative import RelativeAttention
 
 #: Linear layers that write into the residual stream get GPT-2's depth-scaled std.
 RESIDUAL_OUT = ("attn.out", "cross.out", "mlp.down")
@@ -48,5 +49,9 @@ def init_module(name: str, m: nn.Module, *, std: float, resid_std: float, genera
         if m.bias:
             nn.init.zeros_(m.up_bias)
             nn.init.zeros_(m.down_bias)
+    elif isinstance(m, RelativeAttention):  # its Linear children are initialised on their own
+        for name in ("r_w_bias", "r_r_bias", "r_s_bias", "seg_embed"):
+            if hasattr(m, name):
+                _normal(getattr(m, name), std, generator)
     elif isinstance(m, LMHead) and m.bias is not None:
         nn.init.zeros_(m.bias)

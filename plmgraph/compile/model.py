@@ -75,7 +75,8 @@ class PLMModel(nn.Module):
                 pixel_values: Tensor | None = None, past_key_values: tuple[KV, ...] | None = None,
                 use_cache: bool = False, position_ids: Tensor | None = None, *,
                 decoder_attention_mask: Tensor | None = None, encoder_outputs: Tensor | None = None,
-                task_type_ids: Tensor | None = None, prefix_lengths: Tensor | None = None) -> ModelOutput:
+                task_type_ids: Tensor | None = None, prefix_lengths: Tensor | None = None,
+                perm_mask: Tensor | None = None, target_mapping: Tensor | None = None) -> ModelOutput:
         """Run the model.
 
         Args:
@@ -94,13 +95,21 @@ class PLMModel(nn.Module):
             task_type_ids: [B, T] task-type ids (ERNIE; default 0).
             prefix_lengths: [B] integer length of each sequence's bidirectional prefix (GLM's Part A,
                 ``sep``); required by ``mask: prefix`` models except on cached calls past the prefix.
+            perm_mask: [B, T, T] XLNet permutation mask, 1 = query i may not attend to token j.
+            target_mapping: [B, P, T] XLNet: row p one-hot on the position the p-th prediction is for;
+                runs the query stream, whose [B, P, ...] output becomes the hidden state and logits.
+
+        Relative-attention models (Transformer-XL ``segment_memory``, XLNet ``two_stream``) use
+        ``past_key_values`` for their segment memory: one [B, M, H] tensor per layer, returned
+        (detached) with ``use_cache=True``; see `relative`.
 
         Raises:
             InputError: for inputs of the wrong rank, dtype, shape or range (see `checks`).
         """
         if not torch.compiler.is_compiling():
             self._check(input_ids, attention_mask, token_type_ids, decoder_input_ids, pixel_values,
-                        past_key_values, position_ids, decoder_attention_mask, encoder_outputs, prefix_lengths)
+                        past_key_values, position_ids, decoder_attention_mask, encoder_outputs, prefix_lengths,
+                        perm_mask, target_mapping)
         enc_out = None
         presents = None
         if self.family == "encoder-decoder":
@@ -114,9 +123,12 @@ class PLMModel(nn.Module):
             last_mask = decoder_attention_mask
         else:
             stack: Stack = getattr(self, self.stack_names[0])
+            two = {"perm_mask": perm_mask, "target_mapping": target_mapping} if perm_mask is not None or \
+                target_mapping is not None else {}
             h, presents = stack(input_ids, attention_mask, token_type_ids=token_type_ids,
                                 task_type_ids=task_type_ids, pixel_values=pixel_values, position_ids=position_ids,
-                                past_key_values=past_key_values, use_cache=use_cache, prefix_lengths=prefix_lengths)
+                                past_key_values=past_key_values, use_cache=use_cache, prefix_lengths=prefix_lengths,
+                                **two)
             last_mask = attention_mask
         outputs: dict[str, Tensor] = {}
         pooled = self.pooler(h, last_mask) if self.pooled_heads else None
@@ -128,13 +140,19 @@ class PLMModel(nn.Module):
     def _check(self, input_ids: Tensor | None, attention_mask: Tensor | None, token_type_ids: Tensor | None,
                decoder_input_ids: Tensor | None, pixel_values: Tensor | None, past: Any,
                position_ids: Tensor | None, decoder_attention_mask: Tensor | None,
-               encoder_outputs: Tensor | None, prefix_lengths: Tensor | None = None) -> None:
+               encoder_outputs: Tensor | None, prefix_lengths: Tensor | None = None, perm_mask: Tensor | None = None,
+               target_mapping: Tensor | None = None) -> None:
         values = self.check_inputs
         vocab = self.spec.sizes.vocab
         first: Stack = getattr(self, self.stack_names[0])
         last: Stack = getattr(self, self.stack_names[-1])
         past_len = 0
-        if past is not None:
+        relative = getattr(first, "memory_cache", False)  # `relative.RelativeStack`: checks its own extras
+        if relative and input_ids is not None:
+            past_len = first.check(input_ids, past, token_type_ids, perm_mask, target_mapping)
+        elif perm_mask is not None or target_mapping is not None:
+            raise InputError("perm_mask and target_mapping are for two-stream attention (XLNet); this model has none")
+        if past is not None and not relative:
             if last.causal is False and self.family == "encoder":
                 raise InputError("past_key_values is only for decoders; this model is an encoder")
             checks.check_past(past, len(last.schedule), _batch(input_ids, decoder_input_ids))
@@ -165,7 +183,7 @@ class PLMModel(nn.Module):
             checks.check_mask("attention_mask", attention_mask, B, past_len + T)
             checks.check_length("input_ids", past_len + T, first.embed.max_positions)
         segments = first.embed.segments
-        if token_type_ids is not None:
+        if token_type_ids is not None and not relative:
             if segments is None:
                 raise InputError("token_type_ids given, but this model has no segment embeddings (segments: 0)")
             if input_ids is not None and tuple(token_type_ids.shape) != tuple(input_ids.shape):

@@ -20,7 +20,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from .registry import Node, not_implemented, register
+from .registry import Node, register
 
 # ------------------------------------------------------------- added to the input
 
@@ -230,5 +230,3 @@ def _t5(node: Node) -> nn.Module:
     buckets, heads = node.params["weight"]
     return T5RelativeBias(buckets, heads, node["max_distance"], node["bidirectional"])
 
-
-not_implemented("position/xl_relative", issue="Transformer-XL/XLNet positions come later")

@@ -138,6 +138,9 @@ class XLRelativePosition(Strict):
     with learned global content and position biases (u, v)."""
 
     kind: Literal["xl_relative"] = "xl_relative"
+    clamp: PositiveInt | None = Field(
+        None, description="Clamp relative distances to [-clamp, clamp] (XLNet clamp_len). Default: no clamp."
+    )
 
 
 class GLM2DPosition(Strict):
@@ -195,13 +198,18 @@ class TwoStreamAttention(Attention):
     """XLNet's two-stream relative attention (content and query streams, segment biases)."""
 
     kind: Literal["two_stream"] = "two_stream"  # type: ignore[assignment]
+    memory: NonNegInt = Field(
+        0, description="Hidden states kept per layer as the cache (mem_len); 0 keeps all of them."
+    )
 
 
 class MemoryAttention(Attention):
     """Transformer-XL's relative attention over the current segment plus cached memory."""
 
     kind: Literal["segment_memory"] = "segment_memory"  # type: ignore[assignment]
-    memory: NonNegInt = Field(0, description="Cached hidden states from previous segments (mem_len).")
+    memory: NonNegInt = Field(
+        0, description="Hidden states of previous segments kept per layer as the cache (mem_len); 0 keeps all."
+    )
 
 
 AttentionKind = Annotated[Attention | TwoStreamAttention | MemoryAttention, Field(discriminator="kind")]

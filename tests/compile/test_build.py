@@ -12,8 +12,8 @@ import plmgraph as pg
 from plmgraph.compile import REGISTRY, NotSupportedError, build
 from plmgraph.spec import zoo_names
 
-#: Block kinds that resolve but have no torch implementation yet (XLNet, Transformer-XL).
-LATER = {"attention/two_stream", "attention/segment_memory", "position/xl_relative"}
+#: Block kinds that resolve but have no torch implementation yet (none today).
+LATER: set[str] = set()
 
 
 def kinds(name: str) -> set[str]:

@@ -35,7 +35,8 @@ def test_build_usage_and_spec_errors():
     assert r.exit_code == 2 and "-o needs weights" in r.output
     r = runner.invoke(app, ["build", "gpt2", "--dtype", "int8"])
     assert r.exit_code == 2 and "--dtype 'int8' is not one of" in r.output
-    r = runner.invoke(app, ["build", "xlnet-base"])
-    assert r.exit_code == 1 and "has no torch implementation yet" in r.output and "Traceback" not in r.output
+    r = runner.invoke(app, ["build", "xlnet-base", "-O", "attention.qk_norm=true"])
+    assert r.exit_code == 1 and "qk_norm with attention/two_stream attention is not supported" in r.output
+    assert "Traceback" not in r.output
     r = runner.invoke(app, ["build", "no-such-spec"])
     assert r.exit_code == 1 and "Traceback" not in r.output
