@@ -213,8 +213,12 @@ def test_cached_decoding_after_the_prefix_equals_the_full_forward(glm):
     first = 7  # the first call holds the whole prefix (and more)
     out = glm(x[:, :first], position_ids=pos[..., :first], prefix_lengths=sep, use_cache=True)
     torch.testing.assert_close(out.logits, full[:, :first])
-    past = out.past_key_values
-    for t in range(first, T):
+    # two tokens at once without prefix_lengths (causal between them), then one at a time
+    two = glm(x[:, first:first + 2], position_ids=pos[..., first:first + 2], past_key_values=out.past_key_values,
+              use_cache=True)
+    torch.testing.assert_close(two.logits, full[:, first:first + 2])
+    past = two.past_key_values
+    for t in range(first + 2, T):
         kw = {"prefix_lengths": sep} if t % 2 else {}  # optional once past the prefix
         step = glm(x[:, t:t + 1], position_ids=pos[..., t:t + 1], past_key_values=past, use_cache=True, **kw)
         torch.testing.assert_close(step.logits[:, 0], full[:, t])
