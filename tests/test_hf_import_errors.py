@@ -55,7 +55,7 @@ def edit(d: Path, fn: Any) -> None:
 @pytest.mark.parametrize(
     ("change", "match"),
     [
-        ({"model_type": "xlnet"}, r"model_type 'xlnet' is not supported; supported: .*bert"),
+        ({"model_type": "transfo-xl"}, r"model_type 'transfo-xl' is not supported; supported: .*bert"),
         ({"architectures": ["LlamaForQuestionAnswering"]},
          r"architectures\[0\] = 'LlamaForQuestionAnswering' is not supported .* LlamaForCausalLM"),
         ({"hidden_act": "relu2"}, r"hidden_act = 'relu2' has no plmgraph equivalent; supported: .*'silu'"),

@@ -197,6 +197,8 @@ def load_state_dict(path: str | Path, graph: ArchGraph | None = None, dtype: Any
                 else:
                     t = get(n)
                 t = t.reshape(t.shape[it.rule.lead:])
+                if it.rule.heads:  # [.., heads, head_dim] -> [.., heads * head_dim]
+                    t = t.flatten(-2)
                 if it.rule.t and t.dim() == 2:
                     t = t.t()
                 parts.append(t)

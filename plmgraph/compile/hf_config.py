@@ -342,6 +342,17 @@ def _bart_hook(cfg: Cfg, d: dict[str, Any]) -> None:
     d["sizes"]["ffn"] = d["encoder"]["block"]["mlp"]["ffn"]
 
 
+def _xlnet_hook(cfg: Cfg, d: dict[str, Any]) -> None:
+    clamp = cfg.get("clamp_len", -1)
+    if clamp is not None and clamp > 0:  # HF: -1 (or 0) is no clamp
+        d["position"]["clamp"] = clamp
+
+
+def _xlnet_unhook(spec: ModelSpec, cfg: Cfg) -> None:
+    cfg["clamp_len"] = getattr(spec.position, "clamp", None) or -1
+    cfg["mem_len"] = cfg.get("mem_len") or None
+
+
 def _rope_unhook_fn(fraction_key: bool) -> Unhook:
     return lambda spec, cfg: _rope_unhook(cfg, spec, fraction_key)
 
@@ -628,6 +639,38 @@ _register(Family(
     archs={"ViTForImageClassification": lambda c: {"heads": [_cls("image_classification", c)],
                                                    "pooler": {"kind": "cls", "dense": False}}},
     hook=_vit_hook,
+))
+_register(Family(
+    model_type="xlnet",
+    base={"family": "decoder", "embeddings": {"mask_token": True}, "position": {"kind": "xl_relative"},
+          "block": {"placement": "post", "norm": {"kind": "layernorm"},
+                    "attention": {"kind": "two_stream", "mask": "bidirectional", "qkv_bias": False,
+                                  "out_bias": False},
+                    "mlp": {"kind": "dense", "bias": True}},
+          "decoder": {"final_norm": False}},
+    fields=(
+        F("vocab_size", "sizes.vocab"),
+        F("d_model", "sizes.hidden"),
+        F("n_layer", "sizes.layers"),
+        F("n_head", "sizes.heads"),
+        F("d_inner", "sizes.ffn"),
+        F("d_head", "block.attention.head_dim", lambda c: c["d_model"] // c["n_head"]),
+        F("ff_activation", "block.mlp.activation", "gelu", ACT),
+        F("layer_norm_eps", "block.norm.eps", 1e-12),
+        F("mem_len", "block.attention.memory", None),  # None: keep every state (HF cache_mem)
+        F("dropout", "block.dropout", 0.1),
+        F("dropout", "embeddings.dropout", 0.1),
+        F("dropout", "block.attention.dropout", 0.1),
+    ),
+    fixed=(
+        Fixed("attn_type", ("bi",), "HF XLNet supports only bidirectional attention"),
+        Fixed("bi_data", (False,), "bidirectional data pipelines (doubled batch) are not supported"),
+        Fixed("same_length", (False,), "same-length attention windows are not supported"),
+        Fixed("reuse_len", (None, 0), "partial memory reuse (pretraining only) is not supported"),
+    ),
+    archs={"XLNetLMHeadModel": _lm(True, bias=True)},
+    hook=_xlnet_hook,
+    unhook=_xlnet_unhook,
 ))
 
 

@@ -42,6 +42,7 @@ class Rule:
     zeros_if_missing: bool = False  # absent tensor == zeros (BART's final_logits_bias)
     only: str | None = None  # applies only to nodes of this kind
     also: tuple[str, ...] = ()  # other names HF keeps for the same tensor: written on export, ignored on import
+    heads: bool = False  # HF splits the heads * head_dim axis into [heads, head_dim] (XLNet's [H, n, d])
 
 
 def R(*names: str, **kw: Any) -> Rule:
@@ -222,6 +223,29 @@ def _bart() -> dict[str, Any]:
     }
 
 
+def _xlnet() -> dict[str, Any]:
+    L = "transformer.layer.{layer}.rel_attn"
+    FF = "transformer.layer.{layer}.ff"
+    return {
+        "token": R("transformer.word_embedding.{p}"),
+        "mask_token": R("transformer.mask_emb"),
+        # q, k, v, r are einsum weights "ibh,hnd->ibnd" [H, n, d]; o is "ibnd,hnd->ibh" [H, n, d]
+        "attn.qkv": QKV(L + ".{x}", "q", "k", "v", t=True, heads=True),
+        "attn.r": R(f"{L}.r", t=True, heads=True),
+        "attn.out": R(f"{L}.o", heads=True),
+        "attn.r_w_bias": R(f"{L}.r_w_bias"),
+        "attn.r_r_bias": R(f"{L}.r_r_bias"),
+        "attn.r_s_bias": R(f"{L}.r_s_bias"),
+        "attn.seg_embed": R(f"{L}.seg_embed"),
+        "attn_norm": R(f"{L}.layer_norm.{{p}}"),
+        "mlp.up": R(f"{FF}.layer_1.{{p}}"),
+        "mlp.down": R(f"{FF}.layer_2.{{p}}"),
+        "mlp_norm": R(f"{FF}.layer_norm.{{p}}"),
+        "head/lm.bias": R("lm_loss.bias"),
+        "head/lm.proj": R("lm_loss.{p}"),
+    }
+
+
 def _vit() -> dict[str, Any]:
     L = "vit.encoder.layer.{layer}"
     return {
@@ -268,6 +292,7 @@ TABLES: dict[str, dict[str, Any]] = {
         "mlp.down": R(f"{L_LLAMA}.mlp.down_proj.{{p}}"),
     }),
     "vit": _vit(),
+    "xlnet": _xlnet(),
 }
 
 #: Tensors a checkpoint may hold that are not parameters of the model: buffers HF saves
@@ -287,6 +312,7 @@ IGNORED: dict[str, tuple[str, ...]] = {
     "mixtral": (r"^lm_head\.weight$",),
     "glm": (r"^lm_head\.weight$",),
     "vit": (),
+    "xlnet": (r"^lm_loss\.weight$",),
 }
 
 
@@ -302,6 +328,7 @@ class Item:
     rule: Rule
     groups: tuple[tuple[str, ...], ...]  # per expert (or one): the HF names concatenated
     sizes: tuple[int, ...]  # dim-0 sizes of the names (before transpose/lead)
+    heads: tuple[int, int] | None = None  # (heads, head_dim) when the rule splits the last axis
 
     @property
     def hf_names(self) -> list[str]:
@@ -313,6 +340,8 @@ class Item:
         s: Shape = (self.sizes[i], *inner[1:]) if self.sizes else inner
         if self.rule.t and len(s) == 2:
             s = (s[1], s[0])
+        if self.heads is not None:
+            s = (*s[:-1], *self.heads)
         return (1,) * self.rule.lead + s
 
     def hf_shapes(self) -> dict[str, Shape]:
@@ -396,7 +425,8 @@ def _item(graph: ArchGraph, spec: Any, node: str, d: dict[str, Any], param: str,
     fmt = {"stack": d["stack"], "layer": layer, "group": group, "p": param.rsplit(".", 1)[-1]}
     experts = range(shape[0]) if rule.experts else [None]
     groups = tuple(tuple(n.format(**fmt, expert=e) for n in rule.names) for e in experts)
-    return Item(f"{node}.{param}", shape, rule, groups, _split_sizes(rule, d, shape))
+    heads = (d["attrs"]["heads"], d["attrs"]["head_dim"]) if rule.heads else None
+    return Item(f"{node}.{param}", shape, rule, groups, _split_sizes(rule, d, shape), heads)
 
 
 def ignored(model_type: str, name: str) -> bool:
