@@ -12,16 +12,7 @@ import plmgraph as pg
 from plmgraph.compile import REGISTRY, NotSupportedError, build
 from plmgraph.spec import zoo_names
 
-#: Block kinds that resolve but have no torch implementation yet (none today).
-LATER: set[str] = set()
-
-
-def kinds(name: str) -> set[str]:
-    return {d["kind"] for _, d in pg.resolve(name).nx.nodes(data=True)}
-
-
-BUILDABLE = [n for n in zoo_names() if not kinds(n) & LATER]
-LATER_SPECS = [n for n in zoo_names() if kinds(n) & LATER]
+BUILDABLE = zoo_names()  # every zoo spec compiles
 
 
 def inputs(spec, batch: int = 2, seq: int = 7) -> dict:
@@ -76,10 +67,10 @@ def test_gpt3_meta_build_is_instant(capsys):
     assert model.num_params() == pg.resolve("gpt3").num_params()
 
 
-@pytest.mark.parametrize("name", LATER_SPECS)
-def test_unimplemented_kinds_raise_clear_error(name):
-    with pytest.raises(NotSupportedError, match="has no torch implementation yet"):
-        build(tiny(name), device="meta")
+def test_a_kind_without_implementation_raises_a_clear_error(monkeypatch):
+    monkeypatch.delitem(REGISTRY, "mlp/gated")
+    with pytest.raises(NotSupportedError, match="no torch implementation for block kind 'mlp/gated'; known: "):
+        build(tiny("llama2-7b"), device="meta")
 
 
 def test_accepts_spec_graph_name_and_path():
