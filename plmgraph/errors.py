@@ -21,8 +21,13 @@ class ConversionError(PlmgraphError):
     """A foreign config (e.g. a Hugging Face config.json) cannot be expressed as a spec."""
 
 
+class ExportError(PlmgraphError):
+    """A model cannot be exported (e.g. to ONNX), or the exported graph disagrees with PyTorch."""
+
+
 class UsageError(PlmgraphError):
     """A command was called with options that do not fit together (exit status 2)."""
 
 
-__all__ = ["CheckpointError", "ConversionError", "InputError", "PlmgraphError", "Problem", "SpecError", "UsageError"]
+__all__ = ["CheckpointError", "ConversionError", "ExportError", "InputError", "PlmgraphError", "Problem", "SpecError",
+           "UsageError"]

@@ -1,0 +1,497 @@
+"""Export a compiled `PLMModel` to ONNX and check the file in a real ONNX Runtime session.
+
+    path = pg.export_onnx(model, "gpt2.onnx", kv_cache=True)   # export -> optimize -> verify
+
+`export_onnx` is a straight list of stages, each also public so the command line can show
+progress between them:
+
+1. `signature`      which named inputs and outputs the graph has, with their dynamic axes;
+2. `export_graph`   ``torch.onnx.export(dynamo=True)`` of an `OnnxAdapter` (tensors in, a tuple out);
+3. `optimize_graph` ONNX Runtime's offline graph optimizations, written back to the same path;
+4. `verify_onnx`    a CPU `InferenceSession` against PyTorch eager on shapes other than the export shape.
+
+Input names: ``input_ids``, ``attention_mask``, ``token_type_ids`` (models with segment
+embeddings), ``decoder_input_ids`` (encoder-decoders), ``pixel_values`` (patch models, alone).
+Output names: ``logits`` for a single head or one output per head name (``mlm``, ``nsp``),
+then ``last_hidden_state`` (and ``encoder_last_hidden_state`` for encoder-decoders).
+With ``kv_cache=True`` (decoder-only) the graph also takes ``past_key_values.{i}.key/value``
+[batch, kv_heads, past, head_dim] and returns ``present.{i}.key/value`` [batch, kv_heads,
+past + seq, head_dim] (Hugging Face Optimum's names); ``past`` may be 0, so one graph serves
+both prefill and decode, and ``attention_mask`` then covers ``past + seq`` positions.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from plmgraph.errors import ExportError
+
+from .runtime import import_onnxruntime
+
+log = logging.getLogger(__name__)
+
+TWO_GB = 2**31
+ATOL = RTOL = 1e-4
+
+
+# ----------------------------------------------------------------- signature
+
+
+@dataclass(frozen=True)
+class Signature:
+    """The named inputs and outputs of an exported graph, and what they mean to the model."""
+
+    inputs: list[str]
+    outputs: list[str]
+    kv_cache: bool
+    layers: int = 0
+    """Decoder layers (the number of ``past_key_values.{i}`` pairs) when ``kv_cache``."""
+    kv_shape: tuple[int, int] = (0, 0)
+    """(kv_heads, head_dim) of the cache when ``kv_cache``."""
+    heads: list[str] = field(default_factory=list)
+    """Head names, in output order (empty without heads)."""
+
+    def past_names(self) -> list[str]:
+        return [f"past_key_values.{i}.{kv}" for i in range(self.layers) for kv in ("key", "value")]
+
+    def present_names(self) -> list[str]:
+        return [f"present.{i}.{kv}" for i in range(self.layers) for kv in ("key", "value")]
+
+
+def signature(model: nn.Module, kv_cache: bool = False) -> Signature:
+    """The graph's inputs and outputs for `model`.
+
+    Raises:
+        ExportError: ``kv_cache`` for a model that is not decoder-only, or a model plmgraph
+            cannot export yet (mixture-of-experts routing).
+    """
+    spec = model.spec
+    first = model.stacks()[0]
+    if kv_cache and spec.family != "decoder":
+        raise ExportError(f"kv_cache export is for decoder-only models; {spec.name} is {spec.family!r} "
+                          "(export it without --kv-cache)")
+    _refuse_unsupported(model)
+    if getattr(first.embed, "patches", None) is not None:
+        inputs = ["pixel_values"]
+    else:
+        inputs = ["input_ids", "attention_mask"]
+        if first.embed.segments is not None:
+            inputs.append("token_type_ids")
+        if spec.family == "encoder-decoder":
+            inputs.append("decoder_input_ids")
+    heads = list(model.heads)
+    outputs = ["logits"] if len(heads) == 1 else list(heads)
+    outputs.append("last_hidden_state")
+    if spec.family == "encoder-decoder":
+        outputs.append("encoder_last_hidden_state")
+    if not kv_cache:
+        return Signature(inputs, outputs, False, heads=heads)
+    last = model.stacks()[-1]
+    attn = next(b for b in last.layers.values()).attn
+    sig = Signature(inputs, outputs, True, len(last.schedule), (attn.kv_heads, attn.head_dim), heads)
+    return Signature(inputs + sig.past_names(), outputs + sig.present_names(), True, sig.layers, sig.kv_shape,
+                     heads)
+
+
+def _refuse_unsupported(model: nn.Module) -> None:
+    """Say why a model cannot be exported, before torch.export fails with a page of trace."""
+    if any(getattr(stack, "prefix", None) for stack in model.stacks()):
+        raise ExportError(f"{model.spec.name}: GLM's prefix (blank-infilling) attention mask needs per-sequence "
+                          "prefix_lengths and 2D position ids, which are not ONNX inputs yet; models with a "
+                          "causal or bidirectional mask export")
+
+
+class OnnxAdapter(nn.Module):
+    """`PLMModel` with tensors in the order of `Signature.inputs` and a tuple out, as ONNX wants."""
+
+    def __init__(self, model: nn.Module, sig: Signature) -> None:
+        super().__init__()
+        self.model, self.sig = model, sig
+        self.plain = [n for n in sig.inputs if not n.startswith("past_key_values.")]
+
+    def forward(self, *tensors: Tensor) -> tuple[Tensor, ...]:
+        kw = dict(zip(self.plain, tensors, strict=False))
+        past = tensors[len(self.plain):]
+        if self.sig.kv_cache:
+            kw["past_key_values"] = tuple((past[2 * i], past[2 * i + 1]) for i in range(self.sig.layers))
+            kw["use_cache"] = True
+        return flatten(self.model(**kw), self.sig)
+
+
+def flatten(out: Any, sig: Signature) -> tuple[Tensor, ...]:
+    """A `ModelOutput` as the tuple of tensors named by ``sig.outputs``."""
+    flat = [out.head_outputs[h] for h in sig.heads]
+    flat.append(out.last_hidden_state)
+    if out.encoder_last_hidden_state is not None:
+        flat.append(out.encoder_last_hidden_state)
+    if sig.kv_cache:
+        flat.extend(t for kv in out.past_key_values for t in kv)
+    return tuple(flat)
+
+
+# ----------------------------------------------------------------- example inputs
+
+
+def example_inputs(model: nn.Module, sig: Signature, batch: int, seq: int, past: int = 0, seed: int = 0,
+                   pad: int = 0) -> dict[str, Tensor]:
+    """Random inputs named as in `sig`: ``pad`` trailing positions of row 0 masked out, a real
+    (PyTorch-computed) cache of ``past`` positions when ``sig.kv_cache``."""
+    gen = torch.Generator().manual_seed(seed)
+    spec = model.spec
+    first = model.stacks()[0]
+    dev = next(model.parameters()).device
+    if "pixel_values" in sig.inputs:
+        pe = first.embed
+        size = pe.image_size
+        return {"pixel_values": torch.randn(batch, pe.patches.weight.shape[1], size, size, generator=gen).to(dev)}
+
+    def ids(*shape: int, high: int = spec.sizes.vocab) -> Tensor:
+        return torch.randint(0, high, shape, generator=gen).to(dev)
+
+    feed: dict[str, Tensor] = {"input_ids": ids(batch, seq)}
+    mask = torch.ones(batch, past + seq, dtype=torch.long, device=dev)
+    if pad:
+        mask[0, past + seq - pad:] = 0
+    feed["attention_mask"] = mask
+    if "token_type_ids" in sig.inputs:
+        feed["token_type_ids"] = ids(batch, seq, high=first.embed.segments)
+    if "decoder_input_ids" in sig.inputs:
+        feed["decoder_input_ids"] = ids(batch, max(1, seq // 2 + 1))
+    if sig.kv_cache:
+        kvh, d = sig.kv_shape
+        if past:
+            with torch.no_grad():
+                cache = model(ids(batch, past), use_cache=True).past_key_values
+        else:
+            cache = tuple((torch.zeros(batch, kvh, 0, d, device=dev),) * 2 for _ in range(sig.layers))
+        for name, t in zip(sig.past_names(), (t for kv in cache for t in kv), strict=True):
+            feed[name] = t
+    return feed
+
+
+def _dynamic_shapes(sig: Signature) -> tuple[dict[int, Any], ...]:
+    from torch.export import Dim
+
+    batch, seq, tgt, past, total = (Dim("batch"), Dim("seq"), Dim("decoder_seq"), Dim("past"),
+                                    Dim("past_seq" if sig.kv_cache else "seq"))
+    axes = {"input_ids": {0: batch, 1: seq}, "attention_mask": {0: batch, 1: total if sig.kv_cache else seq},
+            "token_type_ids": {0: batch, 1: seq}, "decoder_input_ids": {0: batch, 1: tgt},
+            "pixel_values": {0: batch}}
+    return tuple(axes.get(name, {0: batch, 2: past}) for name in sig.inputs)
+
+
+# ----------------------------------------------------------------- stages
+
+
+def export_graph(model: nn.Module, path: str | Path, sig: Signature, *, optimize: bool = True, opset: int | None = None,
+           batch: int = 2, seq: int = 16) -> Path:
+    """Write `model` as ONNX to `path` (weights in ``path.data`` beside it when over 2 GB).
+
+    The dynamo exporter is used (``torch.export`` first, so SDPA can be decomposed, see
+    `_sdpa_math`): it keeps symbolic batch, sequence and past axes through rotary, GQA and
+    relative-bias buckets, where the TorchScript exporter would bake traced Python values
+    into the graph; and it is the exporter PyTorch maintains.
+
+    Raises:
+        ExportError: torch.export or the ONNX translation failed (the first line of the cause quoted).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    past = max(2, seq // 2) if sig.kv_cache else 0  # >= 2: torch.export specialises sizes 0 and 1
+    feed = example_inputs(model, sig, batch, seq, past=past, pad=1)
+    large = _weight_bytes(model) > TWO_GB - 2**27
+    args, shapes = tuple(feed.values()), (_dynamic_shapes(sig),)
+    with _eval(model), _quiet(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            program = torch.export.export(OnnxAdapter(model, sig), args, dynamic_shapes=shapes, strict=False)
+            program = program.run_decompositions({torch.ops.aten.scaled_dot_product_attention.default: _sdpa_math})
+            torch.onnx.export(program, args, str(path), dynamo=True, input_names=sig.inputs, output_names=sig.outputs,
+                              opset_version=opset, dynamic_shapes=shapes, optimize=optimize, external_data=large,
+                              verbose=False)
+        except Exception as e:  # noqa: BLE001  (torch raises many types; the message is what matters)
+            raise ExportError(f"exporting {model.spec.name} to ONNX failed: {_cause(e)}") from e
+    return path
+
+
+def _sdpa_math(q: Tensor, k: Tensor, v: Tensor, attn_mask: Tensor | None = None, dropout_p: float = 0.0,
+               is_causal: bool = False, scale: float | None = None, enable_gqa: bool = False) -> Tensor:
+    """SDPA as its math reference (matmul, softmax, matmul), decomposed before the ONNX exporter sees it.
+
+    Why: torch.export records ``y.transpose(1, 2).reshape(...)`` after SDPA as a copy or a
+    view depending on the strides SDPA's meta kernel reports, and the ONNX exporter's later
+    passes re-run that kernel under other symbolic-shape settings, get other strides and
+    fail ("Cannot view a tensor with shape [B, T, n, d] ...", seen with T5's bias mask).
+    The math form has one answer; ONNX has no strides, and the torchlib translation of SDPA
+    at opset 18 is the same MatMul/Softmax graph, which ONNX Runtime fuses again.
+    """
+    return torch.ops.aten._scaled_dot_product_attention_math(q, k, v, attn_mask, dropout_p, is_causal, None,
+                                                             scale=scale, enable_gqa=enable_gqa)[0]
+
+
+def optimize_graph(path: str | Path) -> Path:
+    """Run ONNX Runtime's offline graph optimizations on `path` and write the result back.
+
+    Level EXTENDED (constant folding, redundant-node removal, LayerNorm/GELU/attention
+    fusions into ``com.microsoft`` ops), not ALL: ALL adds layout transforms specific to the
+    CPU that ran them (NCHWc), and the saved file must also load in a CUDA session.
+    A session still applies every level again when it opens the file.
+    """
+    ort = import_onnxruntime()
+    path = Path(path)
+    tmp = path.with_name(path.stem + ".opt.onnx")
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+    so.optimized_model_filepath = str(tmp)
+    data = path.with_name(path.name + ".data")
+    if data.exists():  # keep big weights outside the .onnx protobuf (2 GB limit)
+        so.add_session_config_entry("session.optimized_model_external_initializers_file_name", tmp.name + ".data")
+        so.add_session_config_entry("session.optimized_model_external_initializers_min_size_in_bytes", "1024")
+    ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    tmp.replace(path)
+    if data.exists():
+        data.unlink()
+        tmp.with_name(tmp.name + ".data").replace(data)
+        _relink(path, data.name)
+    return path
+
+
+def _relink(path: Path, data_name: str) -> None:
+    """Point the external-data references of `path` at `data_name` (after renaming the data file)."""
+    import onnx
+    from onnx.external_data_helper import ExternalDataInfo
+
+    m = onnx.load(str(path), load_external_data=False)
+    for t in m.graph.initializer:
+        if ExternalDataInfo(t).location:
+            for entry in t.external_data:
+                if entry.key == "location":
+                    entry.value = data_name
+    onnx.save(m, str(path))
+
+
+# ----------------------------------------------------------------- verify
+
+
+@dataclass
+class Check:
+    """One output compared on one case."""
+
+    case: str
+    output: str
+    shape: tuple[int, ...]
+    max_abs_diff: float
+
+
+@dataclass
+class VerifyReport:
+    """Max |ORT - PyTorch| per output per case; all within ``atol + rtol * |PyTorch|``."""
+
+    path: Path
+    checks: list[Check]
+    atol: float = ATOL
+    rtol: float = RTOL
+
+    @property
+    def max_abs_diff(self) -> float:
+        return max((c.max_abs_diff for c in self.checks), default=0.0)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": str(self.path), "atol": self.atol, "rtol": self.rtol, "max_abs_diff": self.max_abs_diff,
+                "checks": [{"case": c.case, "output": c.output, "shape": list(c.shape),
+                            "max_abs_diff": c.max_abs_diff} for c in self.checks]}
+
+    def __str__(self) -> str:
+        rows = [f"{c.case:<36} {c.output:<24} {str(list(c.shape)):<18} {c.max_abs_diff:.3g}" for c in self.checks]
+        return "\n".join([f"{self.path}: ONNX Runtime vs PyTorch (atol {self.atol:g})", *rows])
+
+
+def verify_onnx(model: nn.Module, path: str | Path, *, kv_cache: bool = False, batch: int = 2, seq: int = 16,
+           atol: float = ATOL, rtol: float = RTOL, seed: int = 1) -> VerifyReport:
+    """Run `path` in a CPU `InferenceSession` and compare every output with PyTorch eager (fp32).
+
+    Cases avoid the export shape ``(batch, seq)``: batch 1 with a short sequence and batch 3
+    with a long one, padding in row 0 of the mask.  With ``kv_cache``: a prefill from an empty
+    cache (past 0), then one decode step fed ONNX Runtime's own ``present`` tensors (past > 0),
+    compared with PyTorch's cached step; and a step on a PyTorch-made cache of another length.
+
+    Raises:
+        ExportError: an output differs by more than ``atol + rtol * |expected|``; the message
+            names the case, the output, its shape and the max abs difference.
+    """
+    ort = import_onnxruntime()
+    path = Path(path)
+    sig = signature(model, kv_cache)
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got_names = [o.name for o in sess.get_outputs()]
+    if got_names != sig.outputs:
+        raise ExportError(f"{path} has outputs {got_names}, expected {sig.outputs} for this model")
+    checks: list[Check] = []
+    limit = _max_positions(model)
+    short = max(2, seq // 4 + 1)
+    long = min(limit - (1 if kv_cache else 0), seq * 2 + 3)
+    if (batch, seq) == (3, long):
+        long -= 1
+
+    def compare(case: str, feed: dict[str, Tensor], ort_feed: dict[str, np.ndarray] | None = None) -> list[Any]:
+        with _eval(model), torch.no_grad():
+            want = flatten(model(**_model_kwargs(feed, sig)), sig)
+        got = sess.run(None, ort_feed or {k: v.detach().cpu().numpy() for k, v in feed.items()})
+        for name, g, w in zip(sig.outputs, got, want, strict=True):
+            w = w.detach().cpu().float().numpy()
+            diff = float(np.abs(g - w).max()) if w.size else 0.0
+            checks.append(Check(case, name, tuple(w.shape), diff))
+            if g.shape != w.shape or not np.allclose(g, w, atol=atol, rtol=rtol):
+                raise ExportError(f"ONNX Runtime output {name!r} differs from PyTorch on {case}: "
+                                  f"shape {list(w.shape)} (ONNX {list(g.shape)}), max abs diff {diff:.3g} "
+                                  f"> atol {atol:g} (+ rtol {rtol:g})")
+        return got
+
+    if not kv_cache:
+        compare(f"batch 1, seq {short}", example_inputs(model, sig, 1, short, seed=seed))
+        compare(f"batch 3, seq {long}, padded", example_inputs(model, sig, 3, long, seed=seed + 1, pad=2))
+    else:
+        for b, t in ((1, short), (3, long)):
+            feed = example_inputs(model, sig, b, t, past=0, seed=seed + b, pad=2 if b > 1 else 0)
+            got = compare(f"batch {b}, past 0, seq {t}", feed)
+            step = _decode_step(model, sig, feed, got, seed + 10 + b)
+            compare(f"batch {b}, past {t}, seq 1, ORT cache", *step)
+        feed = example_inputs(model, sig, 3, 3, past=short + 2, seed=seed + 5, pad=1)
+        compare(f"batch 3, past {short + 2}, seq 3", feed)
+    return VerifyReport(path, checks, atol, rtol)
+
+
+def _decode_step(model: nn.Module, sig: Signature, prefill: dict[str, Tensor], got: list[np.ndarray],
+                 seed: int) -> tuple[dict[str, Tensor], dict[str, np.ndarray]]:
+    """One new token after `prefill`: PyTorch gets its own cache, ONNX Runtime its own ``present``."""
+    gen = torch.Generator().manual_seed(seed)
+    b = prefill["input_ids"].shape[0]
+    new = torch.randint(0, model.spec.sizes.vocab, (b, 1), generator=gen)
+    mask = torch.cat([prefill["attention_mask"], torch.ones(b, 1, dtype=torch.long)], dim=1)
+    with _eval(model), torch.no_grad():
+        cache = model(**_model_kwargs(prefill, sig)).past_key_values
+    feed: dict[str, Tensor] = {"input_ids": new, "attention_mask": mask}
+    if "token_type_ids" in sig.inputs:
+        feed["token_type_ids"] = torch.zeros(b, 1, dtype=torch.long)
+    feed.update(zip(sig.past_names(), (t for kv in cache for t in kv), strict=True))
+    ort_feed = {k: v.numpy() for k, v in feed.items()}
+    presents = got[len(sig.outputs) - 2 * sig.layers:]
+    ort_feed.update(zip(sig.past_names(), presents, strict=True))
+    return feed, ort_feed
+
+
+def _model_kwargs(feed: dict[str, Tensor], sig: Signature) -> dict[str, Any]:
+    kw: dict[str, Any] = {k: v for k, v in feed.items() if not k.startswith("past_key_values.")}
+    if sig.kv_cache:
+        past = [feed[n] for n in sig.past_names()]
+        kw["past_key_values"] = tuple((past[2 * i], past[2 * i + 1]) for i in range(sig.layers))
+        kw["use_cache"] = True
+    return kw
+
+
+def _max_positions(model: nn.Module) -> int:
+    limits = [s.embed.max_positions for s in model.stacks() if getattr(s.embed, "max_positions", None)]
+    return min(limits, default=512)
+
+
+# ----------------------------------------------------------------- one call
+
+
+def export_onnx(model: nn.Module, path: str | Path, kv_cache: bool = False, optimize: bool = True,
+                verify: bool = True, opset: int | None = None, batch: int = 2, seq: int = 16, *,
+                atol: float = ATOL, on_stage: Callable[[str], None] | None = None) -> Path:
+    """Export `model` to ONNX at `path`, optimize it for ONNX Runtime, and verify it against PyTorch.
+
+    Args:
+        model: a `PLMModel` (``pg.build`` / ``pg.load``) on CPU, fp32.
+        path: the ``.onnx`` file to write (``path.data`` beside it for models over 2 GB).
+        kv_cache: decoder-only: add ``past_key_values.{i}.key/value`` inputs and ``present.*`` outputs.
+        optimize: onnxscript's optimizer during export, then ONNX Runtime's offline graph optimizations.
+        verify: run the file in ONNX Runtime on two shapes other than the export shape (see `verify_onnx`).
+        opset: ONNX opset (default: the exporter's).
+        batch, seq: the export example's shape (axes are dynamic regardless).
+        atol: verification tolerance (fp32).
+        on_stage: called with ``"export"``, ``"optimize"``, ``"verify"`` as each stage starts.
+
+    Returns:
+        The path written.  The verification report is logged at INFO on ``plmgraph.exporters.onnx``;
+        call `verify_onnx` directly to get it as a `VerifyReport`.
+
+    Raises:
+        ExportError: the model cannot be exported, or ONNX Runtime disagrees with PyTorch.
+        PlmgraphError: ONNX Runtime is not installed (with the install hint).
+    """
+    stage = on_stage or (lambda _name: None)
+    sig = signature(model, kv_cache)
+    if optimize or verify:
+        import_onnxruntime()  # fail before a minute of export, with the install hint
+    stage("export")
+    path = export_graph(model, path, sig, optimize=optimize, opset=opset, batch=batch, seq=seq)
+    if optimize:
+        stage("optimize")
+        optimize_graph(path)
+    if verify:
+        stage("verify")
+        log.info("%s", verify_onnx(model, path, kv_cache=kv_cache, batch=batch, seq=seq, atol=atol))
+    return path
+
+
+# ----------------------------------------------------------------- helpers
+
+
+class _eval:
+    """Context manager: `model` in eval mode (no dropout), its training flag restored after."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.model = model
+
+    def __enter__(self) -> None:
+        self.training = self.model.training
+        self.model.eval()
+
+    def __exit__(self, *exc: object) -> None:
+        self.model.train(self.training)
+
+
+def _cause(e: BaseException) -> str:
+    """The line that says what went wrong: the torch exporter wraps it in a page of advice."""
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    if "## Exception summary" in lines:
+        lines = lines[lines.index("## Exception summary") + 1:]
+    else:
+        lines[:1] = [f"{type(e).__name__}: {lines[0] if lines else ''}"]
+    details = [ln for ln in lines[1:3] if ln.startswith("- ")]  # torch.export's "Not all values of seq ..."
+    return " ".join(lines[:1] + details).replace(" For more information, run with TORCH_LOGS=\"+dynamic\".", "")
+
+
+class _quiet:
+    """Silence the exporters' INFO/WARNING chatter ("torchvision is not installed", initializer
+    dedup) for the duration of an export; errors still propagate as exceptions."""
+
+    names = ("torch.onnx", "torch.export", "onnx_ir", "onnxscript")
+
+    def __enter__(self) -> None:
+        self.levels = [(lg, lg.level) for lg in map(logging.getLogger, self.names)]
+        for lg, _ in self.levels:
+            lg.setLevel(logging.ERROR)
+
+    def __exit__(self, *exc: object) -> None:
+        for lg, level in self.levels:
+            lg.setLevel(level)
+
+
+def _weight_bytes(model: nn.Module) -> int:
+    return sum(p.numel() * p.element_size() for p in model.parameters())
+
+
+__all__ = ["Check", "OnnxAdapter", "Signature", "VerifyReport", "example_inputs", "export_graph", "export_onnx",
+           "optimize_graph", "signature", "verify_onnx"]

@@ -1,0 +1,210 @@
+"""`pg.export_onnx` and `plmgraph export`: every export is run in a real ONNX Runtime session
+and compared with PyTorch eager on shapes other than the export shape (batch 2, seq 16)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import sys
+
+import numpy as np
+import pytest
+import torch
+from helpers import tiny
+from plmgraph.exporters import onnx as ox
+from plmgraph.exporters.runtime import import_onnxruntime
+from typer.testing import CliRunner
+
+import plmgraph as pg
+from plmgraph.cli import app, build_cmds, diff_cmds, export_cmds, hf_cmds, spec_cmds  # noqa: F401  (register commands)
+from plmgraph.errors import ExportError, PlmgraphError
+
+ort = import_onnxruntime()
+runner = CliRunner()
+TINY = ["-O", "layers=2,hidden=32,heads=2,ffn=64,vocab=128,max_positions=64"]
+
+
+def session(path) -> ort.InferenceSession:
+    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+
+def names(sess) -> tuple[list[str], list[str]]:
+    return [i.name for i in sess.get_inputs()], [o.name for o in sess.get_outputs()]
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """Export (and verify, inside export_onnx) each tiny model once per module: name -> (model, path)."""
+    cache: dict[tuple[str, bool], tuple[torch.nn.Module, object]] = {}
+
+    def get(spec: str, kv_cache: bool = False):
+        if (spec, kv_cache) not in cache:
+            model = pg.build(tiny(spec), seed=0).eval()
+            path = tmp_path_factory.mktemp("onnx") / f"{spec}{'-kv' if kv_cache else ''}.onnx"
+            assert pg.export_onnx(model, path, kv_cache=kv_cache) == path
+            cache[spec, kv_cache] = model, path
+        return cache[spec, kv_cache]
+
+    return get
+
+
+def assert_two_new_shapes(report: ox.VerifyReport, batch: int = 2, seq: int = 16) -> None:
+    shapes = {c.shape[:2] for c in report.checks if c.output in ("logits", "last_hidden_state")}
+    assert (batch, seq) not in shapes and {s[0] for s in shapes} >= {1, 3}
+    assert report.max_abs_diff < 1e-4
+
+
+# ------------------------------------------------------------------ families
+
+
+def test_encoder_with_two_heads(exported):
+    model, path = exported("bert-base")
+    assert names(session(path)) == (["input_ids", "attention_mask", "token_type_ids"],
+                                    ["mlm", "nsp", "last_hidden_state"])
+    report = ox.verify_onnx(model, path)
+    assert_two_new_shapes(report)
+    assert {c.output for c in report.checks} == {"mlm", "nsp", "last_hidden_state"}
+    assert any("padded" in c.case for c in report.checks)
+
+
+@pytest.mark.parametrize("spec", ["gpt2", "llama2-70b"])
+def test_decoder_without_cache(exported, spec):
+    model, path = exported(spec)
+    assert names(session(path)) == (["input_ids", "attention_mask"], ["logits", "last_hidden_state"])
+    assert_two_new_shapes(ox.verify_onnx(model, path))
+
+
+@pytest.mark.parametrize("spec", ["gpt2", "llama2-70b"])
+def test_decoder_with_cache_prefill_then_decode(exported, spec):
+    model, path = exported(spec, kv_cache=True)
+    sess = session(path)
+    inputs, outputs = names(sess)
+    assert inputs[:2] == ["input_ids", "attention_mask"] and inputs[2:4] == ["past_key_values.0.key",
+                                                                             "past_key_values.0.value"]
+    assert outputs[2:] == [f"present.{i}.{kv}" for i in range(2) for kv in ("key", "value")]
+    kv_heads = 2 if spec == "llama2-70b" else 4  # tiny() keeps GQA: 2 kv heads for 4 query heads
+    assert sess.get_inputs()[2].shape == ["batch", kv_heads, "past", 16]
+
+    # prefill from an empty cache (past 0), batch 3 with padding, then one decode step fed ORT's presents
+    g = torch.Generator().manual_seed(7)
+    ids, mask = torch.randint(0, 128, (3, 9), generator=g), torch.ones(3, 9, dtype=torch.long)
+    mask[0, 6:] = 0
+    empty = {f"past_key_values.{i}.{kv}": np.zeros((3, kv_heads, 0, 16), np.float32)
+             for i in range(2) for kv in ("key", "value")}
+    pre = sess.run(None, {"input_ids": ids.numpy(), "attention_mask": mask.numpy(), **empty})
+    with torch.no_grad():
+        want = model(ids, attention_mask=mask, use_cache=True)
+    torch.testing.assert_close(torch.from_numpy(pre[0]), want.logits, atol=1e-4, rtol=1e-4)
+    new, mask2 = torch.randint(0, 128, (3, 1), generator=g), torch.cat([mask, torch.ones(3, 1, dtype=torch.long)], 1)
+    step = sess.run(None, {"input_ids": new.numpy(), "attention_mask": mask2.numpy(),
+                           **dict(zip(list(empty), pre[2:], strict=True))})
+    with torch.no_grad():
+        want2 = model(new, attention_mask=mask2, past_key_values=want.past_key_values, use_cache=True)
+    torch.testing.assert_close(torch.from_numpy(step[0]), want2.logits, atol=1e-4, rtol=1e-4)
+    assert step[2].shape == (3, kv_heads, 10, 16)
+    torch.testing.assert_close(torch.from_numpy(step[-1]), want2.past_key_values[-1][1], atol=1e-4, rtol=1e-4)
+
+    report = ox.verify_onnx(model, path, kv_cache=True)
+    cases = {c.case for c in report.checks}
+    assert any("past 0" in c for c in cases) and any("ORT cache" in c for c in cases)
+    assert report.max_abs_diff < 1e-4
+
+
+def test_encoder_decoder(exported):
+    model, path = exported("t5-small")
+    assert names(session(path)) == (["input_ids", "attention_mask", "decoder_input_ids"],
+                                    ["logits", "last_hidden_state", "encoder_last_hidden_state"])
+    assert_two_new_shapes(ox.verify_onnx(model, path))
+
+
+def test_vit_takes_only_pixels(exported):
+    model, path = exported("vit-base")
+    sess = session(path)
+    assert names(sess) == (["pixel_values"], ["logits", "last_hidden_state"])
+    assert sess.get_inputs()[0].shape == ["batch", 3, 32, 32]
+    report = ox.verify_onnx(model, path)
+    assert {c.shape[0] for c in report.checks} == {1, 3} and report.max_abs_diff < 1e-4
+
+
+def test_mixture_of_experts_exports(exported):
+    model, path = exported("mixtral-8x7b")
+    assert report_ok(ox.verify_onnx(model, path))
+
+
+def report_ok(report: ox.VerifyReport) -> bool:
+    return report.max_abs_diff < 1e-4 and len(report.checks) >= 4
+
+
+# ------------------------------------------------------------------ errors and options
+
+
+def test_verification_failure_names_output_shape_and_diff(exported):
+    model, path = exported("gpt2")
+    broken = copy.deepcopy(model)
+    with torch.no_grad():
+        broken.decoder.final_norm.weight.add_(0.5)
+    with pytest.raises(ExportError, match=r"output 'logits' differs from PyTorch on batch 1, seq \d+: "
+                                          r"shape \[1, \d+, 128\] .*max abs diff [\d.e+-]+ > atol 0.0001"):
+        ox.verify_onnx(broken, path)
+
+
+def test_kv_cache_needs_a_decoder():
+    with pytest.raises(ExportError, match=r"kv_cache export is for decoder-only models; t5-small is "
+                                          r"'encoder-decoder'"):
+        pg.export_onnx(pg.build(tiny("t5-small")), "never.onnx", kv_cache=True)
+
+
+def test_glm_prefix_mask_is_refused_clearly(tmp_path):
+    with pytest.raises(ExportError, match=r"glm: GLM's prefix \(blank-infilling\) attention mask needs "
+                                          r"per-sequence prefix_lengths"):
+        pg.export_onnx(pg.build(tiny("glm")), tmp_path / "glm.onnx")
+    assert not (tmp_path / "glm.onnx").exists()
+
+
+def test_no_optimize_no_verify_still_loads(tmp_path):
+    model = pg.build(tiny("gpt2"), seed=1)
+    model.train()
+    path = pg.export_onnx(model, tmp_path / "raw.onnx", optimize=False, verify=False)
+    assert model.training  # the training flag is restored
+    assert report_ok(ox.verify_onnx(model, path))
+
+
+def test_missing_onnxruntime_fails_before_export(monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    with pytest.raises(PlmgraphError, match=r"plmgraph\[cpu\]"):
+        pg.export_onnx(pg.build(tiny("gpt2")), tmp_path / "m.onnx")
+    assert not (tmp_path / "m.onnx").exists()
+
+
+# ------------------------------------------------------------------ CLI
+
+
+def test_cli_export_json(tmp_path):
+    out = tmp_path / "g.onnx"
+    r = runner.invoke(app, ["export", "gpt2", *TINY, "-o", str(out), "--kv-cache", "--json"])
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.stdout)
+    assert data["kv_cache"] and data["inputs"][2] == {"name": "past_key_values.0.key",
+                                                      "shape": ["batch", 2, "past", 16]}
+    checks = data["verification"]["checks"]
+    assert {c["output"] for c in checks} >= {"logits", "present.1.value"}
+    assert data["verification"]["max_abs_diff"] < 1e-4 and out.exists()
+
+
+def test_cli_export_checkpoint_folder_table(tmp_path):
+    model = pg.build(tiny("bert-base"), seed=3)
+    pg.save(model, tmp_path / "ck")
+    r = runner.invoke(app, ["export", str(tmp_path / "ck"), "-o", str(tmp_path / "b.onnx"), "--no-optimize"])
+    assert r.exit_code == 0, r.output
+    assert "token_type_ids" in r.output and "nsp" in r.output and "verified" in r.output
+
+
+def test_cli_errors(tmp_path, monkeypatch):
+    r = runner.invoke(app, ["export", "t5-small", *TINY, "-o", str(tmp_path / "t.onnx"), "--kv-cache"])
+    assert r.exit_code == 1 and "decoder-only" in r.output and "Traceback" not in r.output
+    (tmp_path / "ck").mkdir()
+    r = runner.invoke(app, ["export", str(tmp_path / "ck"), "-O", "layers=1", "-o", str(tmp_path / "x.onnx")])
+    assert r.exit_code == 2 and "checkpoint folder" in r.output
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    r = runner.invoke(app, ["export", "gpt2", *TINY, "-o", str(tmp_path / "g.onnx")])
+    assert r.exit_code == 1 and "plmgraph[cpu]" in r.output and "Traceback" not in r.output
