@@ -11,20 +11,26 @@ progress between them:
 4. `verify_onnx`    a CPU `InferenceSession` against PyTorch eager on shapes other than the export shape.
 
 Input names: ``input_ids``, ``attention_mask``, ``token_type_ids`` (models with segment
-embeddings), ``decoder_input_ids`` (encoder-decoders), ``pixel_values`` (patch models, alone).
+embeddings, and XLNet's segment term), ``prefix_lengths`` [batch] and ``position_ids``
+[batch, 2, seq] (GLM's prefix mask and 2D positions), ``decoder_input_ids`` (encoder-decoders),
+``pixel_values`` (patch models, alone).
 Output names: ``logits`` for a single head or one output per head name (``mlm``, ``nsp``),
 then ``last_hidden_state`` (and ``encoder_last_hidden_state`` for encoder-decoders).
 With ``kv_cache=True`` (decoder-only) the graph also takes ``past_key_values.{i}.key/value``
 [batch, kv_heads, past, head_dim] and returns ``present.{i}.key/value`` [batch, kv_heads,
 past + seq, head_dim] (Hugging Face Optimum's names); ``past`` may be 0, so one graph serves
 both prefill and decode, and ``attention_mask`` then covers ``past + seq`` positions.
+Relative-attention models (Transformer-XL, XLNet) cache a segment memory instead: one
+``past_key_values.{i}`` [batch, past, hidden] per layer in, ``present.{i}`` [batch,
+min(past + seq, memory), hidden] out (``memory`` 0: all of them).  XLNet's query stream (``perm_mask``,
+``target_mapping``) is not in the graph: it exports the content stream.
 """
 
 from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +39,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from plmgraph.compile.glm import GLM2DPosition
 from plmgraph.errors import ExportError
 
 from .runtime import import_onnxruntime
@@ -59,33 +66,52 @@ class Signature:
     """(kv_heads, head_dim) of the cache when ``kv_cache``."""
     heads: list[str] = field(default_factory=list)
     """Head names, in output order (empty without heads)."""
+    memory: int = 0
+    """Hidden size of the segment memories ``past_key_values.{i}`` [batch, past, hidden] that a
+    relative-attention model (Transformer-XL, XLNet) caches instead of key/value pairs; 0 otherwise."""
 
     def past_names(self) -> list[str]:
+        if self.memory:
+            return [f"past_key_values.{i}" for i in range(self.layers)]
         return [f"past_key_values.{i}.{kv}" for i in range(self.layers) for kv in ("key", "value")]
 
     def present_names(self) -> list[str]:
+        if self.memory:
+            return [f"present.{i}" for i in range(self.layers)]
         return [f"present.{i}.{kv}" for i in range(self.layers) for kv in ("key", "value")]
+
+    def pack(self, flat: Sequence[Tensor]) -> tuple[Any, ...]:
+        """Flat cache tensors, in `past_names` order -> the model's ``past_key_values``."""
+        if self.memory:
+            return tuple(flat)
+        return tuple((flat[2 * i], flat[2 * i + 1]) for i in range(self.layers))
+
+    def unpack(self, past: Sequence[Any]) -> list[Tensor]:
+        """The model's ``past_key_values`` -> flat tensors in `past_names` order."""
+        return list(past) if self.memory else [t for kv in past for t in kv]
 
 
 def signature(model: nn.Module, kv_cache: bool = False) -> Signature:
     """The graph's inputs and outputs for `model`.
 
     Raises:
-        ExportError: ``kv_cache`` for a model that is not decoder-only, or a model plmgraph
-            cannot export yet (mixture-of-experts routing).
+        ExportError: ``kv_cache`` for a model that is not decoder-only.
     """
     spec = model.spec
     first = model.stacks()[0]
     if kv_cache and spec.family != "decoder":
         raise ExportError(f"kv_cache export is for decoder-only models; {spec.name} is {spec.family!r} "
                           "(export it without --kv-cache)")
-    _refuse_unsupported(model)
     if getattr(first.embed, "patches", None) is not None:
         inputs = ["pixel_values"]
     else:
         inputs = ["input_ids", "attention_mask"]
-        if first.embed.segments is not None:
-            inputs.append("token_type_ids")
+        if first.embed.segments is not None or getattr(first, "two_stream", False):
+            inputs.append("token_type_ids")  # XLNet: the segment term reads them (no embedding table)
+        if getattr(first, "prefix", False):
+            inputs.append("prefix_lengths")
+        if isinstance(getattr(first.embed, "position", None), GLM2DPosition):
+            inputs.append("position_ids")
         if spec.family == "encoder-decoder":
             inputs.append("decoder_input_ids")
     heads = list(model.heads)
@@ -96,18 +122,13 @@ def signature(model: nn.Module, kv_cache: bool = False) -> Signature:
     if not kv_cache:
         return Signature(inputs, outputs, False, heads=heads)
     last = model.stacks()[-1]
-    attn = next(b for b in last.layers.values()).attn
-    sig = Signature(inputs, outputs, True, len(last.schedule), (attn.kv_heads, attn.head_dim), heads)
+    if getattr(last, "memory_cache", False):  # relative.RelativeStack: one [B, M, H] memory per layer
+        sig = Signature(inputs, outputs, True, len(last.schedule), heads=heads, memory=spec.sizes.hidden)
+    else:
+        attn = next(b for b in last.layers.values()).attn
+        sig = Signature(inputs, outputs, True, len(last.schedule), (attn.kv_heads, attn.head_dim), heads)
     return Signature(inputs + sig.past_names(), outputs + sig.present_names(), True, sig.layers, sig.kv_shape,
-                     heads)
-
-
-def _refuse_unsupported(model: nn.Module) -> None:
-    """Say why a model cannot be exported, before torch.export fails with a page of trace."""
-    if any(getattr(stack, "prefix", None) for stack in model.stacks()):
-        raise ExportError(f"{model.spec.name}: GLM's prefix (blank-infilling) attention mask needs per-sequence "
-                          "prefix_lengths and 2D position ids, which are not ONNX inputs yet; models with a "
-                          "causal or bidirectional mask export")
+                     heads, sig.memory)
 
 
 class OnnxAdapter(nn.Module):
@@ -120,9 +141,8 @@ class OnnxAdapter(nn.Module):
 
     def forward(self, *tensors: Tensor) -> tuple[Tensor, ...]:
         kw = dict(zip(self.plain, tensors, strict=False))
-        past = tensors[len(self.plain):]
         if self.sig.kv_cache:
-            kw["past_key_values"] = tuple((past[2 * i], past[2 * i + 1]) for i in range(self.sig.layers))
+            kw["past_key_values"] = self.sig.pack(tensors[len(self.plain):])
             kw["use_cache"] = True
         return flatten(self.model(**kw), self.sig)
 
@@ -134,7 +154,7 @@ def flatten(out: Any, sig: Signature) -> tuple[Tensor, ...]:
     if out.encoder_last_hidden_state is not None:
         flat.append(out.encoder_last_hidden_state)
     if sig.kv_cache:
-        flat.extend(t for kv in out.past_key_values for t in kv)
+        flat.extend(sig.unpack(out.past_key_values))
     return tuple(flat)
 
 
@@ -142,9 +162,11 @@ def flatten(out: Any, sig: Signature) -> tuple[Tensor, ...]:
 
 
 def example_inputs(model: nn.Module, sig: Signature, batch: int, seq: int, past: int = 0, seed: int = 0,
-                   pad: int = 0) -> dict[str, Tensor]:
+                   pad: int = 0, cache: Sequence[Any] | None = None) -> dict[str, Tensor]:
     """Random inputs named as in `sig`: ``pad`` trailing positions of row 0 masked out, a real
-    (PyTorch-computed) cache of ``past`` positions when ``sig.kv_cache``."""
+    (PyTorch-computed) cache of ``past`` positions when ``sig.kv_cache`` (or `cache`, a
+    ``past_key_values`` to continue from).  GLM gets a prefix length per row (within the cache
+    on a cached call) and 2D positions laid out as Part A then one span."""
     gen = torch.Generator().manual_seed(seed)
     spec = model.spec
     first = model.stacks()[0]
@@ -157,36 +179,49 @@ def example_inputs(model: nn.Module, sig: Signature, batch: int, seq: int, past:
     def ids(*shape: int, high: int = spec.sizes.vocab) -> Tensor:
         return torch.randint(0, high, shape, generator=gen).to(dev)
 
+    if cache is not None:
+        past = int(cache[0].shape[1] if sig.memory else cache[0][0].shape[2])
+    elif sig.kv_cache and past:
+        plain = Signature([n for n in sig.inputs if not n.startswith("past_key_values.")], [], False)
+        with torch.no_grad():
+            cache = model(**example_inputs(model, plain, batch, past, seed=seed + 1000), use_cache=True).past_key_values
+    elif sig.kv_cache:
+        empty = (batch, 0, sig.memory) if sig.memory else (batch, sig.kv_shape[0], 0, sig.kv_shape[1])
+        cache = sig.pack([torch.zeros(empty, device=dev)] * len(sig.past_names()))
     feed: dict[str, Tensor] = {"input_ids": ids(batch, seq)}
     mask = torch.ones(batch, past + seq, dtype=torch.long, device=dev)
     if pad:
         mask[0, past + seq - pad:] = 0
     feed["attention_mask"] = mask
     if "token_type_ids" in sig.inputs:
-        feed["token_type_ids"] = ids(batch, seq, high=first.embed.segments)
+        feed["token_type_ids"] = ids(batch, seq, high=first.embed.segments or 3)  # XLNet: 0, 1 and <cls>'s 2
+    if "prefix_lengths" in sig.inputs:  # a cached call's prefix must lie in the cache (glm.check_glm_inputs)
+        prefix = torch.randint(0, past + 1, (batch,), generator=gen) if past else \
+            torch.randint(1, seq + 1, (batch,), generator=gen)
+        feed["prefix_lengths"] = prefix.to(dev)
+    if "position_ids" in sig.inputs:
+        at = torch.arange(past, past + seq)[None]  # [1, T] absolute positions
+        a = feed["prefix_lengths"].cpu()[:, None] if "prefix_lengths" in sig.inputs else torch.full((1, 1), past + seq)
+        text = torch.where(at < a, at, (a - 1).clamp(min=0))  # a span token sits at its [MASK]'s position
+        block = torch.where(at < a, 0, at - a + 1)  # 1, 2, ... inside the span
+        feed["position_ids"] = torch.stack((text, block), dim=1).expand(batch, 2, seq).contiguous().to(dev)
     if "decoder_input_ids" in sig.inputs:
         feed["decoder_input_ids"] = ids(batch, max(1, seq // 2 + 1))
     if sig.kv_cache:
-        kvh, d = sig.kv_shape
-        if past:
-            with torch.no_grad():
-                cache = model(ids(batch, past), use_cache=True).past_key_values
-        else:
-            cache = tuple((torch.zeros(batch, kvh, 0, d, device=dev),) * 2 for _ in range(sig.layers))
-        for name, t in zip(sig.past_names(), (t for kv in cache for t in kv), strict=True):
-            feed[name] = t
+        feed.update(zip(sig.past_names(), sig.unpack(cache), strict=True))
     return feed
 
 
 def _dynamic_shapes(sig: Signature) -> tuple[dict[int, Any], ...]:
     from torch.export import Dim
 
-    batch, seq, tgt, past, total = (Dim("batch"), Dim("seq"), Dim("decoder_seq"), Dim("past"),
-                                    Dim("past_seq" if sig.kv_cache else "seq"))
-    axes = {"input_ids": {0: batch, 1: seq}, "attention_mask": {0: batch, 1: total if sig.kv_cache else seq},
-            "token_type_ids": {0: batch, 1: seq}, "decoder_input_ids": {0: batch, 1: tgt},
-            "pixel_values": {0: batch}}
-    return tuple(axes.get(name, {0: batch, 2: past}) for name in sig.inputs)
+    batch, seq, tgt, past = Dim("batch"), Dim("seq"), Dim("decoder_seq"), Dim("past")
+    total = Dim("past_seq") if sig.kv_cache else seq
+    axes = {"input_ids": {0: batch, 1: seq}, "attention_mask": {0: batch, 1: total},
+            "token_type_ids": {0: batch, 1: seq}, "prefix_lengths": {0: batch}, "position_ids": {0: batch, 2: seq},
+            "decoder_input_ids": {0: batch, 1: tgt}, "pixel_values": {0: batch}}
+    cache = {0: batch, 1: past} if sig.memory else {0: batch, 2: past}
+    return tuple(axes.get(name, cache) for name in sig.inputs)
 
 
 # ----------------------------------------------------------------- stages
@@ -210,7 +245,7 @@ def export_graph(model: nn.Module, path: str | Path, sig: Signature, *, optimize
     feed = example_inputs(model, sig, batch, seq, past=past, pad=1)
     large = _weight_bytes(model) > TWO_GB - 2**27
     args, shapes = tuple(feed.values()), (_dynamic_shapes(sig),)
-    with _eval(model), _quiet(), warnings.catch_warnings():
+    with _eval(model), torch.no_grad(), _quiet(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
             program = torch.export.export(OnnxAdapter(model, sig), args, dynamic_shapes=shapes, strict=False)
@@ -373,18 +408,13 @@ def verify_onnx(model: nn.Module, path: str | Path, *, kv_cache: bool = False, b
 def _decode_step(model: nn.Module, sig: Signature, prefill: dict[str, Tensor], got: list[np.ndarray],
                  seed: int) -> tuple[dict[str, Tensor], dict[str, np.ndarray]]:
     """One new token after `prefill`: PyTorch gets its own cache, ONNX Runtime its own ``present``."""
-    gen = torch.Generator().manual_seed(seed)
     b = prefill["input_ids"].shape[0]
-    new = torch.randint(0, model.spec.sizes.vocab, (b, 1), generator=gen)
-    mask = torch.cat([prefill["attention_mask"], torch.ones(b, 1, dtype=torch.long)], dim=1)
     with _eval(model), torch.no_grad():
         cache = model(**_model_kwargs(prefill, sig)).past_key_values
-    feed: dict[str, Tensor] = {"input_ids": new, "attention_mask": mask}
-    if "token_type_ids" in sig.inputs:
-        feed["token_type_ids"] = torch.zeros(b, 1, dtype=torch.long)
-    feed.update(zip(sig.past_names(), (t for kv in cache for t in kv), strict=True))
+    feed = example_inputs(model, sig, b, 1, seed=seed, cache=cache)
+    feed["attention_mask"] = torch.cat([prefill["attention_mask"], torch.ones(b, 1, dtype=torch.long)], dim=1)
     ort_feed = {k: v.numpy() for k, v in feed.items()}
-    presents = got[len(sig.outputs) - 2 * sig.layers:]
+    presents = got[len(sig.outputs) - len(sig.past_names()):]
     ort_feed.update(zip(sig.past_names(), presents, strict=True))
     return feed, ort_feed
 
@@ -392,8 +422,7 @@ def _decode_step(model: nn.Module, sig: Signature, prefill: dict[str, Tensor], g
 def _model_kwargs(feed: dict[str, Tensor], sig: Signature) -> dict[str, Any]:
     kw: dict[str, Any] = {k: v for k, v in feed.items() if not k.startswith("past_key_values.")}
     if sig.kv_cache:
-        past = [feed[n] for n in sig.past_names()]
-        kw["past_key_values"] = tuple((past[2 * i], past[2 * i + 1]) for i in range(sig.layers))
+        kw["past_key_values"] = sig.pack([feed[n] for n in sig.past_names()])
         kw["use_cache"] = True
     return kw
 

@@ -41,9 +41,16 @@ HIDDEN = -1e30
 
 def rel_shift(x: Tensor, klen: int) -> Tensor:
     """[B, n, T, T + S] scores over distances (S, S-1, ..., 1-T) -> [B, n, T, S] over keys:
-    row i moves left by T - i, so column j holds distance (S - T) + i - j (HF ``rel_shift_bnij``)."""
+    row i moves left by T - i, so column j holds distance (S - T) + i - j (HF ``rel_shift_bnij``).
+
+    Output ``[i, j]`` is input ``[i, T - i + j]``, i.e. flat element ``T + i (P - 1) + j`` of
+    each [T, P] matrix: drop the first T elements and read the rest as rows of P - 1.  HF's
+    form views [T, P] as [P, T], which makes ``torch.export`` require P % T == 0 for a
+    dynamic T (it is not: P = 2T + M); here every size is T * P - T = T * (P - 1), which it
+    proves, so the sequence and memory lengths stay dynamic.  Same copy count, no gather.
+    """
     B, n, T, P = x.shape
-    return x.reshape(B, n, P, T)[:, :, 1:].reshape(B, n, T, P - 1)[..., :klen]
+    return x.reshape(B, n, T * P)[..., T:].reshape(B, n, T, P - 1)[..., :klen]
 
 
 class XLRelative(nn.Module):
@@ -226,9 +233,8 @@ class RelativeStack(nn.Module):
             hidden = hidden | (k[None, :] > q[:, None])[None]
         if attention_mask is not None:
             pad = attention_mask == 0  # [B, T] or [B, M + T]
-            if pad.shape[1] == T and M:
-                pad = torch.cat((torch.zeros(B, M, dtype=torch.bool, device=device), pad), dim=1)
-            hidden = hidden | pad[:, None, :]
+            # left-pad a [B, T] mask with M visible memory slots; no branch on M, so torch.export keeps it symbolic
+            hidden = hidden | F.pad(pad, (S - pad.shape[1], 0))[:, None, :]
         if perm_mask is not None:
             hidden = hidden | F.pad(perm_mask.bool(), (M, 0))  # [B, T, S]
         mask_g = torch.zeros(hidden.shape, dtype=torch.float32, device=device).masked_fill(hidden, HIDDEN)
@@ -239,7 +245,17 @@ class RelativeStack(nn.Module):
     def cache(self, x: Tensor, mem: Tensor | None) -> Tensor:
         """HF ``cache_mem``: the layer's input appended to its memory, last ``memory`` states, detached."""
         new = x if mem is None else torch.cat((mem.to(x.dtype), x), dim=1)
-        return (new[:, -self.memory:] if self.memory else new).detach()
+        if not self.memory:
+            return new.detach()
+        if torch.compiler.is_exporting():
+            # The length min(M + T, memory) is piecewise: torch.export would keep one branch for good
+            # (seq + past below or above memory).  A data-dependent start keeps both; same values as below.
+            L = new.shape[1]
+            start = (torch.ones((), dtype=torch.long) * L - self.memory).clamp(min=0).item()
+            torch._check(start >= 0)
+            torch._check(start <= L)
+            return new.narrow(1, start, L - start).detach()
+        return new[:, -self.memory:].detach()
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor | None = None, *,
                 token_type_ids: Tensor | None = None, task_type_ids: Tensor | None = None,
@@ -250,7 +266,7 @@ class RelativeStack(nn.Module):
         B, T = input_ids.shape
         device = input_ids.device
         mems = past_key_values
-        M = int(mems[0].shape[1]) if mems is not None else 0
+        M = mems[0].shape[1] if mems is not None else 0  # no int(): a symbolic size under torch.export
         x = self.embed(input_ids, None, None, task_type_ids)  # [B, T, H]
         pos = self.embed.drop(self.position(T, M + T, device))  # [2T + M, H]
         mask_h, mask_g = self.masks(B, T, M, device, attention_mask, perm_mask)
