@@ -412,7 +412,9 @@ def _decode_step(model: nn.Module, sig: Signature, prefill: dict[str, Tensor], g
     with _eval(model), torch.no_grad():
         cache = model(**_model_kwargs(prefill, sig)).past_key_values
     feed = example_inputs(model, sig, b, 1, seed=seed, cache=cache)
-    feed["attention_mask"] = torch.cat([prefill["attention_mask"], torch.ones(b, 1, dtype=torch.long)], dim=1)
+    # the prefill's padding carries over; a segment memory keeps only its last `memory` positions
+    width = feed["attention_mask"].shape[1]
+    feed["attention_mask"] = torch.cat([prefill["attention_mask"], torch.ones(b, 1, dtype=torch.long)], 1)[:, -width:]
     ort_feed = {k: v.numpy() for k, v in feed.items()}
     presents = got[len(sig.outputs) - len(sig.past_names()):]
     ort_feed.update(zip(sig.past_names(), presents, strict=True))

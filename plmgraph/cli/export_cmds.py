@@ -29,7 +29,9 @@ def export_cmd(
                                           metavar="SPEC_OR_CHECKPOINT_DIR")],
     output: Annotated[Path, typer.Option("--output", "-o", help="The .onnx file to write.")],
     kv_cache: Annotated[bool, typer.Option("--kv-cache", help="Decoders: past_key_values.{i}.key/value inputs "
-                                           "and present.{i}.key/value outputs (one graph for prefill and decode).")]
+                                           "and present.{i}.key/value outputs (one graph for prefill and decode); "
+                                           "Transformer-XL / XLNet: segment memories past_key_values.{i} and "
+                                           "present.{i}.")]
     = False,
     no_optimize: Annotated[bool, typer.Option("--no-optimize", help="Skip the onnxscript and ONNX Runtime "
                                               "graph optimizations.")] = False,
