@@ -1,7 +1,8 @@
 """The package list in pyproject.toml covers every Python package folder, and the zoo ships."""
 
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 

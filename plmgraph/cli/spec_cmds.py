@@ -75,7 +75,9 @@ def list_cmd(as_json: Json = False) -> None:
 @app.command("validate")
 def validate_cmd(
     specs: Annotated[list[str] | None, typer.Argument(help="Zoo names or spec files.", metavar="SPEC...")] = None,
-    zoo: Annotated[bool, typer.Option("--zoo", help="Validate every spec in the zoo (as well as any SPEC given).")] = False,
+    zoo: Annotated[
+        bool, typer.Option("--zoo", help="Validate every spec in the zoo (as well as any SPEC given).")
+    ] = False,
     override: Override = None,
     as_json: Json = False,
 ) -> None:

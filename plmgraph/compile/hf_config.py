@@ -775,8 +775,9 @@ def spec_to_config(spec: ModelSpec, model_type: str, arch: str) -> Cfg:
 
 
 def _comparable(spec: ModelSpec) -> dict[str, Any]:
-    # The top-level block is only the template of the stacks, which carry the resolved blocks.
-    d = spec.model_dump(mode="json", exclude={"name", "source", "extends", "objectives", "tuning", "block"})
+    # The top-level block is only the template of the stacks, which carry the resolved blocks;
+    # objectives, tuning and init say how to train, not what the weights are.
+    d = spec.model_dump(mode="json", exclude={"name", "source", "extends", "objectives", "tuning", "init", "block"})
     # Dropout is training-time only; a spec with other rates still exports to the same weights.
     return _strip(d, re.compile(r"dropout"))
 

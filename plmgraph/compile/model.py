@@ -5,11 +5,12 @@ The model is ordinary PyTorch: ``embed`` (the shared token matrix), one `Stack` 
 graph node ids, so ``dict(model.named_parameters())`` has exactly the keys and shapes of
 ``model.graph.param_shapes()``.
 
-Random initialisation (`init_weights`, run by `build` unless the device is ``meta``):
-linear, embedding, position, patch and expert weights ~ N(0, 0.02); the projections that
-write into the residual stream (``attn.out``, ``cross.out``, ``mlp.down``, expert
-``down_weight``) ~ N(0, 0.02 / sqrt(2 * layers)) as in GPT-2; biases 0; norm weights 1
-(``1 - offset`` for offset RMSNorm, so the effective scale starts at 1).
+Random initialisation (`init_weights`, run by `build` unless the device is ``meta``) follows
+the spec's typed ``init`` field, per family: ``normal`` (weights ~ N(0, std), 0.02 by default;
+with ``scaled_residual`` the projections that write into the residual stream, ``attn.out``,
+``cross.out``, ``mlp.down``, expert ``down_weight``, get std / sqrt(2 * layers) as in GPT-2)
+or ``fan_in`` (T5: N(0, fan_in**-0.5), embeddings N(0, 1)); see `init`.  Biases 0; norm
+weights 1 (``1 - offset`` for offset RMSNorm, so the effective scale starts at 1).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from . import checks
 from .attention import KV
 from .block import Block, Stack
 from .glm import GLM2DPosition, check_glm_inputs
-from .init import init_module
+from .init import init_module, scale_unscaled_queries
 
 
 @dataclass
@@ -222,10 +223,17 @@ class PLMModel(nn.Module):
         gen = torch.Generator(device=dev) if seed is not None else None
         if gen is not None:
             gen.manual_seed(seed)
+        init = self.spec.init
+        fan_in = init.kind == "fan_in"
+        std = getattr(init, "std", 0.02)
         layers = max(1, sum(len(s.schedule) for s in self.stacks()))
-        resid_std = 0.02 / math.sqrt(2 * layers)
+        resid_std = std / math.sqrt(2 * layers) if getattr(init, "scaled_residual", False) else std
         for name, module in self.named_modules():
-            init_module(name, module, std=0.02, resid_std=resid_std, generator=gen)
+            init_module(name, module, std=std, resid_std=resid_std, generator=gen, fan_in=fan_in,
+                        hidden=self.spec.sizes.hidden)
+        if fan_in:
+            for module in self.modules():
+                scale_unscaled_queries(module)
         return self
 
 

@@ -159,7 +159,8 @@ class _Builder:
             self.edge(inp, node, ("B", p.channels, p.image_size, p.image_size))
             parts.append(node)
         else:
-            ids = "inputs.decoder_input_ids" if (spec.family == "encoder-decoder" and stack == "decoder") else "inputs.input_ids"
+            decoder_side = spec.family == "encoder-decoder" and stack == "decoder"
+            ids = "inputs.decoder_input_ids" if decoder_side else "inputs.input_ids"
             self.add(ids, "input/tokens", stack=stack, role="tokens")
             shared = emb.share_across_stacks or len(spec.stacks) == 1
             tok = "embed.token" if shared else f"{pre}.token"
@@ -436,7 +437,8 @@ class _Builder:
                 if pooled is None:
                     p = spec.pooler
                     pp = {"dense.weight": (H, H), "dense.bias": (H,)} if p.dense else {}
-                    pooled = self.add("pooler", f"pool/{p.kind}", role="pooler", params=pp, **p.model_dump(exclude={"kind"}))
+                    pooled = self.add("pooler", f"pool/{p.kind}", role="pooler", params=pp,
+                                      **p.model_dump(exclude={"kind"}))
                     self.edge(out, pooled, ("B", T, H))
                 src, shape = pooled, ("B", H)
             params = {"weight": (head.labels, H)}

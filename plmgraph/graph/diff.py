@@ -35,12 +35,12 @@ from .stats import Stats, stats
 #: The axes a change is grouped by, in display order.
 AXES = (
     "stack", "dims", "embeddings", "position", "norm", "residual", "attention", "mlp", "sharing", "heads",
-    "objective", "tuning",
+    "objective", "tuning", "init",
 )
 AXIS_TITLES = {
     "stack": "stack", "dims": "dims", "embeddings": "embeddings", "position": "position", "norm": "norm",
     "residual": "residual", "attention": "attention", "mlp": "MLP", "sharing": "sharing", "heads": "heads",
-    "objective": "objective", "tuning": "tuning",
+    "objective": "objective", "tuning": "tuning", "init": "init",
 }
 #: Weight of a non-structural (size or hyper-parameter) change in `distance`.
 SIZE_WEIGHT = 0.1
@@ -612,6 +612,9 @@ class _Differ:
         ta, tb = A.tuning.model_dump(), B.tuning.model_dump()
         if ta != tb:
             self.fact("tuning", "tuning", _kind_text(ta), _kind_text(tb), "", ta["kind"] != tb["kind"])
+        ia, ib = A.init.model_dump(), B.init.model_dump()
+        if ia != ib:
+            self.fact("init", "initialisation", _init_text(ia), _init_text(ib), "", ia["kind"] != ib["kind"])
 
     def objectives(self) -> None:
         oa = {o.kind: o.model_dump() for o in self.a.spec.objectives}
@@ -824,6 +827,12 @@ def _sharing(spec: Any) -> str:
     if sh.kind == "groups":
         return f"{sh.groups} shared groups"
     return "none"
+
+
+def _init_text(d: dict[str, Any]) -> str:
+    if d["kind"] == "fan_in":
+        return "N(0, fan_in^-0.5)"
+    return f"N(0, {_num(d['std'])})" + (", residual ÷√(2L)" if d["scaled_residual"] else "")
 
 
 def _kind_text(d: dict[str, Any]) -> str:

@@ -102,7 +102,7 @@ def stats(graph: ArchGraph | Any, seq_len: int | None = None) -> Stats:
     out.flops_by_block = dict(flops)
     out.flops_per_token = sum(flops.values())
     kv_elems = 0
-    for n, d in nxg.nodes(data=True):
+    for _, d in nxg.nodes(data=True):
         if d["kind"] in ("attention/self", "attention/segment_memory") and d["stack"] == "decoder":
             kv_elems += 2 * d["attrs"]["kv_heads"] * d["attrs"]["head_dim"]
     out.kv_bytes_per_token = {k: kv_elems * b for k, b in DTYPE_BYTES.items() if k != "fp16"}

@@ -223,3 +223,29 @@ class BitFit(Strict):
 
 Tuning = Annotated[FullTuning | LoRA | Adapters | PrefixTuning | BitFit, Field(discriminator="kind")]
 """Which parameters train, chosen by `kind`."""
+
+
+# ------------------------------------------------------------------ initialisation
+
+
+class NormalInit(Strict):
+    """Weights ~ N(0, std), biases 0, norm scales 1 (BERT, GPT, LLaMA: HF `initializer_range`)."""
+
+    kind: Literal["normal"] = "normal"
+    std: Annotated[float, Field(gt=0.0)] = Field(0.02, description="Standard deviation of every weight.")
+    scaled_residual: bool = Field(
+        False,
+        description="Divide the std of the projections that write into the residual stream (attention "
+        "output, MLP down) by sqrt(2 * layers), as GPT-2 does.",
+    )
+
+
+class FanInInit(Strict):
+    """T5's scheme: each linear weight ~ N(0, fan_in**-0.5), embeddings ~ N(0, 1); with unscaled
+    attention scores (scale 1.0) the query projection also gets head_dim**-0.5."""
+
+    kind: Literal["fan_in"] = "fan_in"
+
+
+Init = Annotated[NormalInit | FanInInit, Field(discriminator="kind")]
+"""How `build` initialises a fresh model, chosen by `kind`."""

@@ -26,7 +26,7 @@ from .blocks import (
     RMSNorm,
     Strict,
 )
-from .heads import HEAD_KINDS, FullTuning, Head, Objective, Pooler, Tuning
+from .heads import HEAD_KINDS, FullTuning, Head, Init, NormalInit, Objective, Pooler, Tuning
 
 FORMAT_VERSION = 1
 NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$"
@@ -124,6 +124,7 @@ class ModelSpec(Strict):
     heads: list[Head] = Field(default_factory=list, description="Output heads; the first is the primary.")
     objectives: list[Objective] = Field(default_factory=list, description="Pre-training objectives.")
     tuning: Tuning = Field(default_factory=FullTuning, description="Which parameters train.")
+    init: Init = Field(default_factory=NormalInit, description="How a freshly built model is initialised.")
 
     _source_file: str | None = PrivateAttr(None)
     _merged: Any = PrivateAttr(None)  # the merged mapping this spec was validated from (for overrides)

@@ -39,7 +39,7 @@ def _err(r) -> str:
 
 def test_diff_table(cli: CliRunner) -> None:
     text = _ok(cli, "diff", "gpt2", "llama2-7b")
-    for s in ("gpt2 → llama2-7b: 16 changes (6 structural)", "learned → rotary (theta 10000)",
+    for s in ("gpt2 → llama2-7b: 17 changes (6 structural)", "learned → rotary (theta 10000)",
               "LayerNorm → RMSNorm", "GELU (tanh) → SwiGLU", "tied → untied", "768 → 4096", "on → off",
               "parameters", "124.4M", "6.74B", "+6.61B", "FLOPs/token (T=1024)", "KV cache/token"):
         assert s in text, s

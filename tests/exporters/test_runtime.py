@@ -1,9 +1,9 @@
 import sys
 
 import pytest
+from plmgraph.exporters import runtime
 
 from plmgraph.errors import PlmgraphError
-from plmgraph.exporters import runtime
 
 
 def test_onnxruntime_is_found_with_a_cpu_provider():

@@ -56,6 +56,7 @@ EXPECTED = {
         "MLP: GELU (tanh) → SwiGLU  [all layers]",
         "MLP: MLP bias: on → off  [all layers]",
         "heads: LM head: tied → untied",
+        "init: initialisation: N(0, 0.02), residual ÷√(2L) → N(0, 0.02)",
     ],
     ("bert-base", "albert-base"): [
         "dims: vocab: 30522 → 30000",
@@ -108,6 +109,7 @@ EXPECTED = {
         "MLP: MLP bias: off → on  [encoder & decoder all layers]",
         "heads: LM head scale: ×d^-0.5 → none",
         "objective: span corruption → denoising (text infilling)",
+        "init: initialisation: N(0, fan_in^-0.5) → N(0, 0.02)",
     ],
 }
 
@@ -130,7 +132,7 @@ def test_gpt2_llama_structure_and_semantics(zoo: dict) -> None:
     s = diff(zoo["gpt2"], zoo["llama2-7b"], structure=True)
     assert s.structure and all(c.structural for c in s.changes)
     assert s.lines() == [line for line in EXPECTED[("gpt2", "llama2-7b")] if "→" in line and not any(
-        k in line for k in ("dims:", "dropout"))]
+        k in line for k in ("dims:", "dropout", "init:"))]
     cost = d.cost()
     assert cost["params"]["a"] == 124_439_808 and cost["params"]["b"] == 6_738_415_616
     assert cost["params"]["delta"] == 6_738_415_616 - 124_439_808
