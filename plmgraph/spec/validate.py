@@ -132,6 +132,11 @@ def _locate(merged: Merged, loc: Path_, data: Any = None, tagged: bool = True) -
                     best = (missing, cand, merged.positions[cand[:n]])
                 break
     if best is None:
+        # Nothing at or above the path was written: the field was created below it, e.g. by
+        # `--override init.std=0.05` on a spec without `init`; point at the first such write.
+        below = [p for p in merged.positions if p[: len(path)] == path and len(p) > len(path)]
+        if below:
+            return path, merged.positions[min(below, key=len)]
         return path, None
     return best[1], best[2]
 
