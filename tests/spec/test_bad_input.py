@@ -488,7 +488,7 @@ def test_missing_spec_file_and_directory(tmp_path):
         ("layers=-1", r"must be greater than 0, got -1", "sizes.layers"),
         ("sizes.hidden.x=1", r"sizes.hidden.x: sizes.hidden is the value 768; cannot set 'x' in it", ""),
         ("heads.3.kind=lm", r"heads is a list of 1; cannot descend into 3", ""),
-        ("init.std=0.05", r"init: missing `kind`; .* \(allowed: fan_in, normal\)", "init"),  # a new mapping
+        ("tuning.rank=4", r"tuning: missing `kind`; .* \(allowed: adapters, bitfit, full, lora, prefix\)", "tuning"),
     ],
 )
 def test_bad_override(override, match, field):
