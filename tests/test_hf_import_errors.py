@@ -243,3 +243,22 @@ def test_cli_import_error_exits_1_without_traceback(tmp_path):
     assert r.exit_code == 1
     assert "missing tensors: model.norm.weight [32]" in r.output
     assert "Traceback" not in r.output
+
+
+def test_init_scheme_follows_the_family_and_initializer_range():
+    """HF's `_init_weights` per family becomes the spec's typed `init` (and goes back on export)."""
+    from plmgraph.compile.hf_config import config_to_spec, spec_to_config
+
+    gpt2 = {"model_type": "gpt2", "architectures": ["GPT2LMHeadModel"], "vocab_size": 100, "n_embd": 32,
+            "n_layer": 2, "n_head": 4, "n_positions": 64, "initializer_range": 0.03}
+    spec = config_to_spec(gpt2)
+    assert spec.init.model_dump() == {"kind": "normal", "std": 0.03, "scaled_residual": True}
+    assert spec_to_config(spec, "gpt2", "GPT2LMHeadModel")["initializer_range"] == 0.03
+    t5 = {"model_type": "t5", "architectures": ["T5ForConditionalGeneration"], "vocab_size": 100, "d_model": 32,
+          "d_kv": 8, "d_ff": 64, "num_layers": 2, "num_heads": 4}
+    assert config_to_spec(t5).init.kind == "fan_in"
+    bart = {"model_type": "bart", "architectures": ["BartForConditionalGeneration"], "vocab_size": 100,
+            "d_model": 32, "encoder_layers": 1, "decoder_layers": 1, "encoder_attention_heads": 4,
+            "decoder_attention_heads": 4, "encoder_ffn_dim": 64, "decoder_ffn_dim": 64,
+            "max_position_embeddings": 64, "init_std": 0.05}
+    assert config_to_spec(bart).init.model_dump() == {"kind": "normal", "std": 0.05, "scaled_residual": False}

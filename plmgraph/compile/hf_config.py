@@ -697,6 +697,15 @@ def architecture_of(cfg: Cfg, fam: Family) -> str:
     return arch
 
 
+#: How each family's HF `_init_weights` draws a fresh model, as a spec `init`; `normal` takes its
+#: std from the config (`initializer_range`, BART's `init_std`).  Absent: plain N(0, std).
+INIT: dict[str, dict[str, Any]] = {
+    "gpt2": {"kind": "normal", "scaled_residual": True},  # c_proj ~ std / sqrt(2 * n_layer)
+    "t5": {"kind": "fan_in"},  # T5PreTrainedModel._init_weights (initializer_factor scales it; 1.0 here)
+}
+INIT_STD_KEYS = ("initializer_range", "init_std")
+
+
 def config_to_dict(cfg: Cfg, name: str = "hf-model") -> dict[str, Any]:
     """A HF config -> the (unvalidated) spec mapping; raises `ConversionError` for what has no equivalent."""
     fam = family_of(cfg)
@@ -722,6 +731,11 @@ def config_to_dict(cfg: Cfg, name: str = "hf-model") -> dict[str, Any]:
     d["heads"] = copy.deepcopy(out["heads"])
     if out.get("pooler") is not None:
         d["pooler"] = copy.deepcopy(out["pooler"])
+    init = copy.deepcopy(INIT.get(fam.model_type, {"kind": "normal"}))
+    std = next((cfg[k] for k in INIT_STD_KEYS if cfg.get(k) is not None), None)
+    if init["kind"] == "normal" and std is not None:
+        init["std"] = float(std)
+    d["init"] = init
     if fam.hook is not None:
         fam.hook(cfg, d)
     return d
@@ -767,6 +781,8 @@ def spec_to_config(spec: ModelSpec, model_type: str, arch: str) -> Cfg:
         cfg["num_labels"] = labels[0]
         cfg["id2label"] = {str(i): f"LABEL_{i}" for i in range(labels[0])}
         cfg["label2id"] = {f"LABEL_{i}": i for i in range(labels[0])}
+    if spec.init.kind == "normal":
+        cfg.setdefault("init_std" if model_type == "bart" else "initializer_range", spec.init.std)
     if fam.unhook is not None:
         fam.unhook(spec, cfg)
     if model_type == "bart":
