@@ -182,6 +182,7 @@ def _print_summary(s: ModelSpec) -> None:
     out.print(f"  heads: {heads}", highlight=False)
     if s.objectives:
         out.print(f"  objectives: {', '.join(o.kind for o in s.objectives)}", highlight=False)
+    out.print(f"  init: {_kind_line(s.init.model_dump())}", highlight=False)
 
 
 def _kind_line(d: dict[str, Any]) -> str:
