@@ -173,21 +173,22 @@ def _merge(path: Path, g: nx.DiGraph, loaded: dict[Path, Loaded], memo: dict[Pat
     positions.update(own.positions)
     if "name" not in own.data:
         positions[("name",)] = Source(str(path), None, None)  # taken from the file name, not a parent's
-    positions = {p: s for p, s in positions.items() if _has_path(data, p) or p == ("extends",)}
+    positions = {p: s for p, s in positions.items() if lookup(data, p)[0] or p == ("extends",)}
     files.append(str(path))
     memo[path] = Merged(data, positions, str(path), files)
     return memo[path]
 
 
-def _has_path(data: Any, path: Path_) -> bool:
+def lookup(data: Any, path: Path_) -> tuple[bool, Any]:
+    """Follow `path` (keys and list indices) into `data`: (found, value); a written null is found."""
     for part in path:
         if isinstance(data, dict) and isinstance(part, str) and part in data:
             data = data[part]
         elif isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data):
             data = data[part]
         else:
-            return False
-    return True
+            return False, None
+    return True, data
 
 
 # ---------------------------------------------------------------------- overrides

@@ -21,7 +21,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from .errors import Problem, SpecError
-from .extends import Merged, load_merged
+from .extends import Merged, load_merged, lookup
 from .load import Source
 from .model import CrossFieldError, ModelSpec
 
@@ -171,17 +171,6 @@ def _strip_tags(loc: Path_, data: Any) -> tuple[Path_, tuple[Path_, str] | None]
     return tuple(out), label
 
 
-def _get(data: Any, path: Path_) -> Any:
-    for part in path:
-        if isinstance(data, dict) and part in data:
-            data = data[part]
-        elif isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data):
-            data = data[part]
-        else:
-            return None
-    return data
-
-
 def _from_pydantic_errors(errors: list[Any], merged: Merged) -> list[Problem]:
     """Pydantic's errors -> problems; the failed branches of one union become one problem."""
     data = _expanded(merged.data)
@@ -206,7 +195,7 @@ def _from_pydantic_errors(errors: list[Any], merged: Merged) -> list[Problem]:
         if where in done:
             continue
         done.add(where)
-        value = _get(data, where)
+        value = lookup(data, where)[1]
         mapping_branches = [it for it in group if not _is_scalar_label(it[3][1])]
         if isinstance(value, dict) and mapping_branches:
             problems += [_from_pydantic(it[0], it[1], merged, data) for it in mapping_branches]
@@ -242,7 +231,7 @@ def _from_pydantic(err: dict[str, Any], loc: Path_, merged: Merged, data: Any) -
         msg = f"unknown field {field!r}; {_did_you_mean(str(field), allowed)}allowed: {', '.join(allowed)}"
     elif typ == "union_tag_invalid":
         tags = [t.strip().strip("'") for t in str(ctx.get("expected_tags", "")).split(",")]
-        written = _get(data, path)
+        written = lookup(data, path)[1]
         tag = written.get("kind", ctx.get("tag")) if isinstance(written, dict) else ctx.get("tag")
         hint = _did_you_mean(tag, tags) if isinstance(tag, str) else ""
         msg = f"unknown kind {_show(tag)}; {hint}allowed: {', '.join(tags)}"
