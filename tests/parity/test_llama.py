@@ -65,16 +65,21 @@ def test_llama_dynamic_ntk_within_original_context(tmp_path):
     check_decoder(hf, model, 113)
 
 
-@torch.no_grad()
-def test_llama_dynamic_ntk_beyond_original_context(tmp_path):
-    """Past max_position_embeddings (6 here) both rescale the base from the sequence length."""
+def _dynamic_ntk_pair(tmp_path):
+    """A tiny random HF Llama with dynamic-NTK rope over a 6-position original context, and its import."""
     torch.manual_seed(0)
     cfg = tf.LlamaConfig(vocab_size=113, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
                          num_key_value_heads=2, intermediate_size=56, max_position_embeddings=6,
                          rope_parameters={"rope_theta": 100.0, "rope_type": "dynamic", "factor": 2.0})
     hf = tf.LlamaForCausalLM(cfg)
     randomize(hf)
-    model = save_and_import(hf, tmp_path)
+    return hf, save_and_import(hf, tmp_path)
+
+
+@torch.no_grad()
+def test_llama_dynamic_ntk_beyond_original_context(tmp_path):
+    """Past max_position_embeddings (6 here) both rescale the base from the sequence length."""
+    hf, model = _dynamic_ntk_pair(tmp_path)
     x = ids(113, t=9)
     close(model(x).logits, hf(input_ids=x).logits, "logits at 9 > 6 positions")
 
@@ -82,13 +87,7 @@ def test_llama_dynamic_ntk_beyond_original_context(tmp_path):
 @torch.no_grad()
 def test_llama_dynamic_ntk_cached_step_beyond_original_context(tmp_path):
     """The cached 8th token rescales from max(position) + 1 = 8, not from its chunk length 1."""
-    torch.manual_seed(0)
-    cfg = tf.LlamaConfig(vocab_size=113, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                         num_key_value_heads=2, intermediate_size=56, max_position_embeddings=6,
-                         rope_parameters={"rope_theta": 100.0, "rope_type": "dynamic", "factor": 2.0})
-    hf = tf.LlamaForCausalLM(cfg)
-    randomize(hf)
-    model = save_and_import(hf, tmp_path)
+    hf, model = _dynamic_ntk_pair(tmp_path)
     x, nxt = ids(113, t=7), ids(113, t=1, seed=2)
     ref = hf(input_ids=x, use_cache=True)
     out = model(x, use_cache=True)
