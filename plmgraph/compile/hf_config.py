@@ -342,6 +342,10 @@ def _bart_hook(cfg: Cfg, d: dict[str, Any]) -> None:
     d["sizes"]["ffn"] = d["encoder"]["block"]["mlp"]["ffn"]
 
 
+def _bart_unhook(spec: ModelSpec, cfg: Cfg) -> None:
+    cfg["encoder_attention_heads"] = cfg["decoder_attention_heads"] = spec.sizes.heads
+
+
 def _xlnet_hook(cfg: Cfg, d: dict[str, Any]) -> None:
     clamp = cfg.get("clamp_len", -1)
     if clamp is not None and clamp > 0:  # HF: -1 (or 0) is no clamp
@@ -569,6 +573,7 @@ _register(Family(
     # fine-tuned nonzero one is kept exactly; plmgraph trains it, HF does not.
     archs={"BartForConditionalGeneration": _lm(True, bias=True)},
     hook=_bart_hook,
+    unhook=_bart_unhook,
     extra_hf={"decoder_start_token_id": 2, "pad_token_id": 1, "bos_token_id": 0, "eos_token_id": 2,
               "forced_eos_token_id": 2},
 ))
@@ -785,8 +790,6 @@ def spec_to_config(spec: ModelSpec, model_type: str, arch: str) -> Cfg:
         cfg.setdefault("init_std" if model_type == "bart" else "initializer_range", spec.init.std)
     if fam.unhook is not None:
         fam.unhook(spec, cfg)
-    if model_type == "bart":
-        cfg["encoder_attention_heads"] = cfg["decoder_attention_heads"] = spec.sizes.heads
     return cfg
 
 
