@@ -344,6 +344,8 @@ def _bart_hook(cfg: Cfg, d: dict[str, Any]) -> None:
 
 def _bart_unhook(spec: ModelSpec, cfg: Cfg) -> None:
     cfg["encoder_attention_heads"] = cfg["decoder_attention_heads"] = spec.sizes.heads
+    if "initializer_range" in cfg:  # BART calls it init_std
+        cfg["init_std"] = cfg.pop("initializer_range")
 
 
 def _xlnet_hook(cfg: Cfg, d: dict[str, Any]) -> None:
@@ -787,7 +789,7 @@ def spec_to_config(spec: ModelSpec, model_type: str, arch: str) -> Cfg:
         cfg["id2label"] = {str(i): f"LABEL_{i}" for i in range(labels[0])}
         cfg["label2id"] = {f"LABEL_{i}": i for i in range(labels[0])}
     if spec.init.kind == "normal":
-        cfg.setdefault("init_std" if model_type == "bart" else "initializer_range", spec.init.std)
+        cfg.setdefault("initializer_range", spec.init.std)
     if fam.unhook is not None:
         fam.unhook(spec, cfg)
     return cfg
