@@ -47,8 +47,8 @@ class SelfAttention(nn.Module):
         self.qkv = nn.Linear(hidden, (heads + 2 * kv_heads) * head_dim, bias=qkv_bias)
         self.out = nn.Linear(heads * head_dim, hidden, bias=out_bias)
         if qk_norm is not None:
-            self.q_norm = make_norm(head_dim, **qk_norm)
-            self.k_norm = make_norm(head_dim, **qk_norm)
+            self.q_norm = make_norm(head_dim, qk_norm)
+            self.k_norm = make_norm(head_dim, qk_norm)
         self.qk_norm = qk_norm is not None
 
     def forward(self, x: Tensor, mask: Tensor | None = None, is_causal: bool = False,
@@ -84,8 +84,8 @@ class CrossAttention(nn.Module):
         self.kv = nn.Linear(hidden, 2 * kv_heads * head_dim, bias=qkv_bias)
         self.out = nn.Linear(heads * head_dim, hidden, bias=out_bias)
         if qk_norm is not None:
-            self.q_norm = make_norm(head_dim, **qk_norm)
-            self.k_norm = make_norm(head_dim, **qk_norm)
+            self.q_norm = make_norm(head_dim, qk_norm)
+            self.k_norm = make_norm(head_dim, qk_norm)
         self.qk_norm = qk_norm is not None
 
     def forward(self, x: Tensor, memory: Tensor, mask: Tensor | None = None) -> Tensor:
@@ -104,18 +104,14 @@ def _options(node: Node) -> dict:
     a = node.attrs
     opts = dict(qkv_bias=a["qkv_bias"], out_bias=a["out_bias"], scale=a.get("scale"), dropout=a.get("dropout", 0.0))
     if a.get("qk_norm"):
-        norm = node.spec.stacks[node.stack].block.norm
-        opts["qk_norm"] = {"kind": norm.kind, "eps": norm.eps, "bias": getattr(norm, "bias", True),
-                           "offset": getattr(norm, "offset", 0.0)}
+        opts["qk_norm"] = a["norm"]  # the block's norm, per head
     return opts
 
 
 @register("attention/self")
 def _self(node: Node) -> nn.Module:
-    rotary = node.spec.position if node.spec is not None else None
-    interleaved = bool(getattr(rotary, "interleaved", False))
     return SelfAttention(node["hidden"], node["heads"], node["kv_heads"], node["head_dim"], **_options(node),
-                         interleaved_rotary=interleaved)
+                         interleaved_rotary=node.get("interleaved_rotary", False))
 
 
 @register("attention/cross")

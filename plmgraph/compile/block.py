@@ -25,29 +25,53 @@ from .embedding import StackEmbeddings, positions_from_mask
 from .glm import prefix_visible
 
 
-class Block(nn.Module):
-    """One layer: self-attention, optional cross-attention, MLP, with norms and residuals."""
+class Residual(nn.Module):
+    """A residual add node of the graph: ``scale * x + f(x) (+ g(x))``; scale is 1 except in
+    DeepNorm (α). No weights: a module only so that the layer's wiring is the graph's."""
 
-    def __init__(self, *, placement: str, parallel: bool, dropout: float, attn: nn.Module, mlp: nn.Module,
-                 cross: nn.Module | None = None, **norms: nn.Module) -> None:
+    def __init__(self, scale: float = 1.0) -> None:
         super().__init__()
-        self.placement, self.parallel = placement, parallel
+        self.scale = scale
+
+    def forward(self, x: Tensor, *updates: Tensor) -> Tensor:
+        out = x if self.scale == 1.0 else self.scale * x
+        for y in updates:
+            out = out + y
+        return out
+
+    def extra_repr(self) -> str:
+        return f"scale={self.scale:g}" if self.scale != 1.0 else ""
+
+
+class Block(nn.Module):
+    """One layer: self-attention, optional cross-attention, MLP, with norms and residual adds.
+
+    Its submodules are the layer's graph nodes, named by their roles (``attn_norm``, ``attn``,
+    ``attn_add``, ..., ``mlp_add``; a parallel layer has one ``add``).
+    """
+
+    def __init__(self, *, placement: str, dropout: float, attn: nn.Module, mlp: nn.Module,
+                 cross: nn.Module | None = None, **wiring: nn.Module) -> None:
+        super().__init__()
+        self.placement = placement
+        self.parallel = "add" in wiring
         self.attn, self.mlp = attn, mlp
         if cross is not None:
             self.cross = cross
         self.has_cross = cross is not None
-        for name, norm in norms.items():  # attn_norm, attn_post_norm, cross_norm, ..., mlp_post_norm
-            setattr(self, name, norm)
+        for name, module in wiring.items():  # attn_norm, attn_post_norm, attn_add, cross_norm, ..., mlp_add
+            setattr(self, name, module)
         self.drop = nn.Dropout(dropout)
 
     def _sub(self, role: str, x: Tensor, f):  # noqa: ANN001, ANN202 - f: Tensor -> (Tensor, extra)
-        if self.placement == "post":
+        add = getattr(self, f"{role}_add")
+        if self.placement == "post":  # and DeepNorm, whose add scales x by alpha
             y, extra = f(x)
-            return getattr(self, f"{role}_norm")(x + self.drop(y)), extra
+            return getattr(self, f"{role}_norm")(add(x, self.drop(y))), extra
         y, extra = f(getattr(self, f"{role}_norm")(x))
         if self.placement == "sandwich":
             y = getattr(self, f"{role}_post_norm")(y)
-        return x + self.drop(y), extra
+        return add(x, self.drop(y)), extra
 
     def forward(self, x: Tensor, mask: Tensor | None, is_causal: bool, rotary: tuple[Tensor, Tensor] | None,
                 past: KV | None, memory: Tensor | None, memory_mask: Tensor | None) -> tuple[Tensor, KV]:
@@ -55,7 +79,7 @@ class Block(nn.Module):
             n1 = self.attn_norm(x)
             n2 = self.mlp_norm(x) if hasattr(self, "mlp_norm") else n1
             a, present = self.attn(n1, mask, is_causal, rotary, past)
-            return x + self.drop(a) + self.drop(self.mlp(n2)), present
+            return self.add(x, self.drop(a), self.drop(self.mlp(n2))), present
         x, present = self._sub("attn", x, lambda h: self.attn(h, mask, is_causal, rotary, past))
         if self.has_cross:
             x, _ = self._sub("cross", x, lambda h: (self.cross(h, memory, memory_mask), None))

@@ -28,8 +28,8 @@ from .registry import Node, NotSupportedError, make
 from .relative import RELATIVE_KINDS, RelativeBlock, RelativeStack
 
 #: The sublayer roles of a layer, in the order a Block is given them.
-LAYER_ROLES = ("attn_norm", "attn", "attn_post_norm", "cross_norm", "cross", "cross_post_norm",
-               "mlp_norm", "mlp", "mlp_post_norm")
+LAYER_ROLES = ("attn_norm", "attn", "attn_post_norm", "attn_add", "cross_norm", "cross", "cross_post_norm",
+               "cross_add", "mlp_norm", "mlp", "mlp_post_norm", "mlp_add", "add")
 EMBED_ROLES = ("patches", "position", "segment", "task_type", "mask_token", "norm", "project")
 
 
@@ -89,7 +89,7 @@ class _Compiler:
         group = self.graph.node(node_id)["group"]
         if group not in self.built:
             d = self.graph.node(group)
-            node = Node(group, d["kind"], {**d["attrs"], **extra}, d["params"], d["stack"], d["layer"], self.spec)
+            node = Node(group, d["kind"], {**d["attrs"], **extra}, d["params"], d["stack"], d["layer"])
             self.built[group] = make(node)
         return self.built[group]
 
@@ -152,8 +152,9 @@ class _Compiler:
         pre = f"{stack}.layers.{i}."
         owner = self.graph.node(pre + "attn")["group"].split(".")[2]
         for nid in self.graph.layer_nodes(stack, i):
-            if nid.split(".")[-1] not in LAYER_ROLES:
-                continue  # residual adds own nothing
+            if nid.split(".")[-1] not in LAYER_ROLES or not self.graph.node(nid)["params"] and \
+                    self.graph.node(nid)["axis"] == "residual":
+                continue  # residual adds own nothing to share
             group = self.graph.node(nid)["group"]
             if group != nid.replace(pre, f"{stack}.layers.{owner}.", 1):
                 raise NotSupportedError(f"{nid}: sharing only part of a layer (group {group!r}) is not supported; "
@@ -165,4 +166,4 @@ class _Compiler:
         pre = f"{stack}.layers.{i}"
         mods = {role: self.module(f"{pre}.{role}") for role in LAYER_ROLES if self.has(f"{pre}.{role}")}
         cls = RelativeBlock if b.attention.kind in RELATIVE_KINDS else Block
-        return cls(placement=b.placement, parallel=b.residual.kind == "parallel", dropout=b.dropout, **mods)
+        return cls(placement=b.placement, dropout=b.dropout, **mods)

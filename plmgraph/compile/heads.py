@@ -58,7 +58,7 @@ class LMHead(nn.Module):
             self.transform = nn.Linear(hidden, width)
             self.act = activation(transform["activation"])
             if transform["norm"]:
-                self.norm = make_norm(width, **norm)
+                self.norm = make_norm(width, norm)
         self.has_transform = transform is not None
         self.has_norm = bool(transform and transform["norm"])
         if tied is None:
@@ -95,11 +95,8 @@ def _pooler(node: Node) -> nn.Module:
 def _lm(node: Node) -> nn.Module:
     """Needs ``node.attrs["tied_module"]`` (set by `build`) when the head is tied."""
     a = node.attrs
-    norm = node.spec.block.norm
-    norm_opts = {"kind": norm.kind, "eps": norm.eps, "bias": getattr(norm, "bias", True),
-                 "offset": getattr(norm, "offset", 0.0)}
-    return LMHead(node.spec.sizes.hidden, a["width"], a["vocab"], tied=a.get("tied_module"), bias=a["bias"],
-                  transform=a.get("transform"), norm=norm_opts, scale_tied=a.get("scale_tied", False))
+    return LMHead(a["hidden"], a["width"], a["vocab"], tied=a.get("tied_module"), bias=a["bias"],
+                  transform=a.get("transform"), norm=a["norm"], scale_tied=a.get("scale_tied", False))
 
 
 @register("head/nsp", "head/sop", "head/sequence_classification", "head/token_classification",

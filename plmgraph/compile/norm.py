@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .registry import Node, register
+from ..kinds import kind
+from .registry import Node
 
 
 class RMSNorm(nn.Module):
@@ -23,14 +24,9 @@ class RMSNorm(nn.Module):
         return (self.offset + self.weight) * x.to(dtype)
 
 
-def make_norm(width: int, kind: str, eps: float, bias: bool = True, offset: float = 0.0) -> nn.Module:
-    """A norm of `kind` ("layernorm" or "rmsnorm") over the last dimension, `width` wide."""
-    if kind == "rmsnorm":
-        return RMSNorm(width, eps, offset)
-    return nn.LayerNorm(width, eps=eps, bias=bias)
-
-
-@register("norm/layernorm", "norm/rmsnorm")
-def _norm(node: Node) -> nn.Module:
-    kind = node.kind.split("/")[1]
-    return make_norm(node["width"], kind, node["eps"], node.get("bias", True), node.get("offset", 0.0))
+def make_norm(width: int, norm: dict) -> nn.Module:
+    """A norm `width` wide as a spec's norm mapping (``{"kind": "rmsnorm", "eps": ...}``) says, built
+    by its registered kind (plmgraph/kinds/norm/): a qk-norm, a head's transform norm."""
+    name = f"norm/{norm['kind']}"
+    attrs = {k: v for k, v in norm.items() if k != "kind"} | {"width": width}
+    return kind(name).build(Node(name, name, attrs, {}))

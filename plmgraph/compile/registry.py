@@ -9,13 +9,12 @@ one decorated factory in one file; `build` finds it here by the node's ``kind``.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from torch import nn
 
-from ..errors import PlmgraphError
-from ..spec import ModelSpec
+from ..kinds import KINDS, Kind, MissingFacet
 
 
 @dataclass(frozen=True)
@@ -28,7 +27,6 @@ class Node:
     params: dict[str, tuple[int, ...]]
     stack: str | None = None
     layer: int | None = None
-    spec: ModelSpec | None = field(default=None, repr=False)
 
     def __getitem__(self, key: str) -> Any:
         return self.attrs[key]
@@ -39,11 +37,13 @@ class Node:
 
 Factory = Callable[[Node], nn.Module]
 
-REGISTRY: dict[str, Factory] = {}
 
-
-class NotSupportedError(PlmgraphError):
+class NotSupportedError(MissingFacet):
     """The graph uses a block kind the compiler has no torch implementation for (yet)."""
+
+
+#: kind -> torch factory: every registered kind's `build` facet (see plmgraph/kinds/).
+REGISTRY: dict[str, Factory] = {name: k.build for name, k in KINDS.items() if type(k).build is not Kind.build}
 
 
 def register(*kinds: str) -> Callable[[Factory], Factory]:

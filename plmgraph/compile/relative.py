@@ -136,7 +136,7 @@ class RelativeBlock(Block):
     norm and the feed-forward)."""
 
     def __init__(self, **kw: nn.Module) -> None:
-        if kw.get("parallel"):
+        if "add" in kw:  # the parallel wiring's one add
             raise NotSupportedError("relative attention (two_stream / segment_memory) needs a sequential residual")
         super().__init__(**kw)
 
@@ -318,7 +318,7 @@ def _relative(node: Node) -> nn.Module:
 
 @register("position/xl_relative")
 def _xl_relative(node: Node) -> nn.Module:
-    return XLRelative(node.spec.sizes.hidden, node.get("clamp"))
+    return XLRelative(node["hidden"], node.get("clamp"))
 
 
 __all__ = ["RELATIVE_KINDS", "RelativeAttention", "RelativeBlock", "RelativeStack", "XLRelative", "rel_shift"]

@@ -42,6 +42,7 @@ from typing import Any
 
 import networkx as nx
 
+from ..kinds import KINDS
 from ..spec import ModelSpec, load_spec
 from ..spec.blocks import INPUT_POSITIONS, Block
 from ..spec.model import Stack
@@ -102,6 +103,8 @@ class _Builder:
     def add(self, node: str, kind: str, *, stack: str | None = None, layer: int | None = None,
             role: str, params: dict[str, Shape] | None = None, group: str | None = None,
             **attrs: Any) -> str:
+        if params is None:  # the kind knows its own parameter shapes
+            params = KINDS[kind].params(attrs) if kind in KINDS else {}
         self.g.add_node(
             node, kind=kind, axis=kind.split("/")[0], stack=stack, layer=layer, role=role,
             params=dict(params or {}) if (group is None or group == node) else {},
@@ -114,11 +117,12 @@ class _Builder:
 
     def norm(self, node: str, norm: Any, width: int, *, stack: str | None, layer: int | None,
              role: str, group: str | None = None) -> str:
-        params: dict[str, Shape] = {"weight": (width,)}
-        if norm.kind == "layernorm" and norm.bias:
-            params["bias"] = (width,)
-        return self.add(node, f"norm/{norm.kind}", stack=stack, layer=layer, role=role, params=params,
-                        group=group, **norm.model_dump(exclude={"kind"}), width=width)
+        attrs = {**norm.model_dump(exclude={"kind"}), "width": width}
+        return self.add(node, f"norm/{norm.kind}", stack=stack, layer=layer, role=role, group=group, **attrs)
+
+    def norm_params(self, norm: Any, width: int) -> dict[str, Shape]:
+        """The parameter shapes of a norm of `width` (a qk-norm or a head's transform norm)."""
+        return KINDS[f"norm/{norm.kind}"].params({**norm.model_dump(exclude={"kind"}), "width": width})
 
     def seq(self, stack: str) -> Any:
         if self.spec.embeddings.patches is not None:
@@ -235,6 +239,8 @@ class _Builder:
             extra["max_positions"] = self.spec.sizes.max_positions
         if pos.kind == "alibi":
             extra["heads"] = self.spec.sizes.heads
+        if pos.kind == "xl_relative":
+            extra["hidden"] = self.H
         attrs = pos.model_dump(exclude={"kind"})
         if attrs.get("scaling") is None:
             attrs.pop("scaling", None)
@@ -268,6 +274,10 @@ class _Builder:
               shape: Shape, owner: int) -> str:
         pre = f"{stack}.layers.{i}"
 
+        # The residual add nodes: plain adds, or the residual kind's own (DeepNorm: α·x + f(x)).
+        add_kind = "residual/add" if b.residual.kind in ("sequential", "parallel") else f"residual/{b.residual.kind}"
+        add_attrs = b.residual.model_dump(exclude={"kind", "shared_norm"})
+
         def grp(role: str) -> str:
             return f"{stack}.layers.{owner}.{role}"
 
@@ -284,11 +294,11 @@ class _Builder:
                               role=f"{role}_post_norm", group=grp(f"{role}_post_norm"))
                 self.edge(f, n, shape)
                 f = n
-            add = self.add(f"{pre}.{role}_add", "residual/add", stack=stack, layer=i, role=f"{role}_add",
-                           dropout=b.dropout)
+            add = self.add(f"{pre}.{role}_add", add_kind, stack=stack, layer=i, role=f"{role}_add",
+                           dropout=b.dropout, **add_attrs)
             self.edge(f, add, shape)
             self.edge(inp, add, shape, role="residual")
-            if b.placement == "post":
+            if b.placement == "post":  # DeepNorm too: x = LN(α·x + f(x))
                 n = self.norm(f"{pre}.{role}_norm", b.norm, self.H, stack=stack, layer=i, role=f"{role}_norm",
                               group=grp(f"{role}_norm"))
                 self.edge(add, n, shape)
@@ -363,11 +373,13 @@ class _Builder:
             params["out.bias"] = (H,)
         if at.qk_norm:
             for t in ("q_norm", "k_norm"):
-                params[f"{t}.weight"] = (d,)
-                if b.norm.kind == "layernorm" and b.norm.bias:
-                    params[f"{t}.bias"] = (d,)
+                params.update({f"{t}.{p}": s for p, s in self.norm_params(b.norm, d).items()})
         attrs = at.model_dump(exclude={"kind"})
         attrs["heads"] = n
+        if at.qk_norm:
+            attrs["norm"] = b.norm.model_dump()  # the per-head q/k norm is the block's norm
+        if self_attn and self.spec.position.kind == "rope":
+            attrs["interleaved_rotary"] = self.spec.position.interleaved
         if not self_attn:
             attrs["mask"] = "bidirectional"
             attrs["window"] = None
@@ -417,9 +429,7 @@ class _Builder:
                     params["transform.weight"] = (width, H)
                     params["transform.bias"] = (width,)
                     if head.transform.norm:
-                        params["norm.weight"] = (width,)
-                        if spec.block.norm.kind == "layernorm" and spec.block.norm.bias:
-                            params["norm.bias"] = (width,)
+                        params.update({f"norm.{p}": s for p, s in self.norm_params(spec.block.norm, width).items()})
                 else:
                     width = H
                 if not head.tie_embeddings:
@@ -428,7 +438,8 @@ class _Builder:
                     params["bias"] = (spec.sizes.vocab,)
                 attrs = head.model_dump(exclude={"kind", "name"})
                 self.add(node, f"head/{head.kind}", role=head.name, params=params,
-                         tied_to=tok if head.tie_embeddings else None, vocab=spec.sizes.vocab, width=width, **attrs)
+                         tied_to=tok if head.tie_embeddings else None, vocab=spec.sizes.vocab, width=width,
+                         hidden=H, norm=spec.block.norm.model_dump(), **attrs)
                 self.edge(out, node, ("B", T, H))
                 continue
             if head.kind == "token_classification":

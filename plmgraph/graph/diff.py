@@ -333,7 +333,8 @@ class _Seen(dict):
 
 # Attributes that echo `dims` (reported once, from the spec) or are derived from another fact.
 _ECHOES = {"head_dim", "hidden", "dim", "dim_in", "dim_out", "vocab", "width", "channels", "image_size", "ffn",
-           "expert_ffn", "max_positions", "rotary_dim", "bidirectional", "mask", "window", "dropout", "activation"}
+           "expert_ffn", "max_positions", "rotary_dim", "bidirectional", "mask", "window", "dropout", "activation",
+           "norm", "interleaved_rotary"}
 
 
 def _describe(d: dict[str, Any]) -> list[_Aspect]:

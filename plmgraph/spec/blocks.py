@@ -13,52 +13,23 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt
+from pydantic import Field, PositiveFloat, PositiveInt
+
+from ..kinds import union
+from ..kinds.base import Strict
+from ..kinds.norm.layernorm import LayerNorm
+from ..kinds.norm.rmsnorm import RMSNorm
+from ..kinds.residual.sequential import Sequential
 
 NonNegInt = Annotated[int, Field(ge=0)]
 Probability = Annotated[float, Field(ge=0.0, lt=1.0)]
 
 
-def _describe_tag(schema: dict[str, Any], cls: type[BaseModel]) -> None:
-    """Give a variant's `kind` tag a description in the JSON schema: the value and what it selects."""
-    kind = schema.get("properties", {}).get("kind")
-    if kind is not None and "description" not in kind:
-        summary = (cls.__doc__ or "").strip().split("\n")[0]
-        tag = kind.get("const", kind.get("default"))
-        kind["description"] = f"{tag!r} selects this variant: {summary}" if tag else summary
-
-
-class Strict(BaseModel):
-    """Base for every spec class: unknown keys are errors, values are validated on assignment."""
-
-    model_config = ConfigDict(
-        extra="forbid", validate_assignment=True, frozen=False, json_schema_extra=_describe_tag
-    )
-
-
 # --------------------------------------------------------------------------- norms
 
 
-class LayerNorm(Strict):
-    """LayerNorm (Ba et al. 2016): normalise by mean and variance, then scale (and shift)."""
-
-    kind: Literal["layernorm"] = "layernorm"
-    eps: PositiveFloat = Field(1e-5, description="Added to the variance for numerical stability.")
-    bias: bool = Field(True, description="Learn a shift (beta); false for bias-free LayerNorm.")
-
-
-class RMSNorm(Strict):
-    """RMSNorm (Zhang & Sennrich 2019): scale by the root mean square, no centring, no shift."""
-
-    kind: Literal["rmsnorm"] = "rmsnorm"
-    eps: PositiveFloat = Field(1e-6, description="Added to the mean square for numerical stability.")
-    offset: float = Field(
-        0.0, description="Weight offset: scale is (offset + weight); 1.0 for Gemma-style zero-init weights."
-    )
-
-
-Norm = Annotated[LayerNorm | RMSNorm, Field(discriminator="kind")]
-"""A normalisation layer, chosen by `kind`: layernorm or rmsnorm."""
+Norm = union("norm")
+"""A normalisation layer, chosen by `kind` (see plmgraph/kinds/norm/)."""
 
 
 # ----------------------------------------------------------------------- positions
@@ -260,16 +231,8 @@ MLP = Annotated[DenseMLP | GatedMLP | MoEMLP, Field(discriminator="kind")]
 # -------------------------------------------------------------------------- layers
 
 
-class Residual(Strict):
-    """How the sublayers of a block are wired to the residual stream."""
-
-    kind: Literal["sequential", "parallel"] = Field(
-        "sequential",
-        description="sequential: x + attn, then + mlp; parallel: x + attn(n(x)) + mlp(n(x)) (GPT-J, NeoX).",
-    )
-    shared_norm: bool = Field(
-        True, description="parallel only: attention and MLP read one shared norm (GPT-J) or two (NeoX)."
-    )
+Residual = union("residual")
+"""How the sublayers of a block join the residual stream, chosen by `kind` (see plmgraph/kinds/residual/)."""
 
 
 class Block(Strict):
@@ -281,7 +244,7 @@ class Block(Strict):
         description="pre: x + f(norm(x)) (GPT-2, LLaMA); post: norm(x + f(x)) (BERT, original Transformer); "
         "sandwich: x + norm(f(norm(x))).",
     )
-    residual: Residual = Field(default_factory=Residual, description="Sequential or parallel sublayers.")
+    residual: Residual = Field(default_factory=Sequential, description="Sequential, parallel or DeepNorm sublayers.")
     attention: AttentionKind = Field(default_factory=Attention, description="The self-attention sublayer.")
     cross_attention: bool | None = Field(
         None, description="Attend to the encoder output (decoders of encoder-decoder models). Default: derived."

@@ -15,7 +15,6 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, PositiveInt, PrivateAttr, model_validator
 
 from .blocks import (
-    INPUT_POSITIONS,
     Block,
     DenseMLP,
     GatedMLP,
@@ -368,8 +367,11 @@ def _check_stack(spec: ModelSpec, name: str, stack: Stack) -> list[tuple[tuple[s
             (base + ("placement",), "parallel residual reads normalised inputs; "
              f"placement must be 'pre', not '{b.placement}'")
         )
-    if pos.kind in INPUT_POSITIONS and pos.kind == "sinusoidal":
-        pass
+    # Kinds that derive values of their own (DeepNorm's alpha and beta from the depth).
+    for field_name in ("norm", "residual", "attention", "mlp"):
+        derive = getattr(getattr(b, field_name), "derive", None)
+        if derive is not None:
+            errs += [(base + path, msg) for path, msg in derive(spec, name, b.placement)]
     return errs
 
 

@@ -1,0 +1,173 @@
+"""What a block kind is: one object that carries every facet the pipeline needs.
+
+A kind (``norm/rmsnorm``, ``attention/self``, ``residual/deepnorm``) is a subclass of `Kind`
+in one module of ``plmgraph/kinds/<axis>/``, registered with `register`. Its facets:
+
+==============  ==========================================================  ===========
+facet           what it answers                                             read by
+==============  ==========================================================  ===========
+``spec``        the tagged pydantic class users write in YAML               spec/
+``params``      parameter shapes of a graph node, from the node's attrs     graph/arch
+``flops``       forward FLOPs per token                                     graph/stats
+``words``       the kind in a few words ("RMSNorm", "SwiGLU")               diff, draw
+``aspects``     the facts a diff compares                                   graph/diff
+``label``       (title, detail) in a diagram                                exporters/graphviz
+``build``       the torch module for a node (imports torch lazily)          compile/build
+``init``        how a fresh module is initialised, through an init rule    compile/init
+==============  ==========================================================  ===========
+
+A facet a kind does not define raises `MissingFacet` naming the kind and the facet, at the
+point it is needed: nothing falls back to building or describing something else. A kind
+that is known but deliberately not compiled yet overrides the facet with a `refuse` call,
+which says so ("not compiled yet").
+
+This module (and every kind module at import time) is torch-free: the torch half of a kind
+lives in functions that import torch when they run, so ``validate``, ``show``, ``diff`` and
+``draw`` never load it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+from ..errors import PlmgraphError
+
+Shape = tuple[Any, ...]
+Attrs = dict[str, Any]
+
+
+def _describe_tag(schema: dict[str, Any], cls: type[BaseModel]) -> None:
+    """Give a variant's `kind` tag a description in the JSON schema: the value and what it selects."""
+    kind = schema.get("properties", {}).get("kind")
+    if kind is not None and "description" not in kind:
+        summary = (cls.__doc__ or "").strip().split("\n")[0]
+        tag = kind.get("const", kind.get("default"))
+        kind["description"] = f"{tag!r} selects this variant: {summary}" if tag else summary
+
+
+class Strict(BaseModel):
+    """Base for every spec class: unknown keys are errors, values are validated on assignment."""
+
+    model_config = ConfigDict(
+        extra="forbid", validate_assignment=True, frozen=False, json_schema_extra=_describe_tag
+    )
+
+
+class MissingFacet(PlmgraphError):
+    """A block kind has no implementation of a facet where the pipeline needs it."""
+
+
+class NotCompiledYet(MissingFacet):
+    """A block kind is known (it validates and resolves) but deliberately not compiled yet."""
+
+
+@dataclass(frozen=True)
+class Aspect:
+    """One fact about a block that a diff compares: who ("norm"), in words ("RMSNorm"), and a
+    structural key (``None`` = a hyper-parameter change, not a change of structure)."""
+
+    who: str
+    text: str
+    key: Any = None
+
+
+def num(v: Any) -> str:
+    """A number as people write it: 1.0 -> "1", 1e-05 -> "1e-05", None -> "none"."""
+    if v is None:
+        return "none"
+    if isinstance(v, float):
+        return str(int(v)) if v.is_integer() and abs(v) < 1e15 else f"{v:g}"
+    return str(v)
+
+
+def onoff(v: Any) -> str:
+    return "on" if v else "off"
+
+
+class Kind:
+    """One block kind. Subclasses set `name` (``axis/variant``) and define their facets."""
+
+    name: ClassVar[str]
+    #: The tagged spec class (``kind: Literal[...]``) users write; None for graph-only kinds.
+    spec: ClassVar[type[Strict] | None] = None
+    #: Facets this kind refuses on purpose: {facet: why}; `refuse` raises NotCompiledYet.
+    refused: ClassVar[dict[str, str]] = {}
+
+    @property
+    def axis(self) -> str:
+        return self.name.split("/")[0]
+
+    @property
+    def variant(self) -> str:
+        return self.name.split("/")[1]
+
+    def missing(self, facet: str) -> MissingFacet:
+        if facet in self.refused:
+            return NotCompiledYet(f"block kind {self.name!r}: {self.refused[facet]}")
+        return MissingFacet(f"block kind {self.name!r} has no {facet!r} facet; add it to {type(self).__module__}")
+
+    # -- graph and stats (torch-free) ----------------------------------------------
+
+    def params(self, a: Attrs) -> dict[str, Shape]:
+        """Shapes of the tensors a node of this kind owns, from its attrs."""
+        raise self.missing("params")
+
+    def flops(self, a: Attrs, params: dict[str, Shape], T: int) -> int:
+        """Forward FLOPs per token (see graph/stats.py for the conventions)."""
+        raise self.missing("flops")
+
+    # -- words (torch-free) --------------------------------------------------------
+
+    def words(self, a: Attrs) -> str:
+        """The kind in a few words, as people say it."""
+        raise self.missing("words")
+
+    def aspects(self, a: Attrs, role: str) -> list[Aspect]:
+        """The facts about one node that a diff compares."""
+        raise self.missing("aspects")
+
+    def label(self, a: Attrs) -> tuple[str, str]:
+        """(title, detail) of a node in a diagram."""
+        raise self.missing("label")
+
+    # -- torch (imported lazily) ---------------------------------------------------
+
+    def build(self, node: Any) -> Any:
+        """The torch module for a graph node (a `compile.registry.Node`)."""
+        raise self.missing("build")
+
+    def init(self, module: Any, rule: Any) -> None:
+        """Initialise a freshly built module through `rule` (a `compile.init.InitRule`)."""
+        raise self.missing("init")
+
+
+def mm(params: dict[str, Shape], *names: str) -> int:
+    """FLOPs of the matrix multiplies by the named weights: 2 per multiply-accumulate."""
+    total = 0
+    for p in names:
+        if p in params:
+            n = 1
+            for s in params[p]:
+                n *= s
+            total += 2 * n
+    return total
+
+
+__all__ = ["KINDS", "Aspect", "Attrs", "Kind", "register", "MissingFacet", "NotCompiledYet", "Shape", "Strict", "mm", "num", "onoff"]
+
+
+# ------------------------------------------------------------------------ the table
+
+#: Every registered kind by name (``norm/rmsnorm``), in registration order.
+KINDS: dict[str, Kind] = {}
+
+
+def register(cls: type[Kind]) -> type[Kind]:
+    """Class decorator: add one instance of `cls` to the table under ``cls.name``."""
+    if cls.name in KINDS:
+        raise ValueError(f"block kind {cls.name!r} is registered twice ({type(KINDS[cls.name]).__module__})")
+    KINDS[cls.name] = cls()
+    return cls
