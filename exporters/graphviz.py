@@ -24,7 +24,8 @@ import graphviz
 
 from plmgraph.errors import PlmgraphError, UsageError
 from plmgraph.graph import ArchGraph, resolve
-from plmgraph.graph.diff import ACTIVATIONS, ArchDiff, attention_type, diff, human_count, mlp_name, norm_name
+from plmgraph.graph.diff import ACTIVATIONS, ArchDiff, attention_type, diff, human_count, mlp_name
+from plmgraph.kinds import KINDS, has
 
 #: Output formats `save` understands, by file extension.
 FORMATS = {".svg": "svg", ".png": "png", ".pdf": "pdf", ".dot": "dot"}
@@ -249,8 +250,8 @@ class _ArchDrawer:
             shared = f"{sh.groups} shared sets of weights"
         if self.layers == "one":
             return _html_title(f"× {n}", shared)
-        owner = self.g.node(next(iter(self.g.layer_nodes(stack, i))))["group"]
-        note = "" if f".layers.{i}." in owner else f"weights of layer {owner.split('.layers.')[1].split('.')[0]}"
+        owner = self.g.node(self.g.node(next(iter(self.g.layer_nodes(stack, i))))["group"])["layer"]
+        note = "" if owner == i else f"weights of layer {owner}"
         return _html_title(f"layer {i}", note)
 
     def node(self, sub: graphviz.Digraph, n: str) -> None:
@@ -345,6 +346,9 @@ def node_label(g: ArchGraph, n: str) -> tuple[str, str]:
     d = g.node(n)
     kind, a, role = d["kind"], d["attrs"], d["role"]
     axis = d["axis"]
+    if has(kind, "label"):
+        return KINDS[kind].label(a)
+    # MOVING: the branches below go to their kinds' modules (plmgraph/kinds/<axis>/)
     if axis == "input":
         name = n.split(".", 1)[1]
         shape = next((shape_text(e["shape"]) for _, _, e in g.nx.out_edges(n, data=True)), "")
@@ -378,8 +382,6 @@ def node_label(g: ArchGraph, n: str) -> tuple[str, str]:
             "xl_relative": ("Relative positions (XL)", "sinusoidal distances"),
             "glm_2d": ("2D positions (GLM)", "text + span position"),
         }.get(k, (k, ""))
-    if axis == "norm":
-        return norm_name(kind, a), f"eps {a['eps']:g}"
     if axis == "attention":
         t = attention_type(a)
         names = {"MHA": "Multi-head attention", "GQA": "Grouped-query attention", "MQA": "Multi-query attention"}

@@ -150,7 +150,7 @@ class _Compiler:
     def owner_layer(self, stack: str, i: int) -> str:
         """The layer whose block layer `i` runs (itself, or the owner of its shared weights)."""
         pre = f"{stack}.layers.{i}."
-        owner = self.graph.node(pre + "attn")["group"].split(".")[2]
+        owner = str(self.graph.node(self.graph.node(pre + "attn")["group"])["layer"])
         for nid in self.graph.layer_nodes(stack, i):
             if nid.split(".")[-1] not in LAYER_ROLES or not self.graph.node(nid)["params"] and \
                     self.graph.node(nid)["axis"] == "residual":

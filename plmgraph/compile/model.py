@@ -23,11 +23,12 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import InputError
+from ..kinds import KINDS, Kind
 from . import checks
 from .attention import KV
 from .block import Block, Stack
 from .glm import GLM2DPosition, check_glm_inputs
-from .init import init_module, scale_unscaled_queries
+from .init import InitRule, init_module, scale_unscaled_queries
 
 
 @dataclass
@@ -228,9 +229,22 @@ class PLMModel(nn.Module):
         std = getattr(init, "std", 0.02)
         layers = max(1, sum(len(s.schedule) for s in self.stacks()))
         resid_std = std / math.sqrt(2 * layers) if getattr(init, "scaled_residual", False) else std
-        for name, module in self.named_modules():
-            init_module(name, module, std=std, resid_std=resid_std, generator=gen, fan_in=fan_in,
-                        hidden=self.spec.sizes.hidden)
+        rule = InitRule(self, std=std, resid_std=resid_std, fan_in=fan_in, hidden=self.spec.sizes.hidden,
+                        generator=gen)
+        for nid, d in self.graph.nx.nodes(data=True):  # each node's kind initialises its own module
+            if d["group"] != nid:
+                continue  # shared weights: initialised by their owner
+            try:
+                module = self.get_submodule(nid)
+            except AttributeError:
+                continue  # no module of its own (inputs, sums, the adds of a shared layer)
+            k = KINDS.get(d["kind"])
+            if k is not None and type(k).init is not Kind.init:
+                k.init(module, rule.at(nid, d["attrs"], d["role"]))
+            else:  # kinds not moved to plmgraph/kinds yet
+                for name, m in module.named_modules(prefix=nid):
+                    init_module(name, m, std=std, resid_std=resid_std, generator=gen, fan_in=fan_in,
+                                hidden=self.spec.sizes.hidden)
         if fan_in:
             for module in self.modules():
                 scale_unscaled_queries(module)

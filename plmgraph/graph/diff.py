@@ -29,6 +29,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..kinds import KINDS, has
+from ..kinds.base import Aspect as _Aspect
+from ..kinds.base import num as _num
+from ..kinds.base import onoff as _onoff
 from .arch import ArchGraph, resolve
 from .stats import Stats, stats
 
@@ -256,27 +260,6 @@ def _default_seq(g: ArchGraph) -> int:
 # ------------------------------------------------------------------------ aspects
 
 
-@dataclass(frozen=True)
-class _Aspect:
-    """One describable fact about a block: ``what`` is ``text``; ``key`` is its structural identity."""
-
-    what: str
-    text: str
-    key: Any = None  # None: a size or hyper-parameter, never structural
-
-
-def _onoff(v: Any) -> str:
-    return "on" if v else "off"
-
-
-def _num(v: Any) -> str:
-    if v is None:
-        return "none"
-    if isinstance(v, float):
-        return str(int(v)) if v.is_integer() and abs(v) < 1e15 else f"{v:g}"
-    return str(v)
-
-
 def mlp_name(attrs: dict[str, Any], kind: str) -> str:
     """A dense gelu MLP is "GELU", a gated silu one "SwiGLU", a mixture "MoE 8×SwiGLU, top-2"."""
     if kind == "mlp/moe":
@@ -302,9 +285,8 @@ def attention_type(attrs: dict[str, Any]) -> str:
 
 
 def norm_name(kind: str, attrs: dict[str, Any]) -> str:
-    if kind == "norm/rmsnorm":
-        return "RMSNorm" + (f" (offset {attrs['offset']:g})" if attrs.get("offset") else "")
-    return "LayerNorm" + ("" if attrs.get("bias", True) else " (no bias)")
+    """A norm in words ("RMSNorm", "LayerNorm (no bias)"): its kind's `words`."""
+    return KINDS[kind].words(attrs)
 
 
 def position_name(kind: str, attrs: dict[str, Any]) -> str:
@@ -358,6 +340,9 @@ def _describe_known(d: dict[str, Any]) -> list[_Aspect]:
     """The named facts about one node (sizes echoing `dims` are left out)."""
     kind, a, role = d["kind"], d["attrs"], d["role"]
     axis = d["axis"]
+    if has(kind, "aspects"):
+        return KINDS[kind].aspects(a, role)
+    # MOVING: the branches below go to their kinds' modules (plmgraph/kinds/<axis>/)
     if axis == "attention":
         who = "cross-attention" if role == "cross" else "attention"
         t = attention_type(a)
@@ -393,8 +378,6 @@ def _describe_known(d: dict[str, Any]) -> list[_Aspect]:
                 _Aspect("load-balancing loss", _num(a["aux_loss"])),
             ]
         return out
-    if axis == "norm":
-        return [_Aspect("norm", norm_name(kind, a), norm_name(kind, a)), _Aspect("norm eps", _num(a["eps"]))]
     if axis == "position":
         k = kind.split("/")[1]
         out = [_Aspect("position", position_name(kind, a), k)]
@@ -441,8 +424,6 @@ def _describe_known(d: dict[str, Any]) -> list[_Aspect]:
                 _Aspect(f"{name} scale", "×d^-0.5" if a.get("scale_tied") else "none", a.get("scale_tied")),
             ]
         return [_Aspect(f"{name} labels", _num(a.get("labels"))), _Aspect(f"{name} bias", _onoff(a["bias"]), a["bias"])]
-    if kind == "residual/add":
-        return [_Aspect("residual dropout", _num(a.get("dropout")))]
     return []
 
 
@@ -812,9 +793,7 @@ def _ffn(mlp: Any) -> int | None:
 
 
 def _residual(r: Any) -> str:
-    if r.kind == "parallel":
-        return "parallel (attention ∥ MLP, " + ("one shared norm)" if r.shared_norm else "two norms)")
-    return "sequential"
+    return KINDS[f"residual/{r.kind}"].words(r.model_dump())
 
 
 def _shared(v: bool) -> str:

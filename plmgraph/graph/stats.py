@@ -24,6 +24,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..kinds import KINDS, has
 from .arch import ArchGraph, resolve
 
 DTYPE_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2, "int8": 1}
@@ -114,6 +115,11 @@ def _flops(g: ArchGraph, node: str, d: dict[str, Any], T: int) -> int:
     """Forward FLOPs per token spent in one node."""
     params = g.nx.nodes[d["group"]]["params"]
     kind, a = d["kind"], d["attrs"]
+    if d["tied_to"]:  # a tied head multiplies by the embedding it reuses
+        params = {**params, "tied.weight": g.nx.nodes[d["tied_to"]]["params"]["weight"]}
+    if has(kind, "flops"):
+        return KINDS[kind].flops(a, params, T)
+    # MOVING: the branches below go to their kinds' modules (plmgraph/kinds/<axis>/)
 
     def mm(*names: str) -> int:
         return sum(2 * math.prod(params[p]) for p in names if p in params)

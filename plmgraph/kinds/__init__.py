@@ -30,6 +30,12 @@ def kind(name: str) -> Kind:
         raise MissingFacet(f"no block kind {name!r} is registered; known: {known}") from None
 
 
+def has(name: str, facet: str) -> bool:
+    """Whether kind `name` is registered and defines `facet` itself (not the refusing default)."""
+    k = KINDS.get(name)
+    return k is not None and getattr(type(k), facet) is not getattr(Kind, facet)
+
+
 def variants(axis: str) -> list[type[Strict]]:
     """The spec classes of an axis, in registration order."""
     return [k.spec for name, k in KINDS.items() if name.startswith(axis + "/") and k.spec is not None]
@@ -46,5 +52,5 @@ def union(axis: str) -> Any:
     return Annotated[one_of, Field(discriminator="kind")]
 
 
-__all__ = ["KINDS", "Aspect", "Kind", "MissingFacet", "NotCompiledYet", "Strict", "kind", "register", "union",
+__all__ = ["KINDS", "Aspect", "Kind", "MissingFacet", "NotCompiledYet", "Strict", "has", "kind", "register", "union",
            "variants"]

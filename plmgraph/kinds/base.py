@@ -66,10 +66,10 @@ class NotCompiledYet(MissingFacet):
 
 @dataclass(frozen=True)
 class Aspect:
-    """One fact about a block that a diff compares: who ("norm"), in words ("RMSNorm"), and a
+    """One fact about a block that a diff compares: what ("norm"), in words ("RMSNorm"), and a
     structural key (``None`` = a hyper-parameter change, not a change of structure)."""
 
-    who: str
+    what: str
     text: str
     key: Any = None
 
@@ -156,7 +156,8 @@ def mm(params: dict[str, Shape], *names: str) -> int:
     return total
 
 
-__all__ = ["KINDS", "Aspect", "Attrs", "Kind", "register", "MissingFacet", "NotCompiledYet", "Shape", "Strict", "mm", "num", "onoff"]
+__all__ = ["KINDS", "Aspect", "Attrs", "Kind", "MissingFacet", "NotCompiledYet", "Shape", "Strict", "mm", "num", "onoff",
+           "register"]
 
 
 # ------------------------------------------------------------------------ the table

@@ -11,14 +11,14 @@ on `ModelSpec` (see ``model.py``); after validation every one of them is filled 
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, PositiveFloat, PositiveInt
 
 from ..kinds import union
 from ..kinds.base import Strict
-from ..kinds.norm.layernorm import LayerNorm
-from ..kinds.norm.rmsnorm import RMSNorm
+from ..kinds.norm.layernorm import LayerNorm  # noqa: F401  (re-exported: spec.model, users)
+from ..kinds.norm.rmsnorm import RMSNorm  # noqa: F401
 from ..kinds.residual.sequential import Sequential
 
 NonNegInt = Annotated[int, Field(ge=0)]
