@@ -1,12 +1,12 @@
 """Import and export Hugging Face checkpoints: ``config.json`` + ``*.safetensors``.
 
-    model = from_hf("dir")      # config -> spec (hf_config), graph -> tensor plan (hf_names),
+    model = from_hf("dir")      # config -> spec, graph -> tensor plan (the model type's tables),
                                 # check every name and shape, then build and load
-    to_hf(model, "out/")        # the same two tables read backwards
+    to_hf(model, "out/")        # the same tables read backwards
 
-Both directions are data: `hf_config.FAMILIES` maps config fields onto spec fields and
-`hf_names.TABLES` maps graph roles onto HF tensor names.  The tensors expected are derived
-from ``graph.param_shapes()``, so a missing, unexpected or wrongly shaped tensor is a
+Both directions are data: each ``model_type`` is one module of `hf_types`, whose `Family`
+maps config fields onto spec fields and graph roles onto HF tensor names.  The tensors
+expected are derived from ``graph.param_shapes()``, so a missing, unexpected or wrongly shaped tensor is a
 `CheckpointError` naming it, before anything is loaded.  ``transformers`` is never
 imported: it is only the reference the parity tests compare against.
 
@@ -31,8 +31,7 @@ from typing import Any
 from ..errors import CheckpointError, ConversionError
 from ..graph import ArchGraph, resolve
 from ..spec import ModelSpec
-from .hf_config import config_to_spec, find_family
-from .hf_names import Item, ignored, plan
+from .hf_types import Item, config_to_spec, find_family, ignored, plan
 
 INDEX = "model.safetensors.index.json"
 
@@ -253,7 +252,7 @@ def to_hf(model: Any, path: str | Path) -> Path:
     """Write `model` as a Hugging Face checkpoint folder: ``config.json`` + ``model.safetensors``.
 
     The model_type and architecture are the ones whose config table reproduces
-    ``model.spec`` exactly (see `hf_config.find_family`).
+    ``model.spec`` exactly (see `hf_types.find_family`).
 
     Raises:
         ConversionError: no supported Hugging Face architecture expresses the spec.

@@ -1,0 +1,174 @@
+"""Hugging Face ``config.json`` and tensor names <-> plmgraph, one module per ``model_type``.
+
+Each type module (``bert.py``, ``llama.py``, ...) is data: one ``FAMILY = Family(...)``
+holding that type's config table, the architectures it knows, its weight-name templates,
+the checkpoint tensors to ignore, its init scheme, and the hook/unhook pair for the
+fields that are not a one-to-one copy.  `base` defines `Family` and reads it both ways,
+`weights` turns name templates and a graph into a tensor plan, `rope` is the rotary
+parameters the rotary decoders share.
+
+Adding a model type is one new small module of data: write ``<model_type>.py`` defining
+``FAMILY`` (usually the differences from a close relative: ``mistral.py`` would start from
+`llama.LLAMA_FIELDS`, `llama.DECODER_BASE` and `llama.llama_names`), add it to `_MODULES`
+below, and give it a parity test under ``tests/parity/``.  Nothing else changes: import,
+export, the tensor check and `find_family` all read the registry.
+
+`config_to_spec` reads a table forwards; `spec_to_config` reads it backwards, and
+`find_family` picks the (family, architecture) whose table reproduces a given spec, so
+``to_hf`` needs no hint and refuses a spec no HF class can express.
+
+This package never imports torch or transformers.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from ...errors import ConversionError
+from ...graph import ArchGraph
+from ...spec import ModelSpec, SpecError, validate
+from ...spec.extends import Merged
+from . import albert, bart, bert, distilbert, ernie, glm, gpt2, llama, mixtral, openai_gpt, roberta, t5, vit, xlnet
+from .base import Cfg, Family
+from .weights import ALWAYS_IGNORED, Item, plan_for
+
+# The order is find_family's preference when two families reproduce a spec: an ERNIE without
+# task types is a BERT, so bert comes first.
+_MODULES = (bert, ernie, roberta, albert, distilbert, openai_gpt, gpt2, t5, bart, llama, mixtral, glm, vit, xlnet)
+
+#: model_type -> its `Family`: the one registry import, export and the tensor check read.
+FAMILIES: dict[str, Family] = {}
+
+
+def register(family: Family) -> Family:
+    """Add `family` to `FAMILIES` (a second family for the same model_type is a bug)."""
+    if family.model_type in FAMILIES:
+        raise ValueError(f"model_type {family.model_type!r} is registered twice")
+    FAMILIES[family.model_type] = family
+    return family
+
+
+for _m in _MODULES:
+    register(_m.FAMILY)
+
+
+# ------------------------------------------------------------------------ forwards
+
+
+def family_of(cfg: Cfg) -> Family:
+    """The family of a HF config, by its ``model_type``.
+
+    Raises:
+        ConversionError: a model_type plmgraph does not support (the supported ones listed).
+    """
+    mt = cfg.get("model_type")
+    if mt not in FAMILIES:
+        raise ConversionError(
+            f"config.json: model_type {mt!r} is not supported; supported: {', '.join(sorted(FAMILIES))}"
+        )
+    return FAMILIES[mt]
+
+
+def config_to_dict(cfg: Cfg, name: str = "hf-model") -> dict[str, Any]:
+    """A HF config -> the (unvalidated) spec mapping; raises `ConversionError` for what has no equivalent."""
+    return family_of(cfg).to_spec_dict(cfg, name)
+
+
+def config_to_spec(cfg: Cfg, name: str = "hf-model") -> ModelSpec:
+    """A HF config (the parsed ``config.json``) -> validated `ModelSpec`.
+
+    Raises:
+        ConversionError: unknown model_type or architecture, or a config value with no spec
+            equivalent (named with its value and what is supported).
+    """
+    d = config_to_dict(cfg, name)
+    try:
+        return validate(Merged(d, file="config.json"))
+    except SpecError as e:
+        raise ConversionError(f"config.json converts to an invalid spec: {e}") from None
+
+
+# ------------------------------------------------------------------------ backwards
+
+
+def spec_to_config(spec: ModelSpec, model_type: str, arch: str) -> Cfg:
+    """The inverse of `config_to_spec` for one family and architecture (checked by `find_family`).
+
+    Raises:
+        ConversionError: the family cannot write one of the spec's values.
+    """
+    return FAMILIES[model_type].to_config(spec, arch)
+
+
+def _comparable(spec: ModelSpec) -> dict[str, Any]:
+    # The top-level block is only the template of the stacks, which carry the resolved blocks;
+    # objectives, tuning and init say how to train, not what the weights are.
+    d = spec.model_dump(mode="json", exclude={"name", "source", "extends", "objectives", "tuning", "init", "block"})
+    # Dropout is training-time only; a spec with other rates still exports to the same weights.
+    return _strip(d, re.compile(r"dropout"))
+
+
+def _strip(d: Any, pat: re.Pattern[str]) -> Any:
+    if isinstance(d, dict):
+        return {k: _strip(v, pat) for k, v in d.items() if not pat.search(k)}
+    if isinstance(d, list):
+        return [_strip(v, pat) for v in d]
+    return d
+
+
+def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(d, dict):
+        return {k2: v2 for k, v in d.items() for k2, v2 in _flat(v, f"{prefix}.{k}" if prefix else k).items()}
+    if isinstance(d, list):
+        return {k2: v2 for i, v in enumerate(d) for k2, v2 in _flat(v, f"{prefix}[{i}]").items()}
+    return {prefix: d}
+
+
+def find_family(spec: ModelSpec) -> tuple[str, str, Cfg]:
+    """The (model_type, architecture, config) whose table reproduces `spec` exactly.
+
+    Raises:
+        ConversionError: no supported Hugging Face class has this architecture (the message
+            names the closest one and the spec fields it cannot reproduce).
+    """
+    want = _flat(_comparable(spec))
+    closest: tuple[int, str, list[str]] | None = None
+    for mt, fam in FAMILIES.items():
+        for arch in fam.archs:
+            try:
+                cfg = fam.to_config(spec, arch)
+                back = _flat(_comparable(config_to_spec(cfg, spec.name)))
+            except (ConversionError, KeyError, TypeError, AttributeError):
+                continue
+            if back == want:
+                return mt, arch, cfg
+            diffs = [f"{k} ({want.get(k)!r} would become {back.get(k)!r})" for k in sorted(set(want) | set(back))
+                     if want.get(k) != back.get(k)]
+            if closest is None or len(diffs) < closest[0]:
+                closest = (len(diffs), arch, diffs)
+    hint = ""
+    if closest is not None:
+        hint = f"; closest is {closest[1]}, which cannot express: {', '.join(closest[2][:6])}"
+    raise ConversionError(f"spec {spec.name!r} matches no supported Hugging Face architecture{hint}")
+
+
+# ------------------------------------------------------------------------ weights
+
+
+def plan(graph: ArchGraph, model_type: str, available: set[str] | None = None) -> list[Item]:
+    """For every parameter of `graph`, the HF tensors of `model_type` it is made of (see `weights.plan_for`).
+
+    Raises:
+        ConversionError: a parameter no rule of `model_type` covers.
+    """
+    return plan_for(graph, FAMILIES[model_type].names, model_type, available)
+
+
+def ignored(model_type: str, name: str) -> bool:
+    """Whether a checkpoint tensor `name` is not a parameter (a saved buffer, a tied matrix's second name)."""
+    return any(re.search(p, name) for p in ALWAYS_IGNORED + FAMILIES[model_type].ignored)
+
+
+__all__ = ["FAMILIES", "Family", "Item", "config_to_dict", "config_to_spec", "family_of", "find_family", "ignored",
+           "plan", "register", "spec_to_config"]

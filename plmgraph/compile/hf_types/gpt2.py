@@ -1,0 +1,25 @@
+"""``gpt2``: GPT-2 (Radford et al. 2019), GPT's layout made pre-norm with a final LayerNorm."""
+
+from __future__ import annotations
+
+import copy
+
+from .base import ACT, F, Family, Fixed, last_token_classifier, lm
+from .openai_gpt import GPT_BASE, GPT_FIELDS, gpt_names
+
+FAMILY = Family(
+    model_type="gpt2",
+    base=copy.deepcopy(GPT_BASE) | {"block": {**GPT_BASE["block"], "placement": "pre"}},
+    fields=(*GPT_FIELDS, F("n_inner", "sizes.ffn", lambda c: 4 * c["n_embd"]),
+            F("activation_function", "block.mlp.activation", "gelu_new", ACT)),
+    fixed=(
+        Fixed("scale_attn_weights", (True,), "unscaled attention is not supported"),
+        Fixed("scale_attn_by_inverse_layer_idx", (False,), "per-layer attention scaling is not supported"),
+        Fixed("add_cross_attention", (False,), "a cross-attending GPT-2 is not supported"),
+        Fixed("reorder_and_upcast_attn", (False, True), "fp32 upcast only; same function"),
+    ),
+    archs={"GPT2LMHeadModel": lm(True), "GPT2ForSequenceClassification": last_token_classifier},
+    names=gpt_names("wte", "wpe", "ln_f"),
+    ignored=(r"^lm_head\.weight$", r"\.attn\.(bias|masked_bias)$"),
+    init={"kind": "normal", "scaled_residual": True},  # c_proj ~ std / sqrt(2 * n_layer)
+)

@@ -1,0 +1,47 @@
+"""``roberta``: a BERT with padding-aware positions (offset by the padding index) and its own heads."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ...spec import ModelSpec
+from .base import TANH_POOLER, Cfg, cfg_value, classifier, mlm
+from .bert import bert_like, bert_names
+from .weights import R
+
+
+def _hook(cfg: Cfg, d: dict[str, Any]) -> None:
+    offset = int(cfg_value(cfg, "pad_token_id", 1)) + 1  # positions start after the padding index
+    d["position"] = {"kind": "learned", "offset": offset, "padding_aware": True}
+    d["sizes"]["max_positions"] = cfg_value(cfg, "max_position_embeddings", 514) - offset
+
+
+def _unhook(spec: ModelSpec, cfg: Cfg) -> None:
+    cfg["pad_token_id"] = spec.position.offset - 1
+    cfg["max_position_embeddings"] = spec.sizes.max_positions + spec.position.offset
+
+
+NAMES = bert_names("roberta") | {
+    "head/mlm.transform": R("lm_head.dense.{p}"),
+    "head/mlm.norm": R("lm_head.layer_norm.{p}"),
+    "head/mlm.bias": [R("lm_head.decoder.bias", also=("lm_head.bias",)), R("lm_head.bias")],
+    "head/mlm.proj": R("lm_head.decoder.{p}"),
+    # RobertaClassificationHead: dense + tanh on <s>, then out_proj == a dense tanh pooler + classifier.
+    "pooler.dense": R("classifier.dense.{p}"),
+    "head/sequence_classification": R("classifier.out_proj.{p}"),
+}
+
+FAMILY = bert_like(
+    "roberta", "Roberta",
+    names=NAMES,
+    ignored=(r"^lm_head\.decoder\.weight$",),
+    hook=_hook,
+    unhook=_unhook,
+    archs={
+        # RobertaLMHead applies gelu whatever hidden_act says.
+        "RobertaForMaskedLM": lambda c: {"heads": [mlm({**c, "hidden_act": "gelu"})]},
+        "RobertaForSequenceClassification":
+            lambda c: {"heads": [classifier("sequence_classification", c)], "pooler": TANH_POOLER},
+        "RobertaForTokenClassification": lambda c: {"heads": [classifier("token_classification", c)]},
+    },
+)
