@@ -128,6 +128,10 @@ def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
 def find_family(spec: ModelSpec) -> tuple[str, str, Cfg]:
     """The (model_type, architecture, config) whose table reproduces `spec` exactly.
 
+    Each family writes the spec as a config and reads it back; one that cannot write it
+    (`ConversionError`: a value or a kind it has no field for) is skipped.  Any other error is
+    a bug in a table and propagates.
+
     Raises:
         ConversionError: no supported Hugging Face class has this architecture (the message
             names the closest one and the spec fields it cannot reproduce).
@@ -139,7 +143,7 @@ def find_family(spec: ModelSpec) -> tuple[str, str, Cfg]:
             try:
                 cfg = fam.to_config(spec, arch)
                 back = _flat(_comparable(config_to_spec(cfg, spec.name)))
-            except (ConversionError, KeyError, TypeError, AttributeError):
+            except ConversionError:
                 continue
             if back == want:
                 return mt, arch, cfg

@@ -10,7 +10,9 @@ for the few fields that are not a one-to-one copy (rotary parameters, T5's
 ``feed_forward_proj``, ALBERT's layer groups, RoBERTa's position offset), a pair of small
 functions: `hook` (config -> spec mapping) and `unhook` (spec -> config).
 
-`Family.to_spec_dict` reads the table forwards, `Family.to_config` backwards.
+`Family.to_spec_dict` reads the table forwards, `Family.to_config` backwards.  An unhook that
+meets a spec its family cannot express raises `ConversionError` (`find_family` then tries the
+next family); any other exception is a bug and propagates.
 
 This module never imports torch or transformers.
 """
@@ -181,6 +183,12 @@ class Family:
         if self.unhook is not None:
             self.unhook(spec, cfg)
         return cfg
+
+
+def need(ok: bool, model_type: str, what: str) -> None:
+    """In an unhook: refuse a spec this family cannot express (so `find_family` moves on)."""
+    if not ok:
+        raise ConversionError(f"Hugging Face {model_type} cannot express {what}")
 
 
 # --------------------------------------------------------------------------- helpers

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ...spec import ModelSpec
-from .base import TANH_POOLER, Cfg, cfg_value, classifier, mlm
+from .base import TANH_POOLER, Cfg, cfg_value, classifier, mlm, need
 from .bert import bert_like, bert_names
 from .weights import R
 
@@ -17,6 +17,9 @@ def _hook(cfg: Cfg, d: dict[str, Any]) -> None:
 
 
 def _unhook(spec: ModelSpec, cfg: Cfg) -> None:
+    pos = spec.position
+    need(pos.kind == "learned", "roberta", f"position kind {pos.kind!r} (its positions are learned)")
+    need(spec.sizes.max_positions is not None, "roberta", "a spec without sizes.max_positions")
     cfg["pad_token_id"] = spec.position.offset - 1
     cfg["max_position_embeddings"] = spec.sizes.max_positions + spec.position.offset
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from ...errors import ConversionError
 from ...spec import ModelSpec
-from .base import Cfg, Hook, Unhook, cfg_value
+from .base import Cfg, Hook, Unhook, cfg_value, need
 
 #: rope_type -> {HF parameter: spec scaling field} it takes.
 SCALING: dict[str, dict[str, str]] = {
@@ -78,6 +78,7 @@ def rope_unhook(fraction_key: bool) -> Unhook:
 
     def unhook(spec: ModelSpec, cfg: Cfg) -> None:
         pos = spec.position
+        need(pos.kind == "rope", cfg["model_type"], f"position kind {pos.kind!r} (its positions are rotary)")
         rp: dict[str, Any] = {"rope_theta": pos.theta, "rope_type": "default"}
         if fraction_key or pos.fraction != 1.0:
             rp["partial_rotary_factor"] = pos.fraction

@@ -7,7 +7,7 @@ from typing import Any
 
 from ...errors import ConversionError
 from ...spec import ModelSpec
-from .base import ACT, Cfg, F, Family, cfg_value, lm
+from .base import ACT, Cfg, F, Family, cfg_value, lm, need
 from .weights import QKV, R
 
 
@@ -33,11 +33,13 @@ def _hook(cfg: Cfg, d: dict[str, Any]) -> None:
 
 def _unhook(spec: ModelSpec, cfg: Cfg) -> None:
     mlp = spec.block.mlp
+    need(mlp.kind in ("dense", "gated"), "t5", f"mlp kind {mlp.kind!r} (its MLP is dense or gated)")
     act = F("dense_act_fn", "", values=ACT).to_hf(mlp.activation)
     cfg["dense_act_fn"] = act
     cfg["is_gated_act"] = mlp.kind == "gated"
     cfg["feed_forward_proj"] = ("gated-" if mlp.kind == "gated" else "") + act
-    cfg["scale_decoder_outputs"] = spec.heads[0].scale_tied if spec.heads else True
+    lm_heads = [h for h in spec.heads if h.kind == "lm"]
+    cfg["scale_decoder_outputs"] = lm_heads[0].scale_tied if lm_heads else True
 
 
 def _names() -> dict[str, Any]:
