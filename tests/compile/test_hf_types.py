@@ -12,7 +12,7 @@ from helpers import tiny
 
 import plmgraph as pg
 from plmgraph.compile import hf_types
-from plmgraph.compile.hf_types import FAMILIES, find_family, spec_to_config
+from plmgraph.compile.hf_types import FAMILIES, config_to_spec, find_family, spec_to_config
 from plmgraph.errors import ConversionError
 from plmgraph.spec import zoo_names
 
@@ -64,3 +64,18 @@ def test_find_family_propagates_a_bug_in_a_reverse_mapping(monkeypatch):
     monkeypatch.setitem(FAMILIES, "gpt2", dataclasses.replace(FAMILIES["gpt2"], unhook=broken))
     with pytest.raises(KeyError, match="n_ctx"):
         find_family(tiny("gpt2"))
+
+
+def test_t5_writes_d_kv_when_the_spec_derives_head_dim():
+    spec = tiny("t5-small")
+    assert spec.block.attention.head_dim is None  # derived: hidden / heads
+    cfg = spec_to_config(spec, "t5", "T5ForConditionalGeneration")
+    assert cfg["d_kv"] == spec.sizes.hidden // spec.sizes.heads
+    assert config_to_spec(cfg).encoder.block.attention.head_dim == cfg["d_kv"]
+
+
+def test_an_unhashable_config_value_is_a_conversion_error():
+    cfg = {"model_type": "llama", "architectures": ["LlamaForCausalLM"], "vocab_size": 50, "hidden_size": 32,
+           "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 40, "hidden_act": ["silu"]}
+    with pytest.raises(ConversionError, match=r"hidden_act = \['silu'\] has no plmgraph equivalent"):
+        config_to_spec(cfg)

@@ -20,7 +20,7 @@ This module never imports torch or transformers.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,7 +66,7 @@ class F:
     def to_spec(self, v: Any) -> Any:
         if self.values is None:
             return v
-        if v not in self.values:
+        if not isinstance(v, Hashable) or v not in self.values:
             raise ConversionError(
                 f"config.json: {self.hf} = {v!r} has no plmgraph equivalent; supported: "
                 f"{', '.join(repr(k) for k in self.values)}"

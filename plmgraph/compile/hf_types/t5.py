@@ -38,6 +38,8 @@ def _unhook(spec: ModelSpec, cfg: Cfg) -> None:
     cfg["dense_act_fn"] = act
     cfg["is_gated_act"] = mlp.kind == "gated"
     cfg["feed_forward_proj"] = ("gated-" if mlp.kind == "gated" else "") + act
+    # d_kv is required; a spec that leaves head_dim to be derived has it only in its resolved stacks.
+    cfg.setdefault("d_kv", next(iter(spec.stacks.values())).block.attention.head_dim)
     lm_heads = [h for h in spec.heads if h.kind == "lm"]
     cfg["scale_decoder_outputs"] = lm_heads[0].scale_tied if lm_heads else True
 
