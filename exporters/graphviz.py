@@ -24,7 +24,7 @@ import graphviz
 
 from plmgraph.errors import PlmgraphError, UsageError
 from plmgraph.graph import ArchGraph, resolve
-from plmgraph.graph.diff import ACTIVATIONS, ArchDiff, attention_type, diff, human_count, mlp_name
+from plmgraph.graph.diff import ACTIVATIONS, ArchDiff, attention_type, diff, human_count
 from plmgraph.kinds import KINDS, has
 
 #: Output formats `save` understands, by file extension.
@@ -259,10 +259,10 @@ class _ArchDrawer:
         axis = "cross" if d["kind"] == "attention/cross" else d["axis"]
         title, detail = node_label(self.g, n)
         attrs: dict[str, str] = {}
-        if d["axis"] in ("residual", "op"):
-            attrs = dict(shape="circle", width="0.28", height="0.28", fixedsize="true", margin="0",
-                         fontsize="14", style="filled")
-            label = "+"
+        if d["axis"] in ("residual", "op"):  # a small circle: "+", or the residual kind's own sign
+            label = title if d["axis"] == "residual" else "+"
+            attrs = dict(shape="circle", width="0.28", height="0.28", fixedsize="true" if len(label) == 1 else "false",
+                         margin="0", fontsize="14" if len(label) == 1 else "10", style="filled")
         else:
             label = _html_label(title, detail)
         if d["axis"] == "input":
@@ -337,8 +337,8 @@ def shape_text(shape: Any) -> str:
 
 
 def _position_edge(d: dict[str, Any]) -> str:
-    return {"position/rope": "rotate q, k", "position/t5_relative": "score bias", "position/alibi": "score bias",
-            "position/xl_relative": "relative"}.get(d["kind"], "")
+    """What a position node does to the attention it feeds ("rotate q, k"): its kind's `edge_label`."""
+    return KINDS[d["kind"]].edge_label
 
 
 def node_label(g: ArchGraph, n: str) -> tuple[str, str]:
@@ -366,22 +366,6 @@ def node_label(g: ArchGraph, n: str) -> tuple[str, str]:
         return "Mask token", "query stream"
     if kind == "embedding/project":
         return "Embedding projection", f"{a['dim_in']}→{a['dim_out']}"
-    if axis == "position":
-        k = kind.split("/")[1]
-        if k == "learned":
-            rows = g.node(n)["params"].get("weight", ("?", "?"))
-            off = f" · offset {a['offset']}" if a.get("offset") else ""
-            return "Learned positions", f"{rows[0]} × {rows[1]}{off}"
-        if k == "rope":
-            frac = f" · {a['rotary_dim']}/{a['head_dim']} dims" if a["fraction"] < 1 else ""
-            return "Rotary positions (RoPE)", f"θ={a['theta']:g}{frac}"
-        return {
-            "sinusoidal": ("Sinusoidal positions", f"{a.get('dim')} dims"),
-            "t5_relative": ("Relative position bias", f"{a.get('buckets')} buckets · max {a.get('max_distance')}"),
-            "alibi": ("ALiBi", f"{a.get('heads')} head slopes"),
-            "xl_relative": ("Relative positions (XL)", "sinusoidal distances"),
-            "glm_2d": ("2D positions (GLM)", "text + span position"),
-        }.get(k, (k, ""))
     if axis == "attention":
         t = attention_type(a)
         names = {"MHA": "Multi-head attention", "GQA": "Grouped-query attention", "MQA": "Multi-query attention"}
@@ -405,11 +389,6 @@ def node_label(g: ArchGraph, n: str) -> tuple[str, str]:
         if a.get("qk_norm"):
             parts.append("QK-norm")
         return title, " · ".join(parts)
-    if axis == "mlp":
-        if kind == "mlp/moe":
-            return (f"MoE: {a['experts']} × {mlp_name(dict(a, experts=a['experts']), kind).split('×')[1].split(',')[0]}"
-                    " experts", f"top-{a['top_k']} · {a['hidden']}→{a['expert_ffn']}→{a['hidden']}")
-        return f"{mlp_name(a, kind)} MLP", f"{a['hidden']}→{a['ffn']}→{a['hidden']}"
     if axis == "pool":
         k = {"cls": "[CLS]", "mean": "mean", "last": "last token"}[kind.split("/")[1]]
         return "Pooler", k + (f" · dense {a['activation']}" if a.get("dense") else "")

@@ -30,9 +30,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..kinds import KINDS, has
+from ..kinds.base import ACTIVATIONS  # (also imported from here by exporters/graphviz.py)
 from ..kinds.base import Aspect as _Aspect
 from ..kinds.base import num as _num
 from ..kinds.base import onoff as _onoff
+from ..kinds.mlp.gated import GATED  # noqa: F401  (re-exported)
 from .arch import ArchGraph, resolve
 from .stats import Stats, stats
 
@@ -49,24 +51,10 @@ AXIS_TITLES = {
 #: Weight of a non-structural (size or hyper-parameter) change in `distance`.
 SIZE_WEIGHT = 0.1
 
-ACTIVATIONS = {
-    "relu": "ReLU", "gelu": "GELU", "gelu_tanh": "GELU (tanh)", "silu": "SiLU", "tanh": "tanh",
-    "sigmoid": "sigmoid", "quick_gelu": "QuickGELU",
-}
-GATED = {"silu": "SwiGLU", "gelu": "GeGLU", "gelu_tanh": "GeGLU (tanh)", "relu": "ReGLU", "sigmoid": "GLU"}
-POSITIONS = {
-    "none": "none", "learned": "learned", "sinusoidal": "sinusoidal", "rope": "rotary", "alibi": "ALiBi",
-    "t5_relative": "T5 relative bias", "xl_relative": "Transformer-XL relative", "glm_2d": "GLM 2D (learned)",
-}
 HEAD_NAMES = {
     "lm": "LM head", "mlm": "MLM head", "nsp": "NSP head", "sop": "SOP head",
     "sequence_classification": "sequence classifier", "token_classification": "token classifier",
     "image_classification": "image classifier",
-}
-OBJECTIVES = {
-    "clm": "causal LM", "mlm": "masked LM", "nsp": "next-sentence prediction", "sop": "sentence-order prediction",
-    "span_corruption": "span corruption", "denoising": "denoising (text infilling)",
-    "blank_infilling": "blank infilling", "permutation": "permutation LM", "classification": "classification",
 }
 NORM_ROLES = {
     "final_norm": "final norm", "embed_norm": "embedding norm", "attn_norm": "attention norm",
@@ -261,17 +249,9 @@ def _default_seq(g: ArchGraph) -> int:
 
 
 def mlp_name(attrs: dict[str, Any], kind: str) -> str:
-    """A dense gelu MLP is "GELU", a gated silu one "SwiGLU", a mixture "MoE 8×SwiGLU, top-2"."""
-    if kind == "mlp/moe":
-        inner = _mlp_one(attrs["expert_kind"], attrs["expert_activation"])
-        return f"MoE {attrs['experts']}×{inner}, top-{attrs['top_k']}"
-    return _mlp_one(kind.split("/")[1], attrs["activation"])
-
-
-def _mlp_one(kind: str, act: str) -> str:
-    if kind == "gated":
-        return GATED.get(act, f"gated {act}")
-    return ACTIVATIONS.get(act, act)
+    """A dense gelu MLP is "GELU", a gated silu one "SwiGLU", a mixture "MoE 8×SwiGLU, top-2":
+    its kind's `words`."""
+    return KINDS[kind].words(attrs)
 
 
 def attention_type(attrs: dict[str, Any]) -> str:
@@ -287,14 +267,6 @@ def attention_type(attrs: dict[str, Any]) -> str:
 def norm_name(kind: str, attrs: dict[str, Any]) -> str:
     """A norm in words ("RMSNorm", "LayerNorm (no bias)"): its kind's `words`."""
     return KINDS[kind].words(attrs)
-
-
-def position_name(kind: str, attrs: dict[str, Any]) -> str:
-    k = kind.split("/")[1]
-    name = POSITIONS.get(k, k)
-    if k == "rope":
-        return f"{name} (theta {_num(attrs['theta'])})"
-    return name
 
 
 class _Seen(dict):
@@ -316,7 +288,7 @@ class _Seen(dict):
 # Attributes that echo `dims` (reported once, from the spec) or are derived from another fact.
 _ECHOES = {"head_dim", "hidden", "dim", "dim_in", "dim_out", "vocab", "width", "channels", "image_size", "ffn",
            "expert_ffn", "max_positions", "rotary_dim", "bidirectional", "mask", "window", "dropout", "activation",
-           "norm", "interleaved_rotary"}
+           "norm", "interleaved_rotary", "rows", "heads"}
 
 
 def _describe(d: dict[str, Any]) -> list[_Aspect]:
@@ -364,37 +336,6 @@ def _describe_known(d: dict[str, Any]) -> list[_Aspect]:
                                a["window"] is not None))
         if "memory" in a:
             out.append(_Aspect("segment memory", f"{a['memory']} tokens"))
-        return out
-    if axis == "mlp":
-        name = mlp_name(a, kind)
-        key = (kind, a.get("activation"), a.get("expert_kind"), a.get("expert_activation"))
-        out = [_Aspect("MLP", name, key)]
-        bias = a.get("expert_bias") if kind == "mlp/moe" else a.get("bias")
-        out.append(_Aspect("MLP bias", _onoff(bias), bias))
-        if kind == "mlp/moe":
-            out += [
-                _Aspect("router bias", _onoff(a["router_bias"]), a["router_bias"]),
-                _Aspect("top-k renormalisation", _onoff(a["normalize_top_k"]), a["normalize_top_k"]),
-                _Aspect("load-balancing loss", _num(a["aux_loss"])),
-            ]
-        return out
-    if axis == "position":
-        k = kind.split("/")[1]
-        out = [_Aspect("position", position_name(kind, a), k)]
-        if k == "learned":
-            out.append(_Aspect("position offset", _num(a["offset"])))
-            ids = "count non-padding tokens" if a["padding_aware"] else "count every token"
-            out.append(_Aspect("position ids", ids, a["padding_aware"]))
-        if k == "rope":
-            out += [
-                _Aspect("rotary fraction", f"{a['fraction']:g}", a["fraction"] < 1),
-                _Aspect("rotary pairs", "interleaved" if a["interleaved"] else "halves", a["interleaved"]),
-            ]
-            sc = a.get("scaling")
-            out.append(_Aspect("rope scaling", "none" if not sc else f"{sc['kind']} ×{sc['factor']:g}",
-                               sc["kind"] if sc else None))
-        if k == "t5_relative":
-            out.append(_Aspect("relative buckets", f"{a['buckets']} buckets, max distance {a['max_distance']}"))
         return out
     if kind == "embedding/token":
         return [_Aspect("token embedding scale", "×√d" if a.get("scale") else "none", bool(a.get("scale")))]
@@ -448,7 +389,7 @@ def block_name(d: dict[str, Any]) -> str:
         where = NORM_ROLES.get(role, role.replace("_", " "))
         return f"{where} ({norm_name(kind, a)})"
     if axis == "position":
-        return f"{position_name(kind, a)} positions"
+        return f"{KINDS[kind].words(a)} positions"
     if axis == "head":
         return HEAD_NAMES.get(kind.split("/")[1], kind)
     if axis == "pool":
@@ -602,9 +543,9 @@ class _Differ:
         oa = {o.kind: o.model_dump() for o in self.a.spec.objectives}
         ob = {o.kind: o.model_dump() for o in self.b.spec.objectives}
         for k in [k for k in oa if k not in ob]:
-            self.fact("objective", OBJECTIVES.get(k, k), OBJECTIVES.get(k, k), None, "", True)
+            self.fact("objective", _objective(k), _objective(k), None, "", True)
         for k in [k for k in ob if k not in oa]:
-            self.fact("objective", OBJECTIVES.get(k, k), None, OBJECTIVES.get(k, k), "", True)
+            self.fact("objective", _objective(k), None, _objective(k), "", True)
         for k in oa.keys() & ob.keys():
             for f in oa[k].keys() | ob[k].keys():
                 va, vb = oa[k].get(f), ob[k].get(f)
@@ -614,9 +555,9 @@ class _Differ:
                     self.fact("objective", "masking", "dynamic" if va else "static", "dynamic" if vb else "static",
                               "", True)
                 elif isinstance(va, str) or isinstance(va, bool):
-                    self.fact("objective", f"{OBJECTIVES.get(k, k)} {f}", _num(va), _num(vb), "", True)
+                    self.fact("objective", f"{_objective(k)} {f}", _num(va), _num(vb), "", True)
                 else:
-                    self.fact("objective", f"{OBJECTIVES.get(k, k)} {f}", _num(va), _num(vb), "", False)
+                    self.fact("objective", f"{_objective(k)} {f}", _num(va), _num(vb), "", False)
 
     def key_b(self, d: dict[str, Any]) -> tuple[Any, ...]:
         return (self.rename.get(d["stack"], d["stack"]) if d["stack"] else None, d["layer"], d["role"])
@@ -809,15 +750,16 @@ def _sharing(spec: Any) -> str:
     return "none"
 
 
+def _objective(kind: str) -> str:
+    return KINDS[f"objective/{kind}"].words({})
+
+
 def _init_text(d: dict[str, Any]) -> str:
-    if d["kind"] == "fan_in":
-        return "N(0, fan_in^-0.5)"
-    return f"N(0, {_num(d['std'])})" + (", residual ÷√(2L)" if d["scaled_residual"] else "")
+    return KINDS[f"init/{d['kind']}"].words(d)
 
 
 def _kind_text(d: dict[str, Any]) -> str:
-    kind = d.get("kind", "")
-    name = OBJECTIVES.get(kind, kind)
+    name = d.get("kind", "")
     rest = ", ".join(
         f"{k} {_num(v)}" for k, v in d.items() if k != "kind" and v is not None and not isinstance(v, list)
     )

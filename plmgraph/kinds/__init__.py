@@ -16,7 +16,7 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
-from . import norm, residual  # noqa: F401  (each axis package imports its kind modules)
+from . import init, mlp, norm, objective, position, residual, tuning  # noqa: F401  (each axis package imports its kind modules)
 from .base import KINDS, Aspect, Kind, MissingFacet, NotCompiledYet, Strict, register
 
 

@@ -38,6 +38,7 @@ PUBLISHED_PARAMS = {
     "glm": 335e6,
     "chatglm2-6b": 6.2e9,
     "llama2-70b": 69e9,
+    "glm-130b": 130e9,  # Zeng et al. 2022; DeepNorm
 }
 ALL = zoo_names()
 

@@ -75,7 +75,7 @@ class DeepNormKind(Kind):
                 Aspect("DeepNorm", f"α {a['alpha']:.3g}, β {a['beta']:.3g}")]
 
     def label(self, a: Attrs) -> tuple[str, str]:
-        return "α·x + f(x)", f"α {a['alpha']:.3g}"
+        return f"{a['alpha']:.3g}·x+", f"DeepNorm α {a['alpha']:.3g}"
 
     def build(self, node):  # noqa: ANN001, ANN201
         from ...compile.block import Residual
