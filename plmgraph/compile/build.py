@@ -7,6 +7,7 @@ object (ALBERT), and a tied head reads the embedding it is ``tied_to``.  The str
 of stages:
 
     resolve       spec / name / path -> ArchGraph (unless given one)
+    tuning        the spec's tuning kind must be compiled (only ``full`` is; the rest refuse)
     construct     modules on the meta device (instant, no memory)
     check names   named parameters == graph.param_shapes(), or a compiler bug is reported
     cast, place   dtype, then ``to_empty(device)`` and `PLMModel.init_weights`
@@ -20,6 +21,7 @@ import torch
 from torch import nn
 
 from ..graph.arch import ArchGraph, resolve
+from ..kinds import kind as block_kind
 from . import kinds  # noqa: F401  (registers every block kind)
 from .block import Block, Stack
 from .embedding import StackEmbeddings
@@ -50,11 +52,15 @@ def build(spec_or_graph: Any, device: str | torch.device | None = None, dtype: t
     Raises:
         SpecError: when a name or path does not give a valid spec.
         NotSupportedError: when the graph uses a block kind without a torch implementation.
+        NotCompiledYet: when the spec uses a kind that is known but not compiled yet (a tuning
+            other than ``full``, a MoE load-balancing loss).
     """
     graph = spec_or_graph if isinstance(spec_or_graph, ArchGraph) else resolve(spec_or_graph)
+    check_tuning(graph)
     with torch.device("meta"):
         model = _Compiler(graph).model()
     check_names(model, graph)
+    check_structure(model, graph)
     if dtype is not None:
         model.to(getattr(torch, dtype) if isinstance(dtype, str) else dtype)
     device = torch.device(device if device is not None else "cpu")
@@ -62,6 +68,15 @@ def build(spec_or_graph: Any, device: str | torch.device | None = None, dtype: t
         model.to_empty(device=device)
         model.init_weights(seed)
     return model
+
+
+def check_tuning(graph: ArchGraph) -> None:
+    """Ask the spec's tuning kind (plmgraph/kinds/tuning/) whether it compiles: ``full`` adds
+    nothing; LoRA, adapters, prefix tuning and BitFit raise `NotCompiledYet` rather than
+    silently training every parameter."""
+    tuning = graph.spec.tuning
+    name = f"tuning/{tuning.kind}"
+    block_kind(name).build(Node("tuning", name, tuning.model_dump(exclude={"kind"}), {}))
 
 
 def check_names(model: nn.Module, graph: ArchGraph) -> None:
@@ -74,6 +89,55 @@ def check_names(model: nn.Module, graph: ArchGraph) -> None:
         shapes = [f"{k}: {got[k]} != {want[k]}" for k in sorted(set(got) & set(want)) if got[k] != want[k]][:5]
         raise AssertionError(f"compiler bug for {graph.name}: parameters differ from the graph; "
                              f"missing {missing}, extra {extra}, wrong shapes {shapes}")
+
+
+def check_structure(model: nn.Module, graph: ArchGraph) -> None:
+    """The wiring invariant: the module's structure is the graph's, not only its parameter names.
+
+    Every node that owns weights or is a residual add is a submodule at its id (shared layers:
+    at their owner's); and each layer's wiring, read back from the graph's edges, is the one its
+    `Block` runs: which norm feeds which sublayer (pre) or follows which add (post), a
+    post-sublayer norm (sandwich), cross-attention fed by the encoder's output, parallel sublayers.
+    """
+    problems: list[str] = []
+    g = graph.nx
+    for nid, d in g.nodes(data=True):
+        if d["group"] == nid and (d["params"] or d["axis"] == "residual") and d["layer"] in (None, _owner(graph, nid)):
+            try:
+                model.get_submodule(nid)
+            except AttributeError:
+                problems.append(f"{nid} ({d['kind']}) has no module")
+    for name, stack in zip(model.stack_names, model.stacks(), strict=True):
+        for key, block in stack.layers.items():
+            pre = f"{name}.layers.{key}"
+            has = {r for r in LAYER_ROLES if f"{pre}.{r}" in g}
+            if block.parallel != ("add" in has):
+                problems.append(f"{pre}: parallel is {block.parallel} in the module, not in the graph")
+            if block.has_cross != ("cross" in has) or (
+                    "cross" in has and not any(e["role"] == "cross" for *_, e in g.in_edges(f"{pre}.cross", data=True))):
+                problems.append(f"{pre}: cross-attention differs between module and graph")
+            if block.parallel:
+                continue
+            for sub in ("attn", "cross", "mlp") if "cross" in has else ("attn", "mlp"):
+                preds = {g.nodes[p]["role"] for p in g.predecessors(f"{pre}.{sub}")}
+                succs = {g.nodes[s]["role"] for s in g.successors(f"{pre}.{sub}_add")}
+                wired = ("post" if f"{sub}_norm" in succs else
+                         "sandwich" if f"{sub}_post_norm" in has else "pre" if f"{sub}_norm" in preds else "?")
+                if wired != block.placement:
+                    problems.append(f"{pre}.{sub}: the graph wires {wired}-norm, the module runs {block.placement}")
+    if problems:
+        raise AssertionError(f"compiler bug for {graph.name}: module structure differs from the graph: "
+                             + "; ".join(problems[:5]))
+
+
+def _owner(graph: ArchGraph, nid: str) -> int | None:
+    """The layer whose module a layer node lives in (itself unless its layer shares weights)."""
+    d = graph.node(nid)
+    if d["layer"] is None:
+        return None
+    stack_layer = f"{d['stack']}.layers.{d['layer']}"
+    attn = graph.node(f"{stack_layer}.attn")
+    return graph.node(attn["group"])["layer"]
 
 
 class _Compiler:
