@@ -15,7 +15,23 @@ from torch import Tensor, nn
 from .registry import Node, register
 
 
-class TokenEmbedding(nn.Embedding):
+class Embedding(nn.Embedding):
+    """`nn.Embedding` that draws no random init on the meta device.
+
+    `build` constructs every module on the meta device and initialises the real weights later
+    (`PLMModel.init_weights`), so the default ``normal_`` would be wasted work; worse, on a meta
+    tensor ``normal_`` runs a Python decomposition wrapped in ``torch._disable_dynamo``, whose
+    first call imports ``torch._dynamo`` (seconds), which a shapes-only meta build never needs.
+    Off the meta device it initialises as `nn.Embedding` does.
+    """
+
+    def reset_parameters(self) -> None:
+        if self.weight.is_meta:
+            return
+        super().reset_parameters()
+
+
+class TokenEmbedding(Embedding):
     """Token ids -> vectors, optionally scaled by sqrt(hidden) (Transformer 2017, BART)."""
 
     def __init__(self, vocab: int, dim: int, scale: float | None = None) -> None:
@@ -133,7 +149,7 @@ def _token(node: Node) -> nn.Module:
 
 @register("embedding/segment", "embedding/task_type")
 def _table(node: Node) -> nn.Module:
-    return nn.Embedding(node["vocab"], node["dim"])
+    return Embedding(node["vocab"], node["dim"])
 
 
 @register("embedding/patches")
@@ -152,4 +168,4 @@ def _project(node: Node) -> nn.Module:
     return nn.Linear(node["dim_in"], node["dim_out"])
 
 
-__all__ = ["PatchEmbedding", "StackEmbeddings", "TokenEmbedding", "positions_from_mask"]
+__all__ = ["Embedding", "PatchEmbedding", "StackEmbeddings", "TokenEmbedding", "positions_from_mask"]
