@@ -15,12 +15,14 @@ from typing import Any
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from plmgraph.graph import ArchGraph, resolve
 from plmgraph.spec import SpecError, load_merged, load_spec, zoo_dir, zoo_names
 from plmgraph.spec.load import load_file
+
+pytest.importorskip("hypothesis", reason="the fuzz tests need the test extra: pip install -e '.[test]'")
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
 
 ZOO = zoo_names()
 KINDS = sorted({
