@@ -5,6 +5,11 @@ The parents are merged left to right, then the child on top (see `deep_merge`). 
 inheritance graph is a networkx DiGraph (child -> parent); a cycle is an error that
 names every file on it.  Positions travel with the data, so an error in an inherited
 field points at the line of the parent file that wrote it.
+
+networkx costs a tenth of a second to import, and almost every spec is a chain (no
+``extends``, or one parent that has one parent, ...), whose only possible cycle is a
+file seen twice on the walk up.  So networkx is imported only for a spec with several
+parents somewhere above it, or when `Merged.graph` is asked for.
 """
 
 from __future__ import annotations
@@ -15,14 +20,16 @@ import importlib.resources
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import networkx as nx
 import yaml
 
-from .errors import SpecError
+from .errors import Problem, SpecError
 from .load import Loaded, Source, load_file
 from .model import SIZE_ALIASES, ModelSpec, deep_merge
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 Path_ = tuple[str | int, ...]
 
@@ -81,20 +88,53 @@ class Merged:
     positions: dict[Path_, Source] = field(default_factory=dict)
     file: str = "<spec>"
     files: list[str] = field(default_factory=list)
-    graph: nx.DiGraph = field(default_factory=nx.DiGraph)
+    parents: dict[Path, list[Path]] = field(default_factory=dict)  # the inheritance DAG: file -> its parents
     extends: str | list[str] | None = None  # what the root file itself extends
+
+    @property
+    def graph(self) -> nx.DiGraph:
+        """The inheritance DAG as a networkx DiGraph, child -> parent, parents in `extends` order."""
+        return _digraph(self.parents)
+
+
+def _digraph(parents: dict[Path, list[Path]]) -> nx.DiGraph:
+    import networkx as nx
+
+    g = nx.DiGraph()
+    g.add_nodes_from(parents)
+    g.add_edges_from((child, parent) for child, ps in parents.items() for parent in ps)
+    return g
+
+
+def _find_cycle(root: Path, parents: dict[Path, list[Path]]) -> list[tuple[Path, Path]] | None:
+    """The edges of a cycle reachable from `root`, as ``networkx.find_cycle`` gives them, or None.
+
+    A chain (no file with two parents) is walked up directly; a DAG with merges goes to networkx.
+    """
+    if any(len(ps) > 1 for ps in parents.values()):
+        import networkx as nx
+
+        try:
+            return nx.find_cycle(_digraph(parents), source=root)
+        except nx.NetworkXNoCycle:
+            return None
+    walk = [root]
+    while parents.get(walk[-1]):
+        nxt = parents[walk[-1]][0]
+        if nxt in walk:
+            loop = walk[walk.index(nxt):] + [nxt]
+            return list(zip(loop, loop[1:], strict=False))
+        walk.append(nxt)
+    return None
 
 
 def load_merged(ref: str | Path, overrides: str | list[str] | None = None) -> Merged:
     """Load `ref` (a zoo name or path), resolve `extends`, then apply ``--override`` edits."""
     root = find_spec(ref)
-    g = nx.DiGraph()
+    parents: dict[Path, list[Path]] = {}
     loaded: dict[Path, Loaded] = {}
-    _collect(root, g, loaded)
-    try:
-        cycle = nx.find_cycle(g, source=root)
-    except nx.NetworkXNoCycle:
-        cycle = None
+    _collect(root, parents, loaded)
+    cycle = _find_cycle(root, parents)
     if cycle:
         src = loaded[cycle[-1][0]]
         pos = src.positions.get(("extends",))
@@ -106,8 +146,8 @@ def load_merged(ref: str | Path, overrides: str | list[str] | None = None) -> Me
             msg = f"`extends` forms a cycle: {chain}; remove one of these `extends`"
         raise SpecError.one(msg, src.file, line, col, ("extends",))
     memo: dict[Path, Merged] = {}
-    merged = _merge(root, g, loaded, memo)
-    merged.graph = g
+    merged = _merge(root, parents, loaded, memo)
+    merged.parents = parents
     merged.extends = loaded[root].data.get("extends")
     if overrides:
         apply_overrides(merged, overrides)
@@ -134,12 +174,13 @@ def _short(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _collect(path: Path, g: nx.DiGraph, loaded: dict[Path, Loaded]) -> None:
+def _collect(path: Path, parents: dict[Path, list[Path]], loaded: dict[Path, Loaded]) -> None:
     if path in loaded:
         return
     l = load_file(path)
     loaded[path] = l
-    g.add_node(path)
+    _check_top_level_sizes(l)
+    parents[path] = []
     for i, parent in enumerate(_parents(l)):
         try:
             ppath = find_spec(parent, relative_to=path.parent)
@@ -149,19 +190,41 @@ def _collect(path: Path, g: nx.DiGraph, loaded: dict[Path, Loaded]) -> None:
             raise SpecError.one(
                 e.problems[0].message, l.file, pos.line if pos else None, pos.column if pos else None, key
             ) from None
-        g.add_edge(path, ppath)
-        _collect(ppath, g, loaded)
+        if ppath not in parents[path]:  # `extends: [a, a]` is one edge, as in a DiGraph
+            parents[path].append(ppath)
+        _collect(ppath, parents, loaded)
 
 
-def _merge(path: Path, g: nx.DiGraph, loaded: dict[Path, Loaded], memo: dict[Path, Merged]) -> Merged:
+def _check_top_level_sizes(l: Loaded) -> None:
+    """``layers: 2`` written at the top level, where it means nothing, belongs under ``sizes:``.
+
+    ``heads`` is also the top-level list of output heads, so only a number there is a size.
+    """
+    top = set(ModelSpec.model_fields)
+    problems = []
+    for key, value in l.data.items():
+        if key in SIZE_ALIASES and (key not in top or (key == "heads" and isinstance(value, int)
+                                                          and not isinstance(value, bool))):
+            pos = l.positions.get((key,))
+            problems.append(Problem(
+                f"a size goes under `sizes:`, as in `sizes: {{{key}: {_short(value)}}}` "
+                f"(the short names {', '.join(SIZE_ALIASES)} are sizes only in --override)",
+                l.file, pos.line if pos else None, pos.column if pos else None, (key,),
+            ))
+    if problems:
+        raise SpecError(problems)
+
+
+def _merge(path: Path, parents: dict[Path, list[Path]], loaded: dict[Path, Loaded],
+           memo: dict[Path, Merged]) -> Merged:
     if path in memo:
         return memo[path]
     own = loaded[path]
     data: dict[str, Any] = {}
     positions: dict[Path_, Source] = {}
     files: list[str] = []
-    for parent in g.successors(path):
-        pm = _merge(parent, g, loaded, memo)
+    for parent in parents[path]:
+        pm = _merge(parent, parents, loaded, memo)
         data = deep_merge(data, pm.data)
         positions.update(pm.positions)
         files += [f for f in pm.files if f not in files]
@@ -257,9 +320,8 @@ def apply_overrides(merged: Merged, overrides: str | list[str], *, into_stacks: 
             parts = list(SIZE_ALIASES[first])
         elif first not in top:
             if first not in Block.model_fields:
-                known = sorted(top | set(SIZE_ALIASES) | set(Block.model_fields))
-                close = difflib.get_close_matches(str(first), known, n=1)
-                hint = f"did you mean {close[0]!r}? " if close else ""
+                rest = "".join(f".{p}" for p in parts[1:])
+                hint = "".join(f"did you mean {c + rest!r}? " for c in _suggest(str(first))[:1])
                 raise SpecError.one(
                     f"{key}: unknown field {first!r}; {hint}a key starts with a top-level field "
                     f"({', '.join(sorted(top))}), a size ({', '.join(SIZE_ALIASES)}) or a field of "
@@ -277,6 +339,76 @@ def apply_overrides(merged: Merged, overrides: str | list[str], *, into_stacks: 
             del merged.positions[p]  # the file's positions under an overridden value are stale
         for sub in _leaf_paths(value, where):
             merged.positions[sub] = Source(_OVERRIDE, None, None)
+
+
+def _suggest(word: str) -> list[str]:
+    """What an unknown first key of an override probably meant, best first, as a key to write.
+
+    A field of a part of the block or of the spec (``kv_heads``) is offered with its path
+    (``attention.kv_heads``); a near miss of any key, nested or not, the same way.
+    """
+    first_level, nested = _override_keys()
+    if word in nested:
+        return nested[word]
+    close = difflib.get_close_matches(word, [*first_level, *nested], n=3, cutoff=0.6)
+    out: list[str] = []
+    for c in close:
+        out += [c] if c in first_level else nested[c]
+    return list(dict.fromkeys(out))
+
+
+_KEYS: tuple[list[str], dict[str, list[str]]] | None = None
+
+
+def _override_keys() -> tuple[list[str], dict[str, list[str]]]:
+    """(keys an override may start with, field name -> the dotted keys that reach it).
+
+    Nested keys are those of the block's parts (relative to ``block``, as an override reads
+    them) and of the spec's own sections, two levels down, every variant of a tagged union.
+    """
+    global _KEYS
+    if _KEYS is None:
+        from .blocks import Block
+
+        first_level = list(dict.fromkeys([*SIZE_ALIASES, *Block.model_fields, *ModelSpec.model_fields]))
+        nested: dict[str, list[str]] = {}
+        for name, info in Block.model_fields.items():
+            _walk(name, info.annotation, nested, 2)
+        for name, info in ModelSpec.model_fields.items():
+            if name not in ("block", "encoder", "decoder", "sizes"):  # the block is above; sizes have short names
+                _walk(name, info.annotation, nested, 2)
+        _KEYS = first_level, {k: v for k, v in nested.items() if k not in first_level}
+    return _KEYS
+
+
+def _walk(path: str, annotation: Any, nested: dict[str, list[str]], depth: int) -> None:
+    if depth == 0:
+        return
+    for model, in_list in _models(annotation):
+        base = f"{path}.0" if in_list else path  # a list is edited by index: heads.0.tie_embeddings
+        for name, info in model.model_fields.items():
+            if name == "kind":
+                continue
+            key = f"{base}.{name}"
+            if key not in nested.setdefault(name, []):
+                nested[name].append(key)
+            _walk(key, info.annotation, nested, depth - 1)
+
+
+def _models(annotation: Any, in_list: bool = False) -> list[tuple[type, bool]]:
+    """The pydantic model classes inside an annotation (``Annotated[A | B, ...]``, ``list[H]``, ...),
+    each with whether it sits in a list."""
+    import typing
+
+    from pydantic import BaseModel
+
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [(annotation, in_list)]
+    in_list = in_list or typing.get_origin(annotation) is list
+    out: list[tuple[type, bool]] = []
+    for arg in typing.get_args(annotation):
+        out += [m for m in _models(arg, in_list) if m not in out]
+    return out
 
 
 def _leaf_paths(value: Any, path: Path_) -> list[Path_]:
