@@ -1,8 +1,9 @@
 """Save and load compiled models: ``dir/spec.yaml`` (the validated spec, reloadable) and
 ``dir/model.safetensors`` (every parameter once, under its graph name; tied and shared
 tensors are stored once because the model registers them once).  Safetensors only, never
-pickle.  `save` writes into a temporary sibling folder and renames it into place, so a
-crash never leaves a half-written checkpoint.
+pickle.  `save` writes into a temporary folder and renames it (a new folder) or its files
+(an existing one) into place, so a crash never leaves a half-written checkpoint, and it never
+deletes a file it did not write.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import math
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,35 +39,124 @@ def spec_yaml(spec: Any) -> str:
     return head + yaml.safe_dump(data, sort_keys=False)
 
 
-def save(model: torch.nn.Module, directory: str | os.PathLike) -> Path:
-    """Write ``spec.yaml`` and ``model.safetensors`` into `directory` (replaced if it exists).
+def save(model: torch.nn.Module, directory: str | os.PathLike, *, force: bool = False) -> Path:
+    """Write ``spec.yaml`` and ``model.safetensors`` into `directory`.
+
+    A new folder is written beside its final place and renamed into it.  In an existing folder
+    only plmgraph's own files are replaced, each atomically (``os.replace``); a folder that holds
+    anything else is refused unless `force`, and even then nothing but those two files is touched.
 
     Returns:
         The directory written.
+
+    Raises:
+        CheckpointError: for a model on the meta device, a folder that holds other files (without
+            `force`), a path that is a file, or a place that cannot be written.
     """
     from safetensors.torch import save_file
 
-    out = Path(directory)
-    out.parent.mkdir(parents=True, exist_ok=True)
     if any(p.is_meta for p in model.parameters()):
         raise CheckpointError("cannot save a model built on the meta device: it has no weights")
+    check_folder(directory, OWN_FILES, force=force)
     tensors = {name: p.detach().to("cpu").contiguous() for name, p in model.named_parameters()}
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    tmp.chmod(0o755)  # mkdtemp makes it private; a checkpoint is an ordinary folder
-    try:
+
+    def write(tmp: Path) -> None:
         (tmp / SPEC_FILE).write_text(spec_yaml(model.spec), encoding="utf-8")
         save_file(tensors, str(tmp / WEIGHTS_FILE), metadata={"format": "pt", "plmgraph_spec": model.spec.name})
-        if out.exists():
-            old = out.with_name(f".{out.name}.old-{os.getpid()}")
-            out.rename(old)
-            tmp.rename(out)
-            shutil.rmtree(old, ignore_errors=True)
+
+    return write_folder(directory, write, OWN_FILES, force=force)
+
+
+#: The files `save` writes; in an existing folder these, and only these, are replaced.
+OWN_FILES = (SPEC_FILE, WEIGHTS_FILE)
+_TMP = ".plmgraph-tmp-"
+
+
+def foreign_files(directory: str | os.PathLike, own: tuple[str, ...] = OWN_FILES) -> list[str]:
+    """Names in an existing `directory` that are not among `own` (nor a crashed write's leftovers)."""
+    return sorted(p.name for p in Path(directory).iterdir() if p.name not in own and not p.name.startswith(_TMP))
+
+
+def check_folder(directory: str | os.PathLike, own: tuple[str, ...] = OWN_FILES, *, force: bool = False) -> None:
+    """Refuse early, before any work, an output folder that `write_folder` could not fill.
+
+    Raises:
+        CheckpointError: `directory` is a file; it holds files other than `own` (unless `force`);
+            or it (or the nearest existing folder above it) cannot be written.
+    """
+    out = Path(directory)
+    if out.exists() and not out.is_dir():
+        raise CheckpointError(f"{out}: is a file, not a folder; choose a folder to write {', '.join(own)} to")
+    if out.is_dir():
+        try:
+            others = foreign_files(out, own)
+        except OSError as e:
+            raise _unwritable(out, e) from None
+        if others and not force:
+            shown = ", ".join(others[:5]) + (f" and {len(others) - 5} more" if len(others) > 5 else "")
+            raise CheckpointError(
+                f"{out}: the folder already holds files plmgraph did not write ({shown}); choose a new or empty "
+                f"folder, or pass --force (force=True) to write {' and '.join(own)} beside them "
+                "(nothing else in the folder is changed or deleted)"
+            )
+        probe_in = out
+    else:
+        probe_in = out.parent
+        while not probe_in.exists() and probe_in != probe_in.parent:
+            probe_in = probe_in.parent
+        if not probe_in.is_dir():
+            raise CheckpointError(f"{out}: cannot create the folder, {probe_in} is a file")
+    try:  # the only honest writability test (root passes os.access everywhere, even in /proc)
+        tempfile.TemporaryDirectory(prefix=_TMP, dir=probe_in).cleanup()
+    except OSError as e:
+        raise _unwritable(out, e) from None
+
+
+def write_folder(directory: str | os.PathLike, write: Callable[[Path], None], own: tuple[str, ...] = OWN_FILES,
+                 *, force: bool = False) -> Path:
+    """Fill `directory` with what ``write(tmp)`` writes into a fresh temporary folder, atomically.
+
+    A new `directory` is the temporary folder renamed into place; in an existing one each written
+    file replaces its namesake with ``os.replace`` and every other file is left alone.  On any
+    error the temporary folder is removed, so a failed write leaves nothing behind.
+
+    Raises:
+        CheckpointError: see `check_folder`, and for an ``OSError`` while writing.
+    """
+    check_folder(directory, own, force=force)
+    out = Path(directory)
+    existing = out.is_dir()
+    made = [p for p in out.parents if not p.exists()]  # folders above `out` this call creates
+    tmp: Path | None = None
+    done = False
+    try:
+        if made:
+            out.parent.mkdir(parents=True)
+        tmp = Path(tempfile.mkdtemp(prefix=_TMP, dir=out if existing else out.parent))
+        write(tmp)
+        if existing:
+            for f in sorted(tmp.iterdir(), key=lambda f: f.name == SPEC_FILE):  # the spec last: it names the weights
+                os.replace(f, out / f.name)
         else:
+            tmp.chmod(0o755)  # mkdtemp makes it private; a checkpoint is an ordinary folder
             tmp.rename(out)
+        done = True
+    except OSError as e:
+        raise _unwritable(out, e) from None
     finally:
-        if tmp.exists():
+        if tmp is not None and tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+        if not done:
+            for p in made:  # innermost first; only folders this call created, and only while empty
+                try:
+                    p.rmdir()
+                except OSError:
+                    break
     return out
+
+
+def _unwritable(out: Path, e: OSError) -> CheckpointError:
+    return CheckpointError(f"{out}: cannot write there ({e.strerror or e})")
 
 
 def load(directory: str | os.PathLike, device: str | torch.device | None = None,
