@@ -1,18 +1,20 @@
 """plmgraph: pretrained language model architectures as typed YAML specs.
 
-The public API (see DESIGN.md).  Torch-backed names are imported lazily, so
-``import plmgraph`` and the spec/graph functions stay fast and torch-free.
+The public API (see DESIGN.md).  Every name is imported on first use (PEP 562), so
+``import plmgraph`` costs nothing, the spec and graph functions never import torch, and only
+``build``, ``from_hf``, ``save``, ``load`` and ``export_onnx`` do.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-from .spec import ModelSpec, SpecError, load_spec
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
 _LAZY = {
+    "ModelSpec": ("plmgraph.spec", "ModelSpec"),
+    "SpecError": ("plmgraph.spec", "SpecError"),
+    "load_spec": ("plmgraph.spec", "load_spec"),
     "resolve": ("plmgraph.graph", "resolve"),
     "ArchGraph": ("plmgraph.graph", "ArchGraph"),
     "stats": ("plmgraph.graph", "stats"),
@@ -27,14 +29,29 @@ _LAZY = {
     "export_onnx": ("plmgraph.exporters.onnx", "export_onnx"),
 }
 
+if TYPE_CHECKING:
+    from .compile import build
+    from .compile.hf import from_hf, to_hf
+    from .compile.io import load, save
+    from .graph import ArchGraph, resolve, stats
+    from .graph.diff import ArchDiff, diff
+    from .spec import ModelSpec, SpecError, load_spec
+
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
         import importlib
 
         module, attr = _LAZY[name]
-        return getattr(importlib.import_module(module), attr)
+        value = getattr(importlib.import_module(module), attr)
+        globals()[name] = value  # no lazy name is also a subpackage's, so caching hides nothing
+        return value
     raise AttributeError(f"module 'plmgraph' has no attribute {name!r}")
 
 
-__all__ = ["ModelSpec", "SpecError", "load_spec", *_LAZY]
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
+
+__all__ = ["ArchDiff", "ArchGraph", "ModelSpec", "SpecError", "__version__", "build", "diff", "draw", "export_onnx",
+           "from_hf", "load", "load_spec", "resolve", "save", "stats", "to_hf"]

@@ -14,9 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
-from ..errors import UsageError
 from . import JSON_HELP, OVERRIDE_HELP, app, err, out, print_json, run
 
 DTYPES = ("float32", "float16", "bfloat16")
@@ -67,11 +65,17 @@ def build_cmd(
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write spec.yaml + model.safetensors to this folder.")
     ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Write into an -o folder that holds other files too (they are kept; "
+                           "only spec.yaml and model.safetensors are replaced).")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
     """Compile SPEC into a PyTorch module: a table of parameters per block, checked against the graph."""
 
     def go() -> None:
+        from ..errors import UsageError
+
         dev = device or ("cpu" if output is not None else "meta")
         if dev.split(":")[0] not in DEVICES:
             raise UsageError(f"--device {dev!r} is not one of: {', '.join(DEVICES)}")
@@ -82,6 +86,10 @@ def build_cmd(
         from ..spec import load_spec
 
         spec_obj = load_spec(spec, override)
+        if output is not None:  # before the build: a bad -o costs a message, not a model's init
+            from ..compile.io import check_folder
+
+            check_folder(output, force=force)
         with err.status(f"building {spec_obj.name} on {dev}", spinner="dots"):
             from ..compile import build
 
@@ -92,7 +100,7 @@ def build_cmd(
             from ..compile.io import save
 
             with err.status(f"writing {output}", spinner="dots"):
-                save(model, output)
+                save(model, output, force=force)
         if as_json:
             print_json({"name": spec_obj.name, "device": dev, "dtype": str(next(model.parameters()).dtype),
                         "params": total, "graph_params": expected, "match": total == expected, "blocks": rows,
@@ -106,6 +114,8 @@ def build_cmd(
 
 
 def _print(name: str, dev: str, rows: list[dict[str, Any]], total: int, expected: int, output: Path | None) -> None:
+    from rich.table import Table
+
     t = Table(title=f"{name} on {dev}", title_justify="left")
     t.add_column("block")
     t.add_column("module")

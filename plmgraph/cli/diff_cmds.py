@@ -11,15 +11,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
-from ..errors import UsageError
-from ..graph.diff import AXIS_TITLES, ArchDiff, diff, human_count
-from ..spec import load_spec
 from . import JSON_HELP, OVERRIDE_HELP, app, out, print_json, run
+
+if TYPE_CHECKING:
+    from ..graph.diff import ArchDiff
 
 FORMATS_HELP = "Output file; the extension picks the format: .svg, .png, .pdf or .dot."
 
@@ -50,10 +49,15 @@ def diff_cmd(
     """Compare two architectures: what changed, grouped by axis, with parameter and FLOP deltas."""
 
     def go() -> None:
+        from ..graph.diff import diff
+        from ..spec import load_spec
+
         if output is not None:
             from plmgraph.exporters.graphviz import check_path
 
-            check_path(output)
+            from .outputs import check_file
+
+            check_file(check_path(output))
         delta = diff(load_spec(a, override_a), load_spec(b, override), structure=structure, seq_len=seq_len)
         written = None
         if output is not None:
@@ -75,6 +79,9 @@ def diff_cmd(
 
 def print_diff(delta: ArchDiff) -> None:
     """The rich terminal view of a diff: a grouped change table and a cost table."""
+    from rich.table import Table
+
+    from ..graph.diff import AXIS_TITLES
     a, b = delta.a.name, delta.b.name
     n, ns = len(delta.changes), len(delta.structural)
     if not delta.changes:
@@ -107,7 +114,9 @@ def print_diff(delta: ArchDiff) -> None:
     out.print(t)
 
 
-def _cost_row(row: dict[str, Any], fmt: Any = human_count) -> list[str]:
+def _cost_row(row: dict[str, Any], fmt: Any = None) -> list[str]:
+    if fmt is None:
+        from ..graph.diff import human_count as fmt
     x, y, d = row["a"], row["b"], row["delta"]
     sign = "+" if d > 0 else ("−" if d < 0 else "±")
     change = f"{sign}{fmt(abs(d))}"
@@ -144,6 +153,10 @@ def draw_cmd(
     def go() -> None:
         from plmgraph.exporters.graphviz import check_path, draw, draw_zoo
 
+        from ..errors import UsageError
+        from ..spec import load_spec
+        from .outputs import check_file
+
         if layers not in ("one", "all"):
             raise UsageError(f"--layers must be 'one' or 'all', not {layers!r}")
         if zoo and spec is not None:
@@ -153,14 +166,14 @@ def draw_cmd(
         if not zoo and spec is None:
             raise UsageError("missing SPEC: give a zoo name or spec file, or --zoo for the family tree")
         if zoo:
-            path = check_path(output or "zoo.svg")
+            path = check_file(check_path(output or "zoo.svg"))
             written = draw_zoo(path)
         else:
             assert spec is not None
             if output is not None:
-                check_path(output)
+                check_file(check_path(output))  # before the spec is read: a bad -o fails fast
             s = load_spec(spec, override)
-            written = draw(s, output or f"{s.name}.svg", layers=layers)
+            written = draw(s, output or check_file(f"{s.name}.svg"), layers=layers)
         out.print(f"wrote {written}", highlight=False)
 
     run(go)

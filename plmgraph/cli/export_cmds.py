@@ -13,9 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
-from ..errors import UsageError
 from . import JSON_HELP, OVERRIDE_HELP, app, err, out, print_json, run
 
 STAGES = {"export": "exporting {name} with torch.onnx (dynamo)", "optimize": "optimizing with ONNX Runtime",
@@ -44,6 +42,9 @@ def export_cmd(
     """Export SPEC_OR_CHECKPOINT_DIR to ONNX, optimize it and check it in ONNX Runtime on new shapes."""
 
     def go() -> None:
+        from .outputs import check_file
+
+        check_file(output)
         model = _model(source, override, seed)
         from plmgraph.exporters import onnx as ox  # exporters/ installs as plmgraph.exporters
 
@@ -64,6 +65,8 @@ def export_cmd(
 
 
 def _model(source: str, override: list[str] | None, seed: int) -> Any:
+    from ..errors import UsageError
+
     folder = Path(source)
     if folder.is_dir():
         if override:
@@ -83,6 +86,7 @@ def _model(source: str, override: list[str] | None, seed: int) -> Any:
 
 def _report(name: str, path: Path, report: Any, kv_cache: bool, as_json: bool) -> None:
     import onnx
+    from rich.table import Table
 
     proto = onnx.load(str(path), load_external_data=False)
     io = {"inputs": [_io(v) for v in proto.graph.input], "outputs": [_io(v) for v in proto.graph.output]}

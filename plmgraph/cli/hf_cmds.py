@@ -4,20 +4,67 @@
     plmgraph import-hf ./llama -o llama/ --spec-only    # only the spec, no weights read
     plmgraph export-hf bert/ -o hf-bert/                # back to config.json + model.safetensors
 
-torch is imported inside the commands, never at import time.
+The output folder is written atomically: a new folder appears complete or not at all; in an
+existing one only the files the command writes are replaced, and a folder holding anything
+else is refused unless --force (which still deletes nothing).  torch is imported inside the
+commands, never at import time.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from ..errors import UsageError
 from . import app, out, run
 
 DTYPES = ("float32", "float16", "bfloat16")
+HF_FILES = ("config.json", "model.safetensors")
+
+Force = Annotated[
+    bool, typer.Option("--force", help="Write into an -o folder that holds other files too (they are kept; only "
+                       "the files this command writes are replaced).")
+]
+
+
+def check_config(path: Path) -> None:
+    """Refuse a ``config.json`` whose shape is not a Hugging Face config (a JSON object whose
+    ``model_type`` is a string) with one clear message, before the converter reads it.
+
+    A missing or unparsable file is left to the converter, which names it.
+    """
+    from ..errors import ConversionError
+
+    f = path / "config.json"
+    if not f.is_file():
+        return
+    try:
+        cfg: Any = json.loads(f.read_text(encoding="utf-8"))
+    except (ValueError, OSError):
+        return
+    if not isinstance(cfg, dict):
+        raise ConversionError(f"{f}: a Hugging Face config.json is a JSON object ({{\"model_type\": ...}}), "
+                              f"got a JSON {_json_kind(cfg)}")
+    mt = cfg.get("model_type")
+    if mt is not None and not isinstance(mt, str):
+        raise ConversionError(f"{f}: model_type must be a string such as \"llama\", got a JSON {_json_kind(mt)} "
+                              f"({json.dumps(mt)[:60]})")
+
+
+def _json_kind(value: Any) -> str:
+    if isinstance(value, list):
+        return "list"
+    if isinstance(value, dict):
+        return "object"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, bool):
+        return "boolean"
+    if value is None:
+        return "null"
+    return "number"
 
 
 @app.command("import-hf")
@@ -30,29 +77,33 @@ def import_hf_cmd(
     spec_only: Annotated[
         bool, typer.Option("--spec-only", help="Write only spec.yaml (reads config.json, not the weights).")
     ] = False,
+    force: Force = False,
 ) -> None:
     """Import a Hugging Face checkpoint: check every tensor name and shape against the spec, then save."""
 
     def go() -> None:
+        from ..errors import UsageError
+
         if dtype is not None and dtype not in DTYPES:
             raise UsageError(f"--dtype {dtype!r} is not one of: {', '.join(DTYPES)}")
+        check_config(path)
         from ..compile.hf import spec_from_hf
+        from ..compile.io import OWN_FILES, SPEC_FILE, check_folder, save, spec_yaml, write_folder
 
         spec = spec_from_hf(path)
+        check_folder(output, OWN_FILES, force=force)
         if spec_only:
-            from ..compile.io import spec_yaml
-
-            output.mkdir(parents=True, exist_ok=True)
-            (output / "spec.yaml").write_text(spec_yaml(spec), encoding="utf-8")
-            out.print(f"wrote {output / 'spec.yaml'} ({spec.name}, {spec.source})", highlight=False)
+            text = spec_yaml(spec)
+            write_folder(output, lambda tmp: (tmp / SPEC_FILE).write_text(text, encoding="utf-8"), OWN_FILES,
+                         force=force)
+            out.print(f"wrote {output / SPEC_FILE} ({spec.name}, {spec.source})", highlight=False)
             return
         import torch
 
         from ..compile.hf import from_hf
-        from ..compile.io import save
 
         model = from_hf(path, dtype=getattr(torch, dtype) if dtype else None)
-        save(model, output)
+        save(model, output, force=force)
         n = sum(p.numel() for p in model.parameters())
         out.print(f"imported {path} ({spec.source}): {n:,} parameters -> {output}/", highlight=False)
 
@@ -63,15 +114,17 @@ def import_hf_cmd(
 def export_hf_cmd(
     path: Annotated[Path, typer.Argument(help="A plmgraph folder (spec.yaml + model.safetensors, from `pg.save`).")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Folder for config.json and model.safetensors.")],
+    force: Force = False,
 ) -> None:
     """Export a saved plmgraph model as a Hugging Face checkpoint folder (config.json + model.safetensors)."""
 
     def go() -> None:
         from ..compile.hf import to_hf
-        from ..compile.io import load
+        from ..compile.io import check_folder, load, write_folder
 
+        check_folder(output, HF_FILES, force=force)
         model = load(path)
-        to_hf(model, output)
+        write_folder(output, lambda tmp: to_hf(model, tmp), HF_FILES, force=force)
         out.print(f"wrote {output}/config.json and model.safetensors", highlight=False)
 
     run(go)

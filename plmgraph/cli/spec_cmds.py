@@ -1,18 +1,21 @@
-"""`plmgraph list`, `validate`, `show`, `schema`: read specs, never import torch."""
+"""`plmgraph list`, `validate`, `show`, `schema`: read specs, never import torch.
+
+The spec package (pydantic) and the graph (networkx) are imported inside each command, so
+registering these commands costs nothing.
+"""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-import yaml
-from rich.table import Table
 
-from ..graph import resolve, stats
-from ..spec import ModelSpec, PlmgraphError, SpecError, load_merged, load_spec, validate, zoo_dir, zoo_names
 from . import JSON_HELP, OVERRIDE_HELP, app, err, fail, out, print_json, run
+
+if TYPE_CHECKING:
+    from ..spec import ModelSpec
 
 SpecArg = Annotated[str, typer.Argument(help="Zoo name or path to a spec .yaml file.", metavar="SPEC")]
 Override = Annotated[list[str] | None, typer.Option("--override", "-O", help=OVERRIDE_HELP)]
@@ -42,6 +45,11 @@ def list_cmd(as_json: Json = False) -> None:
     """List the zoo: name, family, parameters, source."""
 
     def go() -> None:
+        from rich.table import Table
+
+        from ..graph import resolve
+        from ..spec import load_spec, zoo_dir, zoo_names
+
         rows = []
         for name in zoo_names():
             spec = load_spec(name)
@@ -82,6 +90,9 @@ def validate_cmd(
     as_json: Json = False,
 ) -> None:
     """Check spec files: print `ok` or every problem with file, line, field and what is allowed."""
+    from ..graph import resolve
+    from ..spec import PlmgraphError, SpecError, load_spec, zoo_names
+
     refs = list(specs or []) + (zoo_names() if zoo else [])
     if not refs:
         fail("give at least one SPEC, or --zoo", 2)
@@ -135,7 +146,12 @@ def show(
     """Show a spec: its stacks, and a table of parameters per block, FLOPs/token, KV-cache and memory."""
 
     def go() -> None:
+        from ..graph import resolve, stats
+        from ..spec import load_merged, load_spec, validate
+
         if resolved:
+            import yaml
+
             merged = load_merged(spec, override)
             validate(merged)  # the merged text is only worth printing if it is valid
             data = {k: v for k, v in merged.data.items()}
@@ -192,6 +208,8 @@ def _kind_line(d: dict[str, Any]) -> str:
 
 
 def _print_stats(st: Any) -> None:
+    from rich.table import Table
+
     t = Table(title="parameters", title_justify="left")
     t.add_column("block")
     t.add_column("params", justify="right")
@@ -226,6 +244,8 @@ def _print_stats(st: Any) -> None:
 
 def json_schema() -> dict[str, Any]:
     """The JSON Schema of a spec file (what `plmgraph schema` prints)."""
+    from ..spec import ModelSpec
+
     schema = ModelSpec.model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "plmgraph model spec"
