@@ -92,7 +92,7 @@ def test_alpha_one_is_plain_post_norm():
 def test_init_scales_value_output_and_mlp_by_beta():
     spec = pg.load_spec(tiny("gpt2", hidden=256, heads=4, ffn=1024),
                         "block.placement=post,block.residual={kind: deepnorm, alpha: 2.0, beta: 0.25},"
-                        "init={kind: normal, std: 0.02}")
+                        "init={kind: normal, std: 0.02, scaled_residual: false}")
     p = dict(pg.build(spec, seed=0).named_parameters())
     qkv = p["decoder.layers.1.attn.qkv.weight"]
     assert qkv[:512].std().item() == pytest.approx(0.02, rel=0.05)  # queries and keys: gain 1
