@@ -45,6 +45,8 @@ class ModelOutput:
     """Per-layer (key, value) [B, kv_heads, past + T, head_dim] when ``use_cache=True``."""
     encoder_last_hidden_state: Tensor | None = None
     """The encoder output of an encoder-decoder model (pass it back as ``encoder_outputs``)."""
+    loss: Tensor | None = None
+    """The training loss when ``labels`` (or a sentence label) were given; see `plmgraph.train.loss`."""
 
 
 torch.export.register_dataclass(ModelOutput, serialized_type_name="plmgraph.ModelOutput")
@@ -78,7 +80,9 @@ class PLMModel(nn.Module):
                 use_cache: bool = False, position_ids: Tensor | None = None, *,
                 decoder_attention_mask: Tensor | None = None, encoder_outputs: Tensor | None = None,
                 task_type_ids: Tensor | None = None, prefix_lengths: Tensor | None = None,
-                perm_mask: Tensor | None = None, target_mapping: Tensor | None = None) -> ModelOutput:
+                perm_mask: Tensor | None = None, target_mapping: Tensor | None = None, labels: Tensor | None = None,
+                next_sentence_label: Tensor | None = None,
+                sentence_order_label: Tensor | None = None) -> ModelOutput:
         """Run the model.
 
         Args:
@@ -100,6 +104,10 @@ class PLMModel(nn.Module):
             perm_mask: [B, T, T] XLNet permutation mask, 1 = query i may not attend to token j.
             target_mapping: [B, P, T] XLNet: row p one-hot on the position the p-th prediction is for;
                 runs the query stream, whose [B, P, ...] output becomes the hidden state and logits.
+            labels: targets of the primary head; ``out.loss`` is the Hugging Face loss for it (next-token
+                CE for decoders, CE on labels != -100 for encoders and encoder-decoders, class CE for
+                classifiers), see `plmgraph.train.loss`.
+            next_sentence_label, sentence_order_label: [B] targets of the nsp / sop head, added to the loss.
 
         Relative-attention models (Transformer-XL ``segment_memory``, XLNet ``two_stream``) use
         ``past_key_values`` for their segment memory: one [B, M, H] tensor per layer, returned
@@ -137,7 +145,13 @@ class PLMModel(nn.Module):
         for name, head in self.heads.items():
             outputs[name] = head(pooled if name in self.pooled_heads else h)
         logits = next(iter(outputs.values())) if outputs else None
-        return ModelOutput(logits, h, outputs, presents, enc_out)
+        loss = None
+        if labels is not None or next_sentence_label is not None or sentence_order_label is not None:
+            from ..train.loss import model_loss
+
+            loss = model_loss(self, outputs, labels, next_sentence_label=next_sentence_label,
+                              sentence_order_label=sentence_order_label, target_mapping=target_mapping)
+        return ModelOutput(logits, h, outputs, presents, enc_out, loss)
 
     def _check(self, input_ids: Tensor | None, attention_mask: Tensor | None, token_type_ids: Tensor | None,
                decoder_input_ids: Tensor | None, pixel_values: Tensor | None, past: Any,

@@ -1,0 +1,8 @@
+"""Training tests: `tests/parity` on sys.path for the parity helpers (tiny HF models, importer)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent.parent / "parity"))
