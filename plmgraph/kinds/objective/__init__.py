@@ -1,5 +1,7 @@
-"""Pre-training objectives: one module per objective (its spec class; issue 8 adds its collator
-and loss here). Imported in the order the spec union lists them (and its error messages do)."""
+"""Pre-training objectives: one module per objective: its spec class and, for the objectives that
+train, a ``train`` facet returning its collator part (`plmgraph.train.objectives`); the others
+refuse ``train`` ("not compiled yet").  Imported in the order the spec union lists them (and its
+error messages do)."""
 
 # ruff: noqa: I001
 from . import clm, mlm, nsp, sop, span_corruption, denoising, blank_infilling, permutation, classification

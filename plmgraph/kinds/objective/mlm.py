@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -36,8 +36,12 @@ class MLM(Strict):
 class MLMKind(Kind):
     name = "objective/mlm"
     spec = MLM
-    refused = {"train": "training on this objective is not compiled yet (issue 8); the spec validates, "
-                        "shows and diffs it"}
 
     def words(self, a: Attrs) -> str:
         return 'masked LM'
+
+    def train(self, obj: MLM, spec: Any) -> Any:
+        """The trainable objective (its collator part, `plmgraph.train.objectives`); imports torch."""
+        from ...train.objectives import MLMObjective
+
+        return MLMObjective(obj)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from ..base import Attrs, Kind, Strict, register
 
@@ -17,8 +17,12 @@ class NSP(Strict):
 class NSPKind(Kind):
     name = "objective/nsp"
     spec = NSP
-    refused = {"train": "training on this objective is not compiled yet (issue 8); the spec validates, "
-                        "shows and diffs it"}
 
     def words(self, a: Attrs) -> str:
         return 'next-sentence prediction'
+
+    def train(self, obj: NSP, spec: Any) -> Any:
+        """The trainable objective (its collator part, `plmgraph.train.objectives`); imports torch."""
+        from ...train.objectives import SentencePairObjective
+
+        return SentencePairObjective(obj)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from ..base import Attrs, Kind, Strict, register
 
@@ -17,8 +17,12 @@ class SOP(Strict):
 class SOPKind(Kind):
     name = "objective/sop"
     spec = SOP
-    refused = {"train": "training on this objective is not compiled yet (issue 8); the spec validates, "
-                        "shows and diffs it"}
 
     def words(self, a: Attrs) -> str:
         return 'sentence-order prediction'
+
+    def train(self, obj: SOP, spec: Any) -> Any:
+        """The trainable objective (its collator part, `plmgraph.train.objectives`); imports torch."""
+        from ...train.objectives import SentencePairObjective
+
+        return SentencePairObjective(obj)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, PositiveInt
 
@@ -22,8 +22,12 @@ class SpanCorruption(Strict):
 class SpanCorruptionKind(Kind):
     name = "objective/span_corruption"
     spec = SpanCorruption
-    refused = {"train": "training on this objective is not compiled yet (issue 8); the spec validates, "
-                        "shows and diffs it"}
 
     def words(self, a: Attrs) -> str:
         return 'span corruption'
+
+    def train(self, obj: SpanCorruption, spec: Any) -> Any:
+        """The trainable objective (its collator part, `plmgraph.train.objectives`); imports torch."""
+        from ...train.objectives import SpanCorruptionObjective
+
+        return SpanCorruptionObjective(obj)
