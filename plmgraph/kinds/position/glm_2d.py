@@ -1,0 +1,47 @@
+"""GLM's 2D positions (Du et al. 2022): two learned tables added to the token embeddings, the
+position in the corrupted text and the position inside a blank span (see compile/glm.py)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from ..base import Aspect, Attrs, Shape, Strict, register
+from .common import InputPosition
+
+
+class GLM2DPosition(Strict):
+    """GLM's two learned position tables: position in the text and position inside a blank span."""
+
+    kind: Literal["glm_2d"] = "glm_2d"
+
+
+@register
+class GLM2DPositionKind(InputPosition):
+    name = "position/glm_2d"
+    spec = GLM2DPosition
+
+    def params(self, a: Attrs) -> dict[str, Shape]:
+        rows = a["max_positions"]
+        return {"weight": (rows, a["dim"]), "block_weight": (rows, a["dim"])}
+
+    def flops(self, a: Attrs, params: dict[str, Shape], T: int) -> int:
+        return 0  # two table look-ups: free by the FLOP convention
+
+    def words(self, a: Attrs) -> str:
+        return "GLM 2D (learned)"
+
+    def aspects(self, a: Attrs, role: str) -> list[Aspect]:
+        return [Aspect("position", self.words(a), self.variant)]
+
+    def label(self, a: Attrs) -> tuple[str, str]:
+        return "2D positions (GLM)", "text + span position"
+
+    def build(self, node):  # noqa: ANN001, ANN201
+        from ...compile.glm import GLM2DPosition as TorchGLM2DPosition
+
+        rows, dim = node.params["weight"]
+        return TorchGLM2DPosition(rows, dim)
+
+    def init(self, module, rule) -> None:  # noqa: ANN001
+        rule.table(module.weight)
+        rule.table(module.block_weight)

@@ -1,0 +1,43 @@
+"""Fixed sinusoidal absolute positions added to the token embeddings (Vaswani et al. 2017)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from ..base import Aspect, Attrs, Shape, Strict, register
+from .common import InputPosition
+
+
+class SinusoidalPosition(Strict):
+    """Fixed sinusoidal absolute positions added to the token embeddings (Vaswani et al. 2017)."""
+
+    kind: Literal["sinusoidal"] = "sinusoidal"
+
+
+@register
+class SinusoidalPositionKind(InputPosition):
+    name = "position/sinusoidal"
+    spec = SinusoidalPosition
+
+    def params(self, a: Attrs) -> dict[str, Shape]:
+        return {}  # computed from constants in forward, no weights
+
+    def flops(self, a: Attrs, params: dict[str, Shape], T: int) -> int:
+        return 0  # element-wise: ignored by the FLOP convention
+
+    def words(self, a: Attrs) -> str:
+        return "sinusoidal"
+
+    def aspects(self, a: Attrs, role: str) -> list[Aspect]:
+        return [Aspect("position", self.words(a), self.variant)]
+
+    def label(self, a: Attrs) -> tuple[str, str]:
+        return "Sinusoidal positions", f"{a.get('dim')} dims"
+
+    def build(self, node):  # noqa: ANN001, ANN201
+        from ...compile.position import SinusoidalPosition as TorchSinusoidalPosition
+
+        return TorchSinusoidalPosition(node["dim"])
+
+    def init(self, module, rule) -> None:  # noqa: ANN001
+        pass  # no weights

@@ -1,0 +1,55 @@
+"""T5's learned relative position bias (Raffel et al. 2020): log-spaced distance buckets, one
+learned scalar per (bucket, head), added to every layer's attention scores."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, PositiveInt
+
+from ..base import Aspect, Attrs, Shape, Strict, register
+from .common import AttentionPosition, PositionSite
+
+
+class T5RelativePosition(Strict):
+    """T5's learned relative position bias: log-spaced distance buckets, one bias per head."""
+
+    kind: Literal["t5_relative"] = "t5_relative"
+    buckets: PositiveInt = Field(32, description="Number of distance buckets.")
+    max_distance: PositiveInt = Field(128, description="Distances beyond this share the last bucket.")
+
+
+@register
+class T5RelativePositionKind(AttentionPosition):
+    name = "position/t5_relative"
+    spec = T5RelativePosition
+    edge_label = "score bias"
+
+    def extra(self, p: Any, site: PositionSite) -> Attrs:
+        # a bidirectional stack gives half its buckets to keys after the query
+        return {"bidirectional": site.bidirectional, "heads": site.heads}
+
+    def params(self, a: Attrs) -> dict[str, Shape]:
+        return {"weight": (a["buckets"], a["heads"])}
+
+    def flops(self, a: Attrs, params: dict[str, Shape], T: int) -> int:
+        return 0  # a table look-up added to the scores: free by the FLOP convention
+
+    def words(self, a: Attrs) -> str:
+        return "T5 relative bias"
+
+    def aspects(self, a: Attrs, role: str) -> list[Aspect]:
+        return [Aspect("position", self.words(a), self.variant),
+                Aspect("relative buckets", f"{a['buckets']} buckets, max distance {a['max_distance']}")]
+
+    def label(self, a: Attrs) -> tuple[str, str]:
+        return "Relative position bias", f"{a.get('buckets')} buckets · max {a.get('max_distance')}"
+
+    def build(self, node):  # noqa: ANN001, ANN201
+        from ...compile.position import T5RelativeBias
+
+        buckets, heads = node.params["weight"]
+        return T5RelativeBias(buckets, heads, node["max_distance"], node["bidirectional"])
+
+    def init(self, module, rule) -> None:  # noqa: ANN001
+        rule.extra(module.weight)  # N(0, hidden^-0.5) with fan_in init (T5), else N(0, std)

@@ -1,0 +1,55 @@
+"""Transformer-XL / XLNet relative positions (Dai et al. 2019; Yang et al. 2019): sinusoidal
+encodings of the query-key distances, computed once per stack; each layer's relative
+attention projects them (its ``r`` weight) and adds its learned u, v biases (compile/relative.py)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, PositiveInt
+
+from ..base import Aspect, Attrs, Shape, Strict, register
+from .common import AttentionPosition, PositionSite
+
+
+class XLRelativePosition(Strict):
+    """Transformer-XL / XLNet relative positions: sinusoidal distances, projected per layer,
+    with learned global content and position biases (u, v)."""
+
+    kind: Literal["xl_relative"] = "xl_relative"
+    clamp: PositiveInt | None = Field(
+        None, description="Clamp relative distances to [-clamp, clamp] (XLNet clamp_len). Default: no clamp."
+    )
+
+
+@register
+class XLRelativePositionKind(AttentionPosition):
+    name = "position/xl_relative"
+    spec = XLRelativePosition
+    edge_label = "relative"
+
+    def extra(self, p: Any, site: PositionSite) -> Attrs:
+        return {"hidden": site.hidden}  # the encodings are hidden wide (the layers project them)
+
+    def params(self, a: Attrs) -> dict[str, Shape]:
+        return {}  # sinusoidal: no weights (the projections belong to the attention layers)
+
+    def flops(self, a: Attrs, params: dict[str, Shape], T: int) -> int:
+        return 0  # element-wise encodings; their projection is counted in attention (r.weight)
+
+    def words(self, a: Attrs) -> str:
+        return "Transformer-XL relative"
+
+    def aspects(self, a: Attrs, role: str) -> list[Aspect]:
+        return [Aspect("position", self.words(a), self.variant)]
+
+    def label(self, a: Attrs) -> tuple[str, str]:
+        return "Relative positions (XL)", "sinusoidal distances"
+
+    def build(self, node):  # noqa: ANN001, ANN201
+        from ...compile.relative import XLRelative
+
+        return XLRelative(node["hidden"], node.get("clamp"))
+
+    def init(self, module, rule) -> None:  # noqa: ANN001
+        pass  # no weights
