@@ -149,6 +149,10 @@ def train_tokenizer(texts: Iterable[str], spec: Any, vocab_size: int | None = No
         raise InputError(f"a {algorithm} tokenizer with {len(specials)} special tokens needs a vocabulary of at "
                          f"least {floor}; the spec's is {size} (pass -O vocab={max(floor, 1024)})")
     hf.train_from_iterator(texts, trainer)
+    if algorithm == "wordpiece":  # the trainer numbers tied pieces in hash order: renumber, specials first
+        vocab = hf.get_vocab(with_added_tokens=False)
+        order = [t for t in specials if t in vocab] + sorted(t for t in vocab if t not in specials)
+        hf.model = models.WordPiece(vocab={t: i for i, t in enumerate(order)}, unk_token=hf.model.unk_token)
     return Tokenizer(hf)
 
 

@@ -1,0 +1,64 @@
+"""Evaluation: mean token loss, perplexity = exp(mean token cross-entropy), MLM and sentence accuracy.
+
+The loss is averaged over *tokens* (every label != -100 of every batch counts once), not over
+batches, so perplexity is exactly ``exp`` of the mean per-token cross-entropy; for causal
+models the labels are shifted as in training.  Masks for MLM are those of epoch 0 (fixed), so
+two evaluations of one model agree.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+from .loss import IGNORE, shifts, token_ce
+
+
+@torch.no_grad()
+def evaluate(model: Any, collator: Any, examples: list[Any], batch_size: int = 16,
+             max_batches: int | None = None) -> dict[str, float]:
+    """Loss, perplexity and accuracies of `model` on `examples` (see the module docstring)."""
+    was = model.training
+    model.eval()
+    dev = next(model.parameters()).device
+    ce_sum, tokens, correct = 0.0, 0, 0
+    sent_right, sent_total = 0, 0
+    shift = shifts(model)
+    primary = model.spec.heads[0].name
+    try:
+        for n, start in enumerate(range(0, len(examples), batch_size)):
+            if max_batches is not None and n >= max_batches:
+                break
+            idx = list(range(start, min(start + batch_size, len(examples))))
+            batch = {k: v.to(dev) for k, v in collator([examples[i] for i in idx], idx, 0).items()}
+            labels = batch.pop("labels")
+            sent = {k: batch.pop(k) for k in ("next_sentence_label", "sentence_order_label") if k in batch}
+            out = model(**batch)
+            logits = out.head_outputs[primary]
+            ce_sum += float(token_ce(logits, labels, shift=shift, reduction="sum"))
+            lab = labels[:, 1:] if shift else labels
+            pred = (logits[:, :-1] if shift else logits).argmax(-1)
+            keep = lab != IGNORE
+            tokens += int(keep.sum())
+            correct += int((pred[keep] == lab[keep]).sum())
+            for key, y in sent.items():
+                head = next(h.name for h in model.spec.heads if h.kind == ("nsp" if key.startswith("next") else "sop"))
+                sent_right += int((out.head_outputs[head].argmax(-1) == y).sum())
+                sent_total += y.numel()
+    finally:
+        model.train(was)
+    if tokens == 0:
+        return {"loss": float("nan"), "perplexity": float("nan"), "tokens": 0}
+    loss = ce_sum / tokens
+    result = {"loss": loss, "perplexity": math.exp(min(loss, 700.0)), "tokens": tokens,
+              "accuracy": correct / tokens}
+    if model.spec.family == "encoder":
+        result["mlm_accuracy"] = result.pop("accuracy")
+    if sent_total:
+        result["sentence_accuracy"] = sent_right / sent_total
+    return result
+
+
+__all__ = ["evaluate"]
