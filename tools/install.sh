@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install plmgraph and everything it needs on a fresh machine (Debian/Ubuntu or any box with pip).
 #   bash tools/install.sh          # plmgraph + CPU ONNX Runtime + system Graphviz
-#   bash tools/install.sh --test   # ... plus the test tools (pytest, hypothesis, transformers, ruff)
+#   bash tools/install.sh --test   # ... plus the test tools (pytest, hypothesis, transformers, ruff) and
+#                                  # Debian's `chromium`, the headless browser the report tests open pages in
 # Environment: PLMGRAPH_TORCH overrides the torch requirement (default: the pinned CPU build
 # torch==2.13.0; an unpinned `torch` would pull a multi-GB CUDA build on Linux).
 # PLMGRAPH_ORT=gpu installs onnxruntime-gpu instead of onnxruntime (never both: same module).
@@ -20,6 +21,24 @@ if ! command -v dot >/dev/null 2>&1; then
     echo "warning: Graphviz's 'dot' is not installed and apt-get is not available; install it" \
          "(brew install graphviz, dnf install graphviz, conda install graphviz) to render diagrams;" \
          "plmgraph draw will write .dot files until then." >&2
+  fi
+fi
+
+# The report tests open the HTML pages in a real headless Chromium (tests/exporters/test_report.py).
+if [[ "${1:-}" == "--test" ]] && ! command -v chromium >/dev/null 2>&1 \
+   && ! command -v chromium-browser >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1; then
+    SUDO=""; [[ "$(id -u)" != 0 ]] && command -v sudo >/dev/null 2>&1 && SUDO="sudo"
+    echo "installing Chromium with apt-get (for the browser tests of plmgraph report)" >&2
+    log="$(mktemp)"  # apt and debconf talk on stderr too: show it only when the install fails
+    if ! { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium; } \
+         >"$log" 2>&1; then
+      cat "$log" >&2; rm -f "$log"; exit 1
+    fi
+    rm -f "$log"
+  else
+    echo "warning: Chromium is not installed and apt-get is not available; the browser test of" \
+         "plmgraph report will be skipped until a 'chromium' is on PATH." >&2
   fi
 fi
 
