@@ -27,6 +27,7 @@ _LAZY = {
     "save": ("plmgraph.compile.io", "save"),
     "load": ("plmgraph.compile.io", "load"),
     "export_onnx": ("plmgraph.exporters.onnx", "export_onnx"),
+    "generate": ("plmgraph.train.generate", "generate"),
 }
 
 if TYPE_CHECKING:
@@ -54,4 +55,4 @@ def __dir__() -> list[str]:
 
 
 __all__ = ["ArchDiff", "ArchGraph", "ModelSpec", "SpecError", "__version__", "build", "diff", "draw", "export_onnx",
-           "from_hf", "load", "load_spec", "resolve", "save", "stats", "to_hf"]
+           "from_hf", "generate", "load", "load_spec", "resolve", "save", "stats", "to_hf"]
