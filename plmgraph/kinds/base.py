@@ -14,6 +14,7 @@ facet           what it answers                                             read
 ``label``       (title, detail) in a diagram                                exporters/graphviz
 ``build``       the torch module for a node (imports torch lazily)          compile/build
 ``init``        how a fresh module is initialised, through an init rule    compile/init
+``explain``     a short explanation with its formula, in English / Chinese  exporters/report
 ==============  ==========================================================  ===========
 
 A facet a kind does not define raises `MissingFacet` naming the kind and the facet, at the
@@ -132,6 +133,19 @@ class Kind:
     def label(self, a: Attrs) -> tuple[str, str]:
         """(title, detail) of a node in a diagram."""
         raise self.missing("label")
+
+    def explain(self, lang: str) -> str:
+        """What the kind does, with its formula between backticks, in `lang` (``"en"`` or ``"zh"``,
+        the language of the study notes): a few sentences for `plmgraph report`. Kinds answer with
+        `explained`."""
+        raise self.missing("explain")
+
+    def explained(self, lang: str, en: str, zh: str) -> str:
+        """`en` or `zh`, whichever `lang` names; another language is a `MissingFacet` naming it."""
+        texts = {"en": en, "zh": zh}
+        if lang not in texts:
+            raise MissingFacet(f"block kind {self.name!r} has no explanation in {lang!r}; known: en, zh")
+        return texts[lang]
 
     # -- torch (imported lazily) ---------------------------------------------------
 

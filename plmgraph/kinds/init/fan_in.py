@@ -23,3 +23,12 @@ class FanInInitKind(Kind):
 
     def words(self, a: Attrs) -> str:
         return "N(0, fan_in^-0.5)"
+
+    def explain(self, lang: str) -> str:
+        return self.explained(
+            lang,
+            en="Fan-in init (T5, Mesh TensorFlow): each weight `W ~ N(0, 1/fan_in)`, i.e. std `fan_in^(−1/2)`, "
+            "so every projection keeps unit variance; embeddings `N(0, 1)`.",
+            zh="按输入维度初始化（T5、Mesh TensorFlow）：每个权重 `W ~ N(0, 1/fan_in)`，即标准差 "
+            "`fan_in^(−1/2)`，使每个投影保持单位方差；嵌入为 `N(0, 1)`。",
+        )

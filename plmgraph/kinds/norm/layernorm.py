@@ -46,3 +46,13 @@ class LayerNormKind(Kind):
         rule.ones(module.weight)
         if module.bias is not None:
             rule.zeros(module.bias)
+
+    def explain(self, lang: str) -> str:
+        return self.explained(
+            lang,
+            en="Layer normalisation (Ba et al. 2016) over the hidden dimension: `LN(x) = (x − μ) / √(σ² + ε) · "
+            "γ + β`, with μ and σ² the mean and variance of the d features of one token; γ and β are "
+            "learned.",
+            zh="层归一化（Ba 等 2016），在隐藏维度上做：`LN(x) = (x − μ) / √(σ² + ε) · γ + β`，μ、σ² 是同一个 "
+            "token 的 d 个特征的均值和方差，γ、β 可学习。",
+        )

@@ -46,3 +46,12 @@ class RMSNormKind(Kind):
 
     def init(self, module, rule) -> None:  # noqa: ANN001
         rule.constant(module.weight, 1.0 - module.offset)  # the effective scale starts at 1
+
+    def explain(self, lang: str) -> str:
+        return self.explained(
+            lang,
+            en="RMSNorm (Zhang & Sennrich 2019): `RMSNorm(x) = x / rms(x) · γ`, `rms(x) = √(mean(x²) + ε)`; no "
+            "mean subtraction and no shift β, so it is cheaper than LayerNorm and works as well (T5, LLaMA).",
+            zh="RMSNorm（Zhang 和 Sennrich 2019）：`RMSNorm(x) = x / rms(x) · γ`，`rms(x) = √(mean(x²) + ε)`；"
+            "不减均值、没有平移项 β，比 LayerNorm 更省计算，效果相当（T5、LLaMA）。",
+        )

@@ -26,3 +26,15 @@ class BlankInfillingKind(Kind):
 
     def words(self, a: Attrs) -> str:
         return 'blank infilling'
+
+    def explain(self, lang: str) -> str:
+        return self.explained(
+            lang,
+            en="Autoregressive blank infilling (GLM): sample spans (lengths Poisson(λ = 3), about 15 % of the "
+            "tokens) and replace each by [MASK] in part A; part B holds the spans in random order, each "
+            "started by [S]. Part A attends bidirectionally, part B autoregressively (a prefix mask), with "
+            "2D positions.",
+            zh="自回归空白填充（GLM）：采样若干片段（长度服从泊松(λ = 3)，约占 15%），在 A 部分中各用一个 "
+            "[MASK] 替换；B 部分按随机顺序放这些片段，每段以 [S] 开头。A 部分双向注意，B "
+            "部分自回归生成（前缀掩码），并使用二维位置编码。",
+        )

@@ -22,3 +22,11 @@ class ClassificationKind(Kind):
 
     def words(self, a: Attrs) -> str:
         return 'classification'
+
+    def explain(self, lang: str) -> str:
+        return self.explained(
+            lang,
+            en="Supervised classification: cross-entropy between the head's logits and the labels, `L = −log "
+            "softmax(logits)_y` (ViT on ImageNet).",
+            zh="有监督分类：输出头的分数与标签之间的交叉熵 `L = −log softmax(logits)_y`（ViT 在 ImageNet 上）。",
+        )

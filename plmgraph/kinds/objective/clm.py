@@ -26,3 +26,12 @@ class CLMKind(Kind):
         from ...train.objectives import CLMObjective
 
         return CLMObjective(obj)
+
+    def explain(self, lang: str) -> str:
+        return self.explained(
+            lang,
+            en="Causal language modelling: predict every next token from the ones before it, `L = −Σ_t log "
+            "p(x_t | x_<t)`, under a causal mask (GPT); perplexity is `exp(L / T)`.",
+            zh="因果语言模型：根据前面的 token 预测下一个 token，`L = −Σ_t log p(x_t | x_<t)`，"
+            "配合因果掩码（GPT）；困惑度为 `exp(L / T)`。",
+        )

@@ -27,3 +27,13 @@ class DenoisingKind(Kind):
 
     def words(self, a: Attrs) -> str:
         return 'denoising (text infilling)'
+
+    def explain(self, lang: str) -> str:
+        return self.explained(
+            lang,
+            en="Denoising autoencoder (BART): corrupt the text (token masking, deletion, text infilling with "
+            "Poisson(λ = 3) spans each replaced by one [MASK], sentence permutation, document rotation) and "
+            "let the decoder rebuild the original, `L = −log p(x | x̃)`.",
+            zh="去噪自编码（BART）：破坏文本（token 掩码、删除、用单个 [MASK] 替换泊松(λ = 3) 长度的片段、"
+            "句子打乱、文档旋转），由解码器还原原文：`L = −log p(x | x̃)`。",
+        )

@@ -45,3 +45,15 @@ class MLMKind(Kind):
         from ...train.objectives import MLMObjective
 
         return MLMObjective(obj)
+
+    def explain(self, lang: str) -> str:
+        return self.explained(
+            lang,
+            en="Masked language modelling (BERT): select 15 % of the tokens; of those, 80 % become [MASK], 10 % "
+            "a random token and 10 % stay unchanged (80/10/10); predict the originals, `L = −Σ_(i∈M) log "
+            "p(xᵢ | x̃)`. RoBERTa draws a new mask each time (dynamic masking); ERNIE masks whole words, "
+            "phrases or entities.",
+            zh="掩码语言模型（BERT）：随机选 15% 的 token，其中 80% 换成 [MASK]、10% 换成随机 token、10% "
+            "保持不变（80/10/10）；预测原 token：`L = −Σ_(i∈M) log p(xᵢ | x̃)`。RoBERTa "
+            "每次重新采样掩码（动态掩码）；ERNIE 按整词、短语或实体掩码。",
+        )

@@ -26,3 +26,12 @@ class NSPKind(Kind):
         from ...train.objectives import SentencePairObjective
 
         return SentencePairObjective(obj)
+
+    def explain(self, lang: str) -> str:
+        return self.explained(
+            lang,
+            en="Next sentence prediction (BERT): half of the pairs are (A, the sentence that follows A), half "
+            "(A, a random sentence); binary cross-entropy on the [CLS] classifier.",
+            zh="下一句预测（BERT）：一半样本是（A，A 的真实下一句），一半是（A，随机句子）；在 [CLS] "
+            "分类器上用二分类交叉熵训练。",
+        )

@@ -27,3 +27,13 @@ class PermutationLMKind(Kind):
 
     def words(self, a: Attrs) -> str:
         return 'permutation LM'
+
+    def explain(self, lang: str) -> str:
+        return self.explained(
+            lang,
+            en="Permutation language modelling (XLNet): sample a factorisation order z of the positions and "
+            "maximise `E_z Σ_t log p(x_(z_t) | x_(z<t))`, predicting only the last tokens of each order; "
+            "every token learns from context on both sides without a [MASK] token.",
+            zh="排列语言模型（XLNet）：随机采样位置的分解顺序 z，最大化 `E_z Σ_t log p(x_(z_t) | x_(z<t))`，"
+            "只预测每个顺序中靠后的 token；不用 [MASK] 也能让每个 token 利用两侧的上下文。",
+        )

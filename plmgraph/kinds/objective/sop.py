@@ -26,3 +26,12 @@ class SOPKind(Kind):
         from ...train.objectives import SentencePairObjective
 
         return SentencePairObjective(obj)
+
+    def explain(self, lang: str) -> str:
+        return self.explained(
+            lang,
+            en="Sentence order prediction (ALBERT): positives are two consecutive segments in order, negatives "
+            "the same two swapped; unlike NSP it cannot be solved by topic alone, so it teaches coherence.",
+            zh="句序预测（ALBERT）：正例是按原顺序的两个相邻片段，负例是把它们交换；与 NSP 不同，"
+            "仅靠话题无法判断，因而能学到连贯性。",
+        )

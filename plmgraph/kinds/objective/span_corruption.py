@@ -31,3 +31,13 @@ class SpanCorruptionKind(Kind):
         from ...train.objectives import SpanCorruptionObjective
 
         return SpanCorruptionObjective(obj)
+
+    def explain(self, lang: str) -> str:
+        return self.explained(
+            lang,
+            en="Span corruption (T5): drop 15 % of the tokens in spans (mean length 3), replace each span by "
+            "one sentinel `<extra_id_i>` in the input; the target is the sentinels, each followed by the "
+            "span it replaced.",
+            zh="片段破坏（T5）：以片段为单位（平均长度 3）去掉 15% 的 token，输入中每个片段换成一个哨兵 "
+            "`<extra_id_i>`；目标序列是各哨兵后接它所替换的片段。",
+        )

@@ -46,3 +46,13 @@ class AlibiPositionKind(AttentionPosition):
 
     def init(self, module, rule) -> None:  # noqa: ANN001
         pass  # no weights
+
+    def explain(self, lang: str) -> str:
+        return self.explained(
+            lang,
+            en="ALiBi (Press et al. 2022): no position embeddings; each head adds a linear distance penalty to "
+            "its attention scores, `softmax(qᵢ·kⱼ/√d − m_h·(i − j))`, with slopes `m_h = 2^(−8h/H)`; it "
+            "extrapolates to sequences longer than those seen in training.",
+            zh="ALiBi（Press 等 2022）：不用位置嵌入，每个头在注意力分数上加一个与距离成正比的惩罚："
+            "`softmax(qᵢ·kⱼ/√d − m_h·(i − j))`，斜率 `m_h = 2^(−8h/H)`；能外推到比训练时更长的序列。",
+        )

@@ -45,3 +45,14 @@ class GLM2DPositionKind(InputPosition):
     def init(self, module, rule) -> None:  # noqa: ANN001
         rule.table(module.weight)
         rule.table(module.block_weight)
+
+    def explain(self, lang: str) -> str:
+        return self.explained(
+            lang,
+            en="GLM 2D positions (Du et al. 2022): every token carries two position ids, its position in the "
+            "corrupted text (a span of part B takes the position of its [MASK]) and its position inside the "
+            "span (0 in part A); both are embedded and added: `x = E[t] + P₁[p₁] + P₂[p₂]`.",
+            zh="GLM 二维位置编码（杜政晓等 2022）：每个 token 有两个位置编号：在被破坏文本中的位置（B "
+            "部分的片段取其 [MASK] 的位置），以及在片段内部的位置（A 部分为 0）；两者分别嵌入后相加：`x = "
+            "E[t] + P₁[p₁] + P₂[p₂]`。",
+        )

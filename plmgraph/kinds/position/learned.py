@@ -63,3 +63,12 @@ class LearnedPositionKind(InputPosition):
 
     def init(self, module, rule) -> None:  # noqa: ANN001
         rule.table(module.weight)
+
+    def explain(self, lang: str) -> str:
+        return self.explained(
+            lang,
+            en="Learned absolute positions: a table `P ∈ ℝ^(L×d)` trained with the model, `x_i = E[t_i] + P[i]` "
+            "(BERT, GPT-2); it cannot go beyond `L = max_positions`.",
+            zh="可学习的绝对位置嵌入：一张随模型训练的表 `P ∈ ℝ^(L×d)`，`x_i = E[t_i] + P[i]`（BERT、GPT-2）；"
+            "长度不能超过 `L = max_positions`。",
+        )

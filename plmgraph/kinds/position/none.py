@@ -26,3 +26,12 @@ class NoPositionKind(PositionKind):
 
     def words(self, a: Attrs) -> str:
         return "none"
+
+    def explain(self, lang: str) -> str:
+        return self.explained(
+            lang,
+            en="No position vector is added to the input: word order enters inside attention (rotary, ALiBi, "
+            "relative biases) or, for a model without any, not at all.",
+            zh="输入端不加位置向量：词序信息在注意力内部引入（旋转位置编码、ALiBi、相对位置偏置），"
+            "若都没有则模型不感知词序。",
+        )

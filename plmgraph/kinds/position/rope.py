@@ -83,3 +83,17 @@ class RotaryPositionKind(AttentionPosition):
 
     def init(self, module, rule) -> None:  # noqa: ANN001
         pass  # no weights
+
+    def explain(self, lang: str) -> str:
+        return self.explained(
+            lang,
+            en="Rotary position embedding (RoPE, Su et al. 2021): rotate each pair of query and key dimensions "
+            "by an angle proportional to the position m, `θᵢ = base^(−2i/d)`: `(q₁, q₂) ← (q₁·cos mθᵢ − "
+            "q₂·sin mθᵢ, q₁·sin mθᵢ + q₂·cos mθᵢ)`. Then `⟨R_m q, R_n k⟩` depends only on `m − n`: relative "
+            "positions with no parameters (LLaMA, GLM-4). Scaling (linear, dynamic NTK, YaRN, Llama 3) "
+            "stretches the angles for longer contexts.",
+            zh="旋转位置编码（RoPE，苏剑林等 2021）：把查询和键的每一对维度按与位置 m 成正比的角度旋转，`θᵢ = "
+            "base^(−2i/d)`：`(q₁, q₂) ← (q₁·cos mθᵢ − q₂·sin mθᵢ, q₁·sin mθᵢ + q₂·cos mθᵢ)`。于是 `⟨R_m q, "
+            "R_n k⟩` 只依赖于 `m − n`：不需要参数就得到相对位置（LLaMA、GLM-4）。位置插值类缩放（linear、"
+            "dynamic NTK、YaRN、Llama 3）通过拉伸角度支持更长的上下文。",
+        )

@@ -41,3 +41,13 @@ class SinusoidalPositionKind(InputPosition):
 
     def init(self, module, rule) -> None:  # noqa: ANN001
         pass  # no weights
+
+    def explain(self, lang: str) -> str:
+        return self.explained(
+            lang,
+            en="Sinusoidal positions (Vaswani et al. 2017): `PE(pos, 2i) = sin(pos / 10000^(2i/d))`, `PE(pos, "
+            "2i+1) = cos(pos / 10000^(2i/d))`, added to the embeddings; no parameters, and `PE(pos+k)` is a "
+            "linear function of `PE(pos)`.",
+            zh="正余弦位置编码（Vaswani 等 2017）：`PE(pos, 2i) = sin(pos / 10000^(2i/d))`，`PE(pos, 2i+1) = "
+            "cos(pos / 10000^(2i/d))`，加到嵌入上；没有参数，且 `PE(pos+k)` 是 `PE(pos)` 的线性函数。",
+        )

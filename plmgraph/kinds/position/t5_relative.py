@@ -53,3 +53,15 @@ class T5RelativePositionKind(AttentionPosition):
 
     def init(self, module, rule) -> None:  # noqa: ANN001
         rule.extra(module.weight)  # N(0, hidden^-0.5) with fan_in init (T5), else N(0, std)
+
+    def explain(self, lang: str) -> str:
+        return self.explained(
+            lang,
+            en="T5 relative position bias: a learned scalar per head for each bucket of the relative distance "
+            "`j − i`, added to the attention logits: `softmax(q·kᵀ + b_h(bucket(j − i)))`. Buckets are exact "
+            "for short distances and logarithmic up to `max_distance`; the bias is computed once and shared "
+            "by every layer.",
+            zh="T5 相对位置偏置：对相对距离 `j − i` 分桶，每个头为每个桶学习一个标量，加到注意力分数上："
+            "`softmax(q·kᵀ + b_h(bucket(j − i)))`。近距离的桶是精确的，远距离按对数分桶直到 `max_distance`；"
+            "偏置只算一次，所有层共享。",
+        )

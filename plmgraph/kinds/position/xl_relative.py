@@ -53,3 +53,15 @@ class XLRelativePositionKind(AttentionPosition):
 
     def init(self, module, rule) -> None:  # noqa: ANN001
         pass  # no weights
+
+    def explain(self, lang: str) -> str:
+        return self.explained(
+            lang,
+            en="Transformer-XL relative positions (Dai et al. 2019): the score of query i and key j splits into "
+            "content and position terms, `A_ij = qᵢ·kⱼ + qᵢ·W_R R_(i−j) + u·kⱼ + v·W_R R_(i−j)`, with "
+            "sinusoidal `R`, and global biases `u` and `v` in place of the query's position; it works with "
+            "cached memory (XLNet too).",
+            zh="Transformer-XL 相对位置编码（Dai 等 2019）：查询 i 与键 j 的打分拆成内容项和位置项：`A_ij = "
+            "qᵢ·kⱼ + qᵢ·W_R R_(i−j) + u·kⱼ + v·W_R R_(i−j)`，`R` 为正余弦编码，全局偏置 `u`、`v` "
+            "替代查询的位置；可与缓存的记忆一起使用（XLNet 也用它）。",
+        )

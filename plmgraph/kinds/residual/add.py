@@ -31,3 +31,11 @@ class AddKind(Kind):
 
     def init(self, module, rule) -> None:  # noqa: ANN001
         pass  # no weights
+
+    def explain(self, lang: str) -> str:
+        return self.explained(
+            lang,
+            en="Residual connection (He et al. 2016): `y = x + f(x)`; the identity path lets gradients flow "
+            "through deep stacks.",
+            zh="残差连接（何恺明等 2016）：`y = x + f(x)`；恒等通路让梯度能穿过很深的网络。",
+        )

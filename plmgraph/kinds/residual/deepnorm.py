@@ -88,3 +88,13 @@ class DeepNormKind(Kind):
         sublayer = rule.sibling(rule.role.removesuffix("_add"))
         for weight in sublayer.update_weights():
             weight.mul_(rule.attrs["beta"])
+
+    def explain(self, lang: str) -> str:
+        return self.explained(
+            lang,
+            en="DeepNorm (Wang et al. 2022): post-norm with an up-weighted residual, `x = LN(α·x + f(x))`, and "
+            "the sublayers' weights initialised ×β; for N decoder layers `α = (2N)^(1/4)`, `β = "
+            "(8N)^(−1/4)`. It trains very deep post-norm models stably (GLM-130B).",
+            zh="DeepNorm（Wang 等 2022）：在后归一化中放大残差：`x = LN(α·x + f(x))`，子层权重初始化时乘以 β；N "
+            "层解码器取 `α = (2N)^(1/4)`、`β = (8N)^(−1/4)`。它让很深的后归一化模型也能稳定训练（GLM-130B）。",
+        )
