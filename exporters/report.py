@@ -221,12 +221,8 @@ def _page(a: Any, b: Any | None, lang: str, overrides: Any, overrides_b: Any, re
 
 def explanation(kind_name: str, lang: str) -> str | None:
     """The block kind's ``explain`` facet in `lang`, or None when the kind has none yet."""
-    k = KINDS[kind_name]
-    explain = getattr(k, "explain", None)  # TEMPORARY: until base.Kind has the facet
-    if explain is None:
-        return None
     try:
-        return explain(lang)
+        return KINDS[kind_name].explain(lang)
     except MissingFacet:
         return None
 
