@@ -5,6 +5,9 @@ along dim 0 (``2 * ffn`` rows), so ``down(act(gate) * up)`` costs one matmul for
 Experts are stored stacked (``experts.up_weight [E, up_rows, H]``,
 ``experts.down_weight [E, H, ffn]``) and routed like Mixtral: softmax over all experts,
 top-k, optional renormalisation of the k weights.
+
+The layer library only: the kinds in plmgraph/kinds/mlp/ build these modules from graph nodes
+and initialise them.
 """
 
 from __future__ import annotations
@@ -14,7 +17,6 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .activations import activation
-from .registry import Node, register
 
 
 class DenseMLP(nn.Module):
@@ -29,6 +31,10 @@ class DenseMLP(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         return self.down(self.act(self.up(x)))
 
+    def update_weights(self) -> list[Tensor]:
+        """The weights that write this sublayer's update (DeepNorm scales them by β at init)."""
+        return [self.up.weight, self.down.weight]
+
 
 class GatedMLP(nn.Module):
     """down(act(gate(x)) * up(x)), gate and up fused in `up`."""
@@ -42,6 +48,10 @@ class GatedMLP(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         gate, up = self.up(x).chunk(2, dim=-1)  # [..., ffn] each
         return self.down(self.act(gate) * up)
+
+    def update_weights(self) -> list[Tensor]:
+        """The weights that write this sublayer's update (DeepNorm scales them by β at init)."""
+        return [self.up.weight, self.down.weight]
 
 
 class Experts(nn.Module):
@@ -73,7 +83,8 @@ class MoE(nn.Module):
 
     Routing softmax runs in fp32, as in HF Mixtral.  Tokens are gathered per expert (a loop
     over the E experts with data-dependent sizes): exact and cheap, but not exportable with
-    dynamic shapes; the load-balancing loss (``aux_loss``) is not computed yet.
+    dynamic shapes; the load-balancing loss (``aux_loss``) is not computed yet (`build` refuses a
+    spec that sets it, see plmgraph/kinds/mlp/moe.py).
     """
 
     def __init__(self, hidden: int, experts: Experts, n: int, top_k: int, normalize: bool,
@@ -100,20 +111,6 @@ class MoE(nn.Module):
             out.index_add_(0, token, y.to(x.dtype))
         return out.reshape(shape)
 
-
-@register("mlp/dense")
-def _dense(node: Node) -> nn.Module:
-    return DenseMLP(node["hidden"], node["ffn"], node["activation"], node["bias"])
-
-
-@register("mlp/gated")
-def _gated(node: Node) -> nn.Module:
-    return GatedMLP(node["hidden"], node["ffn"], node["activation"], node["bias"])
-
-
-@register("mlp/moe")
-def _moe(node: Node) -> nn.Module:
-    a = node.attrs
-    experts = Experts(a["experts"], a["hidden"], a["expert_ffn"], a["expert_activation"], a["expert_kind"] == "gated",
-                      a["expert_bias"])
-    return MoE(a["hidden"], experts, a["experts"], a["top_k"], a["normalize_top_k"], a.get("router_bias", False))
+    def update_weights(self) -> list[Tensor]:
+        """The experts' weights, which write this sublayer's update (DeepNorm scales them by β at init)."""
+        return [self.experts.up_weight, self.experts.down_weight]

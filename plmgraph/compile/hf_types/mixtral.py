@@ -1,16 +1,39 @@
-"""``mixtral``: Mixtral (Jiang et al. 2024), LLaMA's layout with a sparse mixture of SwiGLU experts."""
+"""``mixtral``: Mixtral (Jiang et al. 2024), LLaMA's layout with a sparse mixture of SwiGLU experts.
+
+HF adds the load-balancing loss (``router_aux_loss_coef``) to the training loss only when
+``output_router_logits`` is on, which its default config and the published checkpoints leave
+off; so ``block.mlp.aux_loss`` is the coefficient only then, and 0 otherwise (a spec with a
+nonzero one exports with ``output_router_logits: true``).
+"""
 
 from __future__ import annotations
 
 import copy
+from typing import Any
 
-from .base import ACT, F, Family, Fixed, lm
+from ...spec import ModelSpec
+from .base import ACT, Cfg, F, Family, Fixed, lm
 from .llama import DECODER_BASE, LAYER, LLAMA_FIELDS, llama_names
 from .rope import rope_hook, rope_unhook
 from .weights import R
 
 MOE = f"{LAYER}.block_sparse_moe"
 MOE_V5 = f"{LAYER}.mlp"  # transformers 5 module layout (fused experts)
+
+_rope_hook, _rope_unhook = rope_hook(1e6), rope_unhook(False)
+
+
+def _hook(cfg: Cfg, d: dict[str, Any]) -> None:
+    _rope_hook(cfg, d)
+    if not cfg.get("output_router_logits", False):  # HF trains without the load-balancing loss then
+        d["block"]["mlp"]["aux_loss"] = 0.0
+
+
+def _unhook(spec: ModelSpec, cfg: Cfg) -> None:
+    _rope_unhook(spec, cfg)
+    mlp = spec.block.mlp  # (not a mixture: the family's round trip refuses the spec)
+    cfg["output_router_logits"] = mlp.kind == "moe" and mlp.aux_loss > 0
+
 
 FAMILY = Family(
     model_type="mixtral",
@@ -38,6 +61,6 @@ FAMILY = Family(
                                     R(f"{MOE_V5}.experts.down_proj")],
     }),
     ignored=(r"^lm_head\.weight$",),
-    hook=rope_hook(1e6),
-    unhook=rope_unhook(False),
+    hook=_hook,
+    unhook=_unhook,
 )

@@ -1,0 +1,59 @@
+"""Gated MLP (GLU variants, Shazeer 2020): ``down(act(gate(x)) * up(x))``; silu is SwiGLU, gelu GeGLU.
+
+Gate and up are one fused projection: ``up.weight`` is ``[gate; up]``, ``2 * ffn`` rows.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, PositiveInt
+
+from ..base import Activation, Aspect, Attrs, Kind, Shape, Strict, mm, onoff, register
+from .dense import projections
+
+
+class GatedMLP(Strict):
+    """Gated linear unit: W2 (act(W1 x) * W3 x); silu gives SwiGLU, gelu gives GeGLU."""
+
+    kind: Literal["gated"] = "gated"
+    activation: Activation = Field("silu", description="Activation on the gate branch.")
+    bias: bool = Field(False, description="The three projections carry a bias.")
+    ffn: PositiveInt | None = Field(None, description="Inner width. Default: sizes.ffn.")
+
+
+#: A gated MLP by its gate activation, as the papers name it.
+GATED = {"silu": "SwiGLU", "gelu": "GeGLU", "gelu_tanh": "GeGLU (tanh)", "relu": "ReGLU", "sigmoid": "GLU"}
+
+
+@register
+class GatedKind(Kind):
+    """Attrs: ``hidden``, ``ffn``, ``activation``, ``bias``."""
+
+    name = "mlp/gated"
+    spec = GatedMLP
+
+    def params(self, a: Attrs) -> dict[str, Shape]:
+        return projections(a["hidden"], a["ffn"], 2 * a["ffn"], a["bias"])
+
+    def flops(self, a: Attrs, params: dict[str, Shape], T: int) -> int:
+        return mm(params, "up.weight", "down.weight")
+
+    def words(self, a: Attrs) -> str:
+        return GATED.get(a["activation"], f"gated {a['activation']}")
+
+    def aspects(self, a: Attrs, role: str) -> list[Aspect]:
+        return [Aspect("MLP", self.words(a), (self.name, a["activation"], None, None)),
+                Aspect("MLP bias", onoff(a["bias"]), a["bias"])]
+
+    def label(self, a: Attrs) -> tuple[str, str]:
+        return f"{self.words(a)} MLP", f"{a['hidden']}→{a['ffn']}→{a['hidden']}"
+
+    def build(self, node):  # noqa: ANN001, ANN201
+        from ...compile.mlp import GatedMLP as TorchGatedMLP
+
+        return TorchGatedMLP(node["hidden"], node["ffn"], node["activation"], node["bias"])
+
+    def init(self, module, rule) -> None:  # noqa: ANN001
+        rule.linear(module.up)
+        rule.linear(module.down, residual=True)  # writes into the residual stream

@@ -1,0 +1,33 @@
+"""Full fine-tuning: every parameter trains (the default, and the only tuning kind compiled yet)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from ..base import Attrs, Shape, Strict, register
+from ._shared import TuningKind
+
+
+class FullTuning(Strict):
+    """Every parameter trains."""
+
+    kind: Literal["full"] = "full"
+
+
+@register
+class FullKind(TuningKind):
+    name = "tuning/full"
+    spec = FullTuning
+    title = "full"
+
+    def params(self, a: Attrs) -> dict[str, Shape]:
+        return {}  # adds no tensors: the model's own parameters train
+
+    def flops(self, a: Attrs, params: dict[str, Shape], T: int) -> int:
+        return 0  # adds no computation
+
+    def build(self, node):  # noqa: ANN001, ANN201
+        return None  # nothing to add or freeze: the built model trains as it is
+
+    def init(self, module, rule) -> None:  # noqa: ANN001
+        pass  # no tensors of its own
