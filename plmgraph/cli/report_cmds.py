@@ -3,6 +3,7 @@
     plmgraph report bert-base -o bert.html                  # diagram, YAML, stats, block kinds, relatives
     plmgraph report llama2-7b -o llama.html --lang zh       # the explanations in Chinese
     plmgraph report gpt2 llama2-7b -o gpt2-vs-llama2.html   # two side by side, the diff highlighted
+    plmgraph report runs/tiny -o tiny.html                  # a training run: its last checkpoint + loss curve
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from . import OVERRIDE_HELP, app, out, run
 @app.command("report")
 def report_cmd(
     specs: Annotated[
-        list[str], typer.Argument(help="One zoo name or spec file (a saved folder works too), or two to compare.",
+        list[str], typer.Argument(help="One zoo name, spec file, saved model folder or training run "
+                                  "folder (adds its loss curve), or two to compare.",
                                   metavar="SPEC [SPEC_B]")
     ],
     output: Annotated[
