@@ -58,3 +58,14 @@ class DenseKind(Kind):
     def init(self, module, rule) -> None:  # noqa: ANN001
         rule.linear(module.up)
         rule.linear(module.down, residual=True)  # writes into the residual stream
+
+    def explain(self, lang: str) -> str:
+        return self.explained(
+            lang,
+            en="Position-wise feed-forward network: `FFN(x) = φ(x·W₁ + b₁)·W₂ + b₂`, width d → d_ff → d (d_ff "
+            "is usually 4d), applied to every token alone; φ is ReLU (Transformer) or GELU, `GELU(x) = "
+            "x·Φ(x)` (BERT, GPT-2 use its tanh approximation).",
+            zh="逐位置前馈网络：`FFN(x) = φ(x·W₁ + b₁)·W₂ + b₂`，维度 d → d_ff → d（d_ff 通常为 4d），对每个 "
+            "token 单独作用；φ 为 ReLU（Transformer）或 GELU，`GELU(x) = x·Φ(x)`（BERT、GPT-2 用其 tanh "
+            "近似）。",
+        )

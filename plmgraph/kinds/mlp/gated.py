@@ -57,3 +57,14 @@ class GatedKind(Kind):
     def init(self, module, rule) -> None:  # noqa: ANN001
         rule.linear(module.up)
         rule.linear(module.down, residual=True)  # writes into the residual stream
+
+    def explain(self, lang: str) -> str:
+        return self.explained(
+            lang,
+            en="Gated MLP (Shazeer 2020): `FFN(x) = (φ(x·W_gate) ⊙ x·W_up)·W_down`. SwiGLU uses `φ = SiLU(x) = "
+            "x·σ(x)` (LLaMA), GeGLU uses GELU. With three matrices instead of two, d_ff is usually about "
+            "`⅔·4d` to keep the parameter count (LLaMA-7B: 11008).",
+            zh="门控前馈网络（Shazeer 2020）：`FFN(x) = (φ(x·W_gate) ⊙ x·W_up)·W_down`。SwiGLU 取 `φ = SiLU(x) "
+            "= x·σ(x)`（LLaMA），GeGLU 取 GELU。因为有三个矩阵，d_ff 通常取约 `⅔·4d` 以保持参数量（LLaMA-7B "
+            "为 11008）。",
+        )

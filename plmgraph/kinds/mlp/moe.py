@@ -100,3 +100,17 @@ class MoEKind(Kind):
         if ex.bias:
             rule.zeros(ex.up_bias)
             rule.zeros(ex.down_bias)
+
+    def explain(self, lang: str) -> str:
+        return self.explained(
+            lang,
+            en="Mixture of experts (Shazeer et al. 2017; Mixtral): a router scores the experts, `p = "
+            "softmax(x·W_r)`, each token goes to its top-k experts and their outputs are mixed, `y = "
+            "Σ_(i∈top-k) pᵢ·Eᵢ(x)` (weights renormalised over the k chosen). Parameters grow with the number "
+            "of experts, compute per token only with k; an auxiliary load-balancing loss keeps the experts "
+            "evenly used.",
+            zh="混合专家（Shazeer 等 2017；Mixtral）：路由器给各专家打分 `p = softmax(x·W_r)`，每个 token "
+            "只送往得分最高的 k 个专家，输出按权重混合：`y = Σ_(i∈top-k) pᵢ·Eᵢ(x)`（权重在选中的 k "
+            "个上重新归一化）。参数量随专家数增长，每个 token 的计算量只随 k 增长；"
+            "辅助的负载均衡损失让各专家被均匀使用。",
+        )

@@ -26,3 +26,11 @@ class BitFitKind(NotCompiledTuning):
 
     def flops(self, a: Attrs, params: dict[str, Shape], T: int) -> int:
         return 0  # adds no computation
+
+    def explain(self, lang: str) -> str:
+        return self.explained(
+            lang,
+            en="BitFit (Ben Zaken et al. 2022): train only the bias terms (and the task head), under 0.1 % of "
+            "the parameters.",
+            zh="BitFit（Ben Zaken 等 2022）：只训练偏置项（以及任务输出头），不到 0.1% 的参数。",
+        )

@@ -31,3 +31,10 @@ class FullKind(TuningKind):
 
     def init(self, module, rule) -> None:  # noqa: ANN001
         pass  # no tensors of its own
+
+    def explain(self, lang: str) -> str:
+        return self.explained(
+            lang,
+            en="Full fine-tuning: every parameter is trained.",
+            zh="全参数微调：所有参数都参与训练。",
+        )

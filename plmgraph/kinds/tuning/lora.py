@@ -29,3 +29,13 @@ class LoRAKind(NotCompiledTuning):
     title = "LoRA"
     trains = "the low-rank adapters"
     refused_too = ("params", "flops")  # the A and B matrices are not graph tensors yet
+
+    def explain(self, lang: str) -> str:
+        return self.explained(
+            lang,
+            en="LoRA (Hu et al. 2021): freeze W and learn a low-rank update, `h = W·x + (α/r)·B·A·x`, `A ∈ "
+            "ℝ^(r×d_in)`, `B ∈ ℝ^(d_out×r)` (B starts at zero), r ≪ d; after training `W + (α/r)·BA` merges "
+            "into one matrix, so inference costs nothing extra.",
+            zh="LoRA（Hu 等 2021）：冻结 W，只学习一个低秩增量：`h = W·x + (α/r)·B·A·x`，`A ∈ ℝ^(r×d_in)`、`B ∈ "
+            "ℝ^(d_out×r)`（B 初始化为零），r ≪ d；训练后 `W + (α/r)·BA` 合并成一个矩阵，推理没有额外开销。",
+        )
