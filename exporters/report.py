@@ -189,7 +189,8 @@ def report_html(a: Any, b: Any | None = None, *, lang: str = "en", overrides: st
     """The report page for one architecture, or for `a` compared with `b`, as an HTML string.
 
     Args:
-        a, b: zoo names, spec files, folders holding a ``spec.yaml``, `ModelSpec`s or `ArchGraph`s.
+        a, b: zoo names, spec files, saved folders (``spec.yaml``), training run folders, Hugging
+            Face folders or their ``config.json`` (these import torch), `ModelSpec`s or `ArchGraph`s.
         lang: ``"en"`` or ``"zh"``: the language of the page and of the block-kind explanations.
         overrides, overrides_b: ``--override`` edits applied to `a` and to `b`.
         relatives: how many nearest zoo relatives to list (0: none).
@@ -326,6 +327,10 @@ def _load(ref: Any, overrides: str | list[str] | None) -> _Side:
             return side
         if isinstance(ref, (str, Path)) and Path(ref).is_dir() and (Path(ref) / "spec.yaml").is_file():
             ref = Path(ref) / "spec.yaml"  # a saved plmgraph folder
+        elif isinstance(ref, (str, Path)) and _hf_folder(Path(ref)) is not None:
+            from plmgraph.compile.hf import spec_from_hf  # imports torch: only for a Hugging Face folder
+
+            ref = spec_from_hf(_hf_folder(Path(ref)))
         if isinstance(ref, ModelSpec):
             spec = load_spec(ref, overrides)
             merged = None
@@ -341,6 +346,15 @@ def _load(ref: Any, overrides: str | list[str] | None) -> _Side:
     text = yaml.safe_dump(data, sort_keys=False, width=100, allow_unicode=True)
     src = getattr(spec, "source_file", None)
     return _Side(g, stats(g), text, [], [str(Path(src).resolve())] if src else [])
+
+
+def _hf_folder(p: Path) -> Path | None:
+    """The Hugging Face checkpoint folder `p` names (the folder, or its ``config.json``), or None."""
+    if p.is_dir() and (p / "config.json").is_file():
+        return p
+    if p.name == "config.json" and p.is_file():
+        return p.parent
+    return None
 
 
 def _run_spec(run: Path) -> Path:

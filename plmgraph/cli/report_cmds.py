@@ -19,8 +19,8 @@ from . import OVERRIDE_HELP, app, out, run
 @app.command("report")
 def report_cmd(
     specs: Annotated[
-        list[str], typer.Argument(help="One zoo name, spec file, saved model folder or training run "
-                                  "folder (adds its loss curve), or two to compare.",
+        list[str], typer.Argument(help="One zoo name, spec file, saved model folder, Hugging Face "
+                                  "folder or training run folder (adds its loss curve), or two to compare.",
                                   metavar="SPEC [SPEC_B]")
     ],
     output: Annotated[
