@@ -95,8 +95,8 @@ def check_folder(directory: str | os.PathLike, own: tuple[str, ...] = OWN_FILES,
         if others and not force:
             shown = ", ".join(others[:5]) + (f" and {len(others) - 5} more" if len(others) > 5 else "")
             raise CheckpointError(
-                f"{out}: the folder already holds files plmgraph did not write ({shown}); choose a new or empty "
-                f"folder, or pass --force (force=True) to write {' and '.join(own)} beside them "
+                f"{_named(out)}: the folder already holds files plmgraph did not write ({shown}); choose a new or "
+                f"empty folder, or pass --force (in Python: force=True) to write {' and '.join(own)} beside them "
                 "(nothing else in the folder is changed or deleted)"
             )
         probe_in = out
@@ -156,7 +156,12 @@ def write_folder(directory: str | os.PathLike, write: Callable[[Path], None], ow
 
 
 def _unwritable(out: Path, e: OSError) -> CheckpointError:
-    return CheckpointError(f"{out}: cannot write there ({e.strerror or e})")
+    return CheckpointError(f"{_named(out)}: cannot write there ({e.strerror or e})")
+
+
+def _named(out: Path) -> str:
+    """``.`` (or ``..``) says little in a message: add the folder it is."""
+    return str(out) if out.name not in ("", ".", "..") else f"{out} ({out.resolve()})"
 
 
 def load(directory: str | os.PathLike, device: str | torch.device | None = None,
