@@ -1,0 +1,10 @@
+"""Attention kinds: one module per kind.
+
+``self`` (MHA/GQA/MQA), ``two_stream`` (XLNet) and ``segment_memory`` (Transformer-XL) are the
+spec's `attention` variants, in that order; ``cross`` is graph-only (a decoder's attention to
+the encoder, described by the block's attention spec).  Shared code lives in `_common`.
+"""
+
+from . import self, two_stream, segment_memory, cross  # noqa: I001  (registration order = the union's order)
+
+__all__ = ["cross", "segment_memory", "self", "two_stream"]
