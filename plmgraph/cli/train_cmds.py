@@ -1,0 +1,193 @@
+"""`plmgraph train`, `plmgraph eval`, `plmgraph generate`: train a spec on a corpus, evaluate, generate.
+
+    plmgraph train gpt2 -O layers=4,hidden=256,heads=4,vocab=8192 --data pydoc --steps 300 -o runs/gpt2
+    plmgraph train runs/gpt2 --steps 600              # resume exactly where it stopped
+    plmgraph eval runs/gpt2                           # the run's held-out split, or --data FILE
+    plmgraph generate runs/gpt2 --prompt "The" --max-new-tokens 50 --temperature 0.8 --top-k 50 --seed 0
+
+torch is imported inside the commands, never at import time.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from . import JSON_HELP, OVERRIDE_HELP, app, err, out, print_json, run
+
+RUN_HELP = "Zoo name or spec file to start a run, or a run folder to resume."
+
+
+def _is_run(path: str) -> bool:
+    return (Path(path) / "train.json").is_file()
+
+
+@app.command("train")
+def train_cmd(
+    spec: Annotated[str, typer.Argument(help=RUN_HELP, metavar="SPEC|RUN")],
+    override: Annotated[list[str] | None, typer.Option("--override", "-O", help=OVERRIDE_HELP)] = None,
+    data: Annotated[str | None, typer.Option("--data", help="Corpus: a text file (one sentence per line, blank "
+                                             "lines between documents), a .jsonl file with `text`, or `pydoc` "
+                                             "(Python's own documentation, offline).")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="The run folder to create.")] = None,
+    steps: Annotated[int | None, typer.Option("--steps", help="Total optimizer steps (default 200).")] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Sequences per micro-batch.")] = 16,
+    seq_len: Annotated[int, typer.Option("--seq-len", help="Tokens per sequence.")] = 128,
+    lr: Annotated[float, typer.Option("--lr", help="Peak learning rate (AdamW).")] = 1e-3,
+    warmup: Annotated[int | None, typer.Option("--warmup", help="Warmup steps (default min(100, steps/10)).")] = None,
+    schedule: Annotated[str, typer.Option("--schedule", help="cosine, linear or constant after warmup.")] = "cosine",
+    accumulate: Annotated[int, typer.Option("--accumulate", help="Micro-batches per optimizer step.")] = 1,
+    grad_clip: Annotated[float, typer.Option("--grad-clip", help="Clip the gradient norm (0: off).")] = 1.0,
+    bf16: Annotated[bool, typer.Option("--bf16", help="bf16 autocast.")] = False,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of init, data order and masking.")] = 0,
+    held_out: Annotated[float, typer.Option("--held-out", help="Fraction of documents held out.")] = 0.05,
+    eval_every: Annotated[int, typer.Option("--eval-every", help="Held-out eval every N steps (0: at the end).")] = 0,
+    checkpoint_every: Annotated[int, typer.Option("--checkpoint-every", help="Checkpoint every N steps.")] = 100,
+    tokenizer: Annotated[Path | None, typer.Option("--tokenizer", help="A tokenizer.json to use instead of "
+                                                   "training one on the corpus.")] = None,
+    device: Annotated[str, typer.Option("--device", help="cpu or cuda.")] = "cpu",
+    force: Annotated[bool, typer.Option("--force", help="Start a run in a folder that holds files.")] = False,
+) -> None:
+    """Train SPEC on its own objectives (the spec's `objectives`), or resume the run folder RUN."""
+
+    def go() -> None:
+        from ..errors import UsageError
+
+        if _is_run(spec):
+            if override or output or tokenizer:
+                raise UsageError("resuming a run takes only --steps (and --data when the corpus moved); "
+                                 "-O, -o and --tokenizer belong to a new run")
+            with err.status(f"loading {spec}", spinner="dots"):
+                from ..train.trainer import Trainer
+
+                trainer = Trainer.resume(spec, steps=steps, data=data)
+            _train(trainer, f"resuming at step {trainer.step}")
+            return
+        folder = Path(spec)
+        if folder.is_dir() and not any((folder / f).is_file() for f in ("spec.yaml", "config.json")):
+            from ..train.trainer import read_run
+
+            read_run(folder)  # raises: not a run, and no spec to start one from
+        if output is None:
+            raise UsageError("a new run needs -o RUN (the folder it is written to)")
+        if data is None:
+            raise UsageError("a new run needs --data FILE (or --data pydoc for Python's own documentation)")
+        from ..spec import load_spec
+        from ..train.trainer import TrainConfig, Trainer
+
+        cfg = TrainConfig(steps=steps or 200, batch_size=batch_size, seq_len=seq_len, lr=lr, warmup=warmup,
+                          schedule=schedule, accumulate=accumulate, grad_clip=grad_clip, bf16=bf16, seed=seed,
+                          held_out=held_out, eval_every=eval_every, checkpoint_every=checkpoint_every, device=device)
+        spec_obj = load_spec(spec, override)
+        with err.status(f"preparing {spec_obj.name}: corpus, tokenizer, examples, model", spinner="dots"):
+            trainer = Trainer.create(spec_obj, output, data, cfg, tokenizer=tokenizer, force=force)
+        _train(trainer, f"{spec_obj.name}: {trainer.model.num_params():,} parameters, "
+                        f"{len(trainer.examples):,} training sequences of {cfg.seq_len}, "
+                        f"objectives {', '.join(o.kind for o in spec_obj.objectives)}")
+
+    run(go)
+
+
+def _train(trainer: Any, intro: str) -> None:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    err.print(intro, highlight=False)
+    cfg = trainer.cfg
+    columns = [TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("loss {task.fields[loss]:.3f}  {task.fields[tps]:,.0f} tok/s  lr {task.fields[lr]:.2e}"),
+               TimeRemainingColumn()]
+    with Progress(*columns, console=err, transient=False) as bar:
+        task = bar.add_task("train", total=cfg.steps, completed=trainer.step, loss=float("nan"), tps=0.0, lr=0.0)
+
+        def step(m: dict[str, Any]) -> None:
+            bar.update(task, completed=m["step"], loss=m["loss"], tps=m["tokens_per_s"], lr=m["lr"])
+
+        result = trainer.run_steps(on_step=step)
+    if result.interrupted:
+        err.print(f"interrupted at step {result.step}; checkpoint written to {result.checkpoint}; resume with "
+                  f"`plmgraph train {trainer.run}`", highlight=False)
+        raise typer.Exit(130)
+    msg = f"step {result.step}: train loss {result.last.get('loss', float('nan')):.3f}"
+    if result.eval:
+        msg += f", held-out loss {result.eval['loss']:.3f} (perplexity {result.eval['perplexity']:.1f})"
+    out.print(msg + f"; wrote {trainer.run}", highlight=False)
+
+
+@app.command("eval")
+def eval_cmd(
+    path: Annotated[str, typer.Argument(help="A run folder (or a saved model folder with tokenizer.json).",
+                                        metavar="RUN")],
+    data: Annotated[str | None, typer.Option("--data", help="Corpus to evaluate on (default: the run's held-out "
+                                             "split).")] = None,
+    seq_len: Annotated[int | None, typer.Option("--seq-len", help="Tokens per sequence (default: the run's).")] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Sequences per batch.")] = 16,
+    as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
+) -> None:
+    """Loss, perplexity (exp of the mean token cross-entropy) and, for encoders, MLM accuracy."""
+
+    def go() -> None:
+        import json as _json
+
+        from ..errors import UsageError
+        from ..train.data import load_corpus
+        from ..train.evaluate import evaluate
+        from ..train.objectives import collator_for
+        from ..train.trainer import TrainConfig, load_run_model
+
+        with err.status(f"loading {path}", spinner="dots"):
+            model, tok = load_run_model(path)
+        cfg = TrainConfig()
+        if _is_run(path):
+            cfg = TrainConfig.from_json(_json.loads((Path(path) / "train.json").read_text())["config"])
+            src = data or _json.loads((Path(path) / "train.json").read_text())["data"]
+        elif data is None:
+            raise UsageError("--data FILE is needed for a model folder that is not a run")
+        else:
+            src = data
+        corpus = load_corpus(src)
+        if data is None:
+            corpus = corpus.split(cfg.held_out, cfg.seed)[1]
+            if not corpus.docs:
+                raise UsageError("the run holds out no documents; pass --data FILE")
+        collator = collator_for(model.spec, tok, cfg.seed)
+        examples = collator.examples(corpus, seq_len or cfg.seq_len)
+        with err.status(f"evaluating on {len(examples):,} sequences", spinner="dots"):
+            result = evaluate(model, collator, examples, batch_size)
+        if as_json:
+            print_json({"data": str(src), **result})
+            return
+        rows = [f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v:,}" for k, v in result.items()]
+        out.print(f"{corpus.name}: " + ", ".join(rows), highlight=False)
+
+    run(go)
+
+
+@app.command("generate")
+def generate_cmd(
+    path: Annotated[str, typer.Argument(help="A run folder (or a saved model folder with tokenizer.json).",
+                                        metavar="RUN")],
+    prompt: Annotated[list[str], typer.Option("--prompt", "-p", help="Prompt text (repeat for a batch).")],
+    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", "-n", help="Tokens to generate.")] = 50,
+    temperature: Annotated[float, typer.Option("--temperature", help="Sampling temperature (0: greedy).")] = 1.0,
+    top_k: Annotated[int, typer.Option("--top-k", help="Sample from the k most likely tokens (0: all).")] = 0,
+    top_p: Annotated[float, typer.Option("--top-p", help="Nucleus sampling mass.")] = 1.0,
+    repetition_penalty: Annotated[float, typer.Option("--repetition-penalty", help="CTRL's penalty (1: off).")] = 1.0,
+    greedy: Annotated[bool, typer.Option("--greedy", help="Always take the most likely token.")] = False,
+    seed: Annotated[int | None, typer.Option("--seed", help="Seed of the sampling.")] = None,
+) -> None:
+    """Continue each prompt with the KV cache; greedy unless a temperature, top-k or top-p is given."""
+
+    def go() -> None:
+        from ..train.generate import generate
+        from ..train.trainer import load_run_model
+
+        with err.status(f"loading {path}", spinner="dots"):
+            model, tok = load_run_model(path)
+        ids = generate(model, tok, prompt, max_new_tokens, temperature=0.0 if greedy else temperature, top_k=top_k,
+                       top_p=top_p, repetition_penalty=repetition_penalty, seed=seed)
+        for row in ids.tolist():
+            out.print(tok.decode(row), highlight=False, markup=False)
+
+    run(go)
