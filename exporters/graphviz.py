@@ -24,8 +24,8 @@ import graphviz
 
 from plmgraph.errors import PlmgraphError, UsageError
 from plmgraph.graph import ArchGraph, resolve
-from plmgraph.graph.diff import ACTIVATIONS, ArchDiff, attention_type, diff, human_count
-from plmgraph.kinds import KINDS, has
+from plmgraph.graph.diff import ArchDiff, diff, human_count
+from plmgraph.kinds import KINDS, kind
 
 #: Output formats `save` understands, by file extension.
 FORMATS = {".svg": "svg", ".png": "png", ".pdf": "pdf", ".dot": "dot"}
@@ -344,69 +344,7 @@ def _position_edge(d: dict[str, Any]) -> str:
 def node_label(g: ArchGraph, n: str) -> tuple[str, str]:
     """(title, detail) for a node: ("Multi-head attention", "12 heads · d=64 · causal")."""
     d = g.node(n)
-    kind, a, role = d["kind"], d["attrs"], d["role"]
-    axis = d["axis"]
-    if has(kind, "label"):
-        return KINDS[kind].label(a)
-    # MOVING: the branches below go to their kinds' modules (plmgraph/kinds/<axis>/)
-    if axis == "input":
-        name = n.split(".", 1)[1]
-        shape = next((shape_text(e["shape"]) for _, _, e in g.nx.out_edges(n, data=True)), "")
-        return name, shape
-    if kind == "embedding/token":
-        return "Token embedding", f"{a['vocab']} × {a['dim']}" + (" · ×√d" if a.get("scale") else "")
-    if kind == "embedding/segment":
-        return "Segment embedding", f"{a['vocab']} × {a['dim']}"
-    if kind == "embedding/task_type":
-        return "Task-type embedding", f"{a['vocab']} × {a['dim']}"
-    if kind == "embedding/patches":
-        cls = " + [CLS]" if a["cls_token"] else ""
-        return "Patch embedding", f"{a['patch_size']}×{a['patch_size']} patches{cls}"
-    if kind == "embedding/mask_token":
-        return "Mask token", "query stream"
-    if kind == "embedding/project":
-        return "Embedding projection", f"{a['dim_in']}→{a['dim_out']}"
-    if axis == "attention":
-        t = attention_type(a)
-        names = {"MHA": "Multi-head attention", "GQA": "Grouped-query attention", "MQA": "Multi-query attention"}
-        title = names[t]
-        if kind == "attention/cross":
-            title = "Cross-attention"
-        elif kind == "attention/two_stream":
-            title = "Two-stream relative attention"
-        elif kind == "attention/segment_memory":
-            title = "Relative attention + memory"
-        elif a.get("mask") == "causal":
-            title = "Masked " + title[0].lower() + title[1:]
-        parts = [f"{a['heads']} heads"]
-        if t != "MHA":
-            parts.append(f"{a['kv_heads']} kv")
-        parts.append(f"d={a['head_dim']}")
-        if kind != "attention/cross" and a.get("mask") == "prefix":
-            parts.append("prefix mask")
-        if a.get("window"):
-            parts.append(f"window {a['window']}")
-        if a.get("qk_norm"):
-            parts.append("QK-norm")
-        return title, " · ".join(parts)
-    if axis == "pool":
-        k = {"cls": "[CLS]", "mean": "mean", "last": "last token"}[kind.split("/")[1]]
-        return "Pooler", k + (f" · dense {a['activation']}" if a.get("dense") else "")
-    if axis == "head":
-        k = kind.split("/")[1]
-        if k in ("lm", "mlm"):
-            parts = []
-            tr = a.get("transform")
-            if tr:
-                act = ACTIVATIONS.get(tr["activation"], tr["activation"])
-                parts.append(f"dense {act}" + (" + norm" if tr["norm"] else ""))
-            parts.append(f"{a['width']}→{a['vocab']}")
-            parts.append("tied" if a["tie_embeddings"] else "untied")
-            return ("LM head" if k == "lm" else "MLM head"), " · ".join(parts)
-        names = {"nsp": "NSP head", "sop": "SOP head", "sequence_classification": "Sequence classifier",
-                 "token_classification": "Token classifier", "image_classification": "Image classifier"}
-        return names.get(k, k), f"{a.get('labels')} classes"
-    return role, ""
+    return kind(d["kind"]).label(d["attrs"])  # each kind labels itself (plmgraph/kinds/<axis>/)
 
 
 def _html_label(title: str, detail: str = "") -> str:

@@ -16,7 +16,6 @@ from torch import Tensor, nn
 
 from .norm import make_norm
 from .position import apply_rotary
-from .registry import Node, register
 
 KV = tuple[Tensor, Tensor]
 
@@ -70,6 +69,12 @@ class SelfAttention(nn.Module):
         y = y.transpose(1, 2).reshape(B, T, n * d)  # [B, T, n*d]
         return self.out(y), (k, v)
 
+    def update_weights(self) -> list[Tensor]:
+        """The weights that write this sublayer's update (DeepNorm scales them by β at init): the
+        value rows of `qkv` and `out` (queries and keys keep gain 1)."""
+        kv_rows = self.kv_heads * self.head_dim
+        return [self.qkv.weight[self.heads * self.head_dim + kv_rows:], self.out.weight]
+
 
 class CrossAttention(nn.Module):
     """Decoder-to-encoder attention: queries from x, keys and values from the encoder output."""
@@ -99,22 +104,7 @@ class CrossAttention(nn.Module):
         y = attend(q, k, v, mask, False, self.scale, self.dropout if self.training else 0.0)
         return self.out(y.transpose(1, 2).reshape(B, T, n * d))
 
-
-def _options(node: Node) -> dict:
-    a = node.attrs
-    opts = dict(qkv_bias=a["qkv_bias"], out_bias=a["out_bias"], scale=a.get("scale"), dropout=a.get("dropout", 0.0))
-    if a.get("qk_norm"):
-        opts["qk_norm"] = a["norm"]  # the block's norm, per head
-    return opts
-
-
-@register("attention/self")
-def _self(node: Node) -> nn.Module:
-    return SelfAttention(node["hidden"], node["heads"], node["kv_heads"], node["head_dim"], **_options(node),
-                         interleaved_rotary=node.get("interleaved_rotary", False))
-
-
-@register("attention/cross")
-def _cross(node: Node) -> nn.Module:
-    return CrossAttention(node["hidden"], node["heads"], node["kv_heads"], node["head_dim"], **_options(node))
-
+    def update_weights(self) -> list[Tensor]:
+        """The weights that write this sublayer's update (DeepNorm scales them by β at init): the
+        value rows of `kv` and `out` (queries and keys keep gain 1)."""
+        return [self.kv.weight[self.kv_heads * self.head_dim:], self.out.weight]

@@ -196,7 +196,7 @@ class _Compiler:
             embed.image_size = p.image_size
         position = None
         if self.has(f"{name}.position"):
-            position = self.module(f"{name}.position", bidirectional=at.mask != "causal")
+            position = self.module(f"{name}.position")  # its attrs say all it needs (bidirectional, ...)
         layers: dict[str, Block] = {}
         schedule: list[str] = []
         for i in range(st.layers):

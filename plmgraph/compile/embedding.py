@@ -5,14 +5,13 @@ dropout and projects E -> hidden when the embedding is factorised (ALBERT).  The
 matrix of a one-stack model or of stacks that share it lives at ``embed.token`` (the model
 owns it); the stack then holds a plain, unregistered reference, so it is neither
 registered nor saved twice.
+The parts are built by their kinds (``build`` in plmgraph/kinds/embedding/).
 """
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
-
-from .registry import Node, register
 
 
 class Embedding(nn.Embedding):
@@ -140,32 +139,6 @@ def positions_from_mask(mask: Tensor) -> Tensor:
     """RoBERTa positions: kept tokens count 0, 1, ...; padding gets -1."""
     mask = mask.long()
     return torch.cumsum(mask, dim=1) * mask - 1
-
-
-@register("embedding/token")
-def _token(node: Node) -> nn.Module:
-    return TokenEmbedding(node["vocab"], node["dim"], node.get("scale"))
-
-
-@register("embedding/segment", "embedding/task_type")
-def _table(node: Node) -> nn.Module:
-    return Embedding(node["vocab"], node["dim"])
-
-
-@register("embedding/patches")
-def _patches(node: Node) -> nn.Module:
-    dim = node.params["weight"][0]
-    return PatchEmbedding(node["channels"], dim, node["patch_size"], node["cls_token"])
-
-
-@register("embedding/mask_token")
-def _mask_token(node: Node) -> nn.Module:
-    return MaskToken(node.params["weight"][-1])
-
-
-@register("embedding/project")
-def _project(node: Node) -> nn.Module:
-    return nn.Linear(node["dim_in"], node["dim_out"])
 
 
 __all__ = ["Embedding", "PatchEmbedding", "StackEmbeddings", "TokenEmbedding", "positions_from_mask"]

@@ -29,7 +29,6 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import InputError
-from .registry import Node, register
 
 MISSING = ("this model uses the prefix (blank-infilling) attention mask: pass prefix_lengths, a [batch] integer "
            "tensor with the length of each sequence's bidirectional prefix (GLM's Part A, its 'sep'); "
@@ -54,12 +53,6 @@ class GLM2DPosition(nn.Module):
         else:
             pos, block = positions, torch.zeros_like(positions)
         return F.embedding(pos, self.weight) + F.embedding(block, self.block_weight)
-
-
-@register("position/glm_2d")
-def _glm_2d(node: Node) -> nn.Module:
-    rows, dim = node.params["weight"]
-    return GLM2DPosition(rows, dim)
 
 
 def prefix_visible(q: Tensor, k: Tensor, prefix_lengths: Tensor | None, cached: bool = False) -> Tensor:

@@ -5,6 +5,7 @@ the vocabulary with their own ``proj`` or with the token-embedding matrix they a
 (held as an unregistered reference, so the matrix is registered and saved once, under the
 embedding's name).  ``scale_tied`` multiplies by ``hidden ** -0.5`` first (T5).
 Classifiers are one linear layer on pooled (nsp, sop, sequence/image) or per-token states.
+The kinds build them (``build`` in plmgraph/kinds/pool/ and plmgraph/kinds/head/).
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from torch import Tensor, nn
 
 from .activations import activation
 from .norm import make_norm
-from .registry import Node, register
 
 
 class Pooler(nn.Module):
@@ -82,25 +82,3 @@ class LMHead(nn.Module):
         if self.scale is not None:
             h = h * self.scale
         return F.linear(h, self.weight, self.bias)
-
-
-@register("pool/cls", "pool/mean", "pool/last")
-def _pooler(node: Node) -> nn.Module:
-    dense = "dense.weight" in node.params
-    hidden = node.params["dense.weight"][0] if dense else 0
-    return Pooler(node.kind.split("/")[1], hidden, dense, node.get("activation", "tanh"))
-
-
-@register("head/lm", "head/mlm")
-def _lm(node: Node) -> nn.Module:
-    """Needs ``node.attrs["tied_module"]`` (set by `build`) when the head is tied."""
-    a = node.attrs
-    return LMHead(a["hidden"], a["width"], a["vocab"], tied=a.get("tied_module"), bias=a["bias"],
-                  transform=a.get("transform"), norm=a["norm"], scale_tied=a.get("scale_tied", False))
-
-
-@register("head/nsp", "head/sop", "head/sequence_classification", "head/token_classification",
-          "head/image_classification")
-def _classifier(node: Node) -> nn.Module:
-    labels, hidden = node.params["weight"]
-    return nn.Linear(hidden, labels, bias=node["bias"])

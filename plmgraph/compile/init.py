@@ -4,7 +4,7 @@
 and with `scaled_residual` (GPT-2) the projections that write into the residual stream get
 std / sqrt(2 * layers).  ``init: {kind: fan_in}`` (T5): a weight with fan-in F ~ N(0, F**-0.5),
 embeddings ~ N(0, 1), relative biases ~ N(0, hidden**-0.5), and where attention scores are not
-scaled (scale 1.0) the query rows get another head_dim**-0.5 (see `scale_unscaled_queries`).
+scaled (scale 1.0) the query rows get another head_dim**-0.5 (the attention kinds' init).
 Biases start at 0 and norm scales at 1 in both.
 """
 
@@ -12,13 +12,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from .embedding import MaskToken, PatchEmbedding
-from .glm import GLM2DPosition
-from .heads import LMHead
-from .mlp import Experts
 from .norm import RMSNorm
-from .position import T5RelativeBias
-from .relative import RelativeAttention
 
 #: Linear layers that write into the residual stream get GPT-2's depth-scaled std.
 RESIDUAL_OUT = ("attn.out", "cross.out", "mlp.down")
@@ -86,19 +80,11 @@ def init_module(name: str, m: nn.Module, *, std: float, resid_std: float, genera
 
     With `fan_in` (T5), `std` is ignored for weights whose fan-in is known (see the module docstring).
     """
-    table = 1.0 if fan_in else std  # embedding tables
     if isinstance(m, nn.Linear):
         w_std = m.in_features**-0.5 if fan_in else (resid_std if name.endswith(RESIDUAL_OUT) else std)
         _normal(m.weight, w_std, generator)
         if m.bias is not None:
             nn.init.zeros_(m.bias)
-    elif isinstance(m, T5RelativeBias):
-        _normal(m.weight, hidden**-0.5 if fan_in else std, generator)
-    elif isinstance(m, (nn.Embedding, MaskToken)):
-        _normal(m.weight, table, generator)
-    elif isinstance(m, GLM2DPosition):
-        _normal(m.weight, table, generator)
-        _normal(m.block_weight, table, generator)
     elif isinstance(m, nn.LayerNorm):  # qk-norms and head norms inside other kinds' modules
         if m.weight is not None:
             nn.init.ones_(m.weight)
@@ -106,31 +92,3 @@ def init_module(name: str, m: nn.Module, *, std: float, resid_std: float, genera
             nn.init.zeros_(m.bias)
     elif isinstance(m, RMSNorm):
         nn.init.constant_(m.weight, 1.0 - m.offset)
-    elif isinstance(m, PatchEmbedding):
-        _normal(m.weight, m.weight[0].numel() ** -0.5 if fan_in else std, generator)
-        nn.init.zeros_(m.bias)
-        if m.cls_token:
-            _normal(m.cls, std, generator)
-    elif isinstance(m, Experts):
-        _normal(m.up_weight, m.up_weight.shape[-1] ** -0.5 if fan_in else std, generator)
-        _normal(m.down_weight, m.down_weight.shape[-1] ** -0.5 if fan_in else resid_std, generator)
-        if m.bias:
-            nn.init.zeros_(m.up_bias)
-            nn.init.zeros_(m.down_bias)
-    elif isinstance(m, RelativeAttention):  # its Linear children are initialised on their own
-        for name in ("r_w_bias", "r_r_bias", "r_s_bias", "seg_embed"):
-            if hasattr(m, name):
-                _normal(getattr(m, name), hidden**-0.5 if fan_in else std, generator)
-    elif isinstance(m, LMHead) and m.bias is not None:
-        nn.init.zeros_(m.bias)
-
-
-def scale_unscaled_queries(m: nn.Module) -> None:
-    """fan_in init: attention without 1/sqrt(head_dim) on its scores (T5) starts its query rows at
-    (hidden * head_dim)**-0.5 instead, which is what HF T5 does."""
-    scale = getattr(m, "scale", None)
-    if scale != 1.0 or not hasattr(m, "head_dim"):
-        return
-    proj = getattr(m, "qkv", None) or getattr(m, "q", None)
-    if isinstance(proj, nn.Linear):
-        proj.weight[: m.heads * m.head_dim].mul_(m.head_dim**-0.5)

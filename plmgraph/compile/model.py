@@ -28,7 +28,7 @@ from . import checks
 from .attention import KV
 from .block import Block, Stack
 from .glm import GLM2DPosition, check_glm_inputs
-from .init import InitRule, init_module, scale_unscaled_queries
+from .init import InitRule, init_module
 
 
 @dataclass
@@ -259,9 +259,6 @@ class PLMModel(nn.Module):
                 for name, m in module.named_modules(prefix=nid):
                     init_module(name, m, std=std, resid_std=resid_std, generator=gen, fan_in=fan_in,
                                 hidden=self.spec.sizes.hidden)
-        if fan_in:
-            for module in self.modules():
-                scale_unscaled_queries(module)
         return self
 
 

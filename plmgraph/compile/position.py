@@ -10,7 +10,8 @@ Two families, by where they act:
 
 Nothing here holds a buffer: frequencies, slopes and tables are computed from constants in
 ``forward`` (a few hundred flops), so the model builds on ``meta``, moves with ``to_empty``
-and its ``state_dict`` is exactly its parameters.
+and its ``state_dict`` is exactly its parameters.  The modules are built from graph nodes
+by the position kinds' ``build`` facets (plmgraph/kinds/position/).
 """
 
 from __future__ import annotations
@@ -19,8 +20,6 @@ import math
 
 import torch
 from torch import Tensor, nn
-
-from .registry import Node, register
 
 # ------------------------------------------------------------- added to the input
 
@@ -50,17 +49,6 @@ class SinusoidalPosition(nn.Module):
         angle = positions.float()[..., None] * inv  # [B, T, d/2]
         pe = torch.stack((angle.sin(), angle.cos()), dim=-1).flatten(-2)  # [B, T, d]: sin, cos interleaved
         return pe[..., : self.dim]
-
-
-@register("position/learned")
-def _learned(node: Node) -> nn.Module:
-    rows, dim = node.params["weight"]
-    return LearnedPosition(rows, dim, node.get("offset", 0), node.get("max_positions"))
-
-
-@register("position/sinusoidal")
-def _sinusoidal(node: Node) -> nn.Module:
-    return SinusoidalPosition(node["dim"])
 
 
 # ------------------------------------------------------------------------- rotary
@@ -146,12 +134,6 @@ def apply_rotary(x: Tensor, cos: Tensor, sin: Tensor, interleaved: bool) -> Tens
     return torch.cat((rot, rest), dim=-1) if rest.shape[-1] else rot
 
 
-@register("position/rope")
-def _rope(node: Node) -> nn.Module:
-    return Rotary(node["rotary_dim"], node["theta"], node.get("interleaved", False), node.get("scaling"),
-                  node.get("max_positions"))
-
-
 # ------------------------------------------------------------------ score biases
 
 
@@ -183,11 +165,6 @@ class Alibi(nn.Module):
         dist = (k_pos[None, :] - q_pos[:, None]).float()  # [T, S]
         dist = -dist.abs() if self.bidirectional else dist
         return slopes[:, None, None] * dist[None]  # [h, T, S]
-
-
-@register("position/alibi")
-def _alibi(node: Node) -> nn.Module:
-    return Alibi(node["heads"], node.get("bidirectional", False))
 
 
 def t5_bucket(relative: Tensor, bidirectional: bool, buckets: int, max_distance: int) -> Tensor:
@@ -223,10 +200,4 @@ class T5RelativeBias(nn.Module):
         relative = k_pos[None, :] - q_pos[:, None]  # [T, S]
         bucket = t5_bucket(relative, self.bidirectional, self.buckets, self.max_distance)
         return nn.functional.embedding(bucket, self.weight).permute(2, 0, 1)  # [h, T, S]
-
-
-@register("position/t5_relative")
-def _t5(node: Node) -> nn.Module:
-    buckets, heads = node.params["weight"]
-    return T5RelativeBias(buckets, heads, node["max_distance"], node["bidirectional"])
 

@@ -31,7 +31,7 @@ from torch.utils.checkpoint import checkpoint
 from ..errors import InputError
 from .block import Block
 from .embedding import StackEmbeddings
-from .registry import Node, NotSupportedError, register
+from .registry import NotSupportedError
 
 #: Attention kinds compiled here; `build` gives their stacks a `RelativeStack`.
 RELATIVE_KINDS = ("two_stream", "segment_memory")
@@ -128,6 +128,11 @@ class RelativeAttention(nn.Module):
         qg = torch.einsum("bnpd,bpt->bntd", self.heads_of(g, wq), target_mapping.to(g.dtype))  # [B, n, T, d]
         yg = torch.einsum("bntd,bpt->bnpd", self.core(qg, k, v, kr, mask_g, seg), target_mapping.to(g.dtype))
         return out_h, self.out(yg.transpose(1, 2).reshape(B, g.shape[1], nd))
+
+    def update_weights(self) -> list[Tensor]:
+        """The weights that write this sublayer's update (DeepNorm scales them by β at init): the
+        value rows of `qkv` and `out`."""
+        return [self.qkv.weight[2 * self.heads * self.head_dim:], self.out.weight]
 
 
 class RelativeBlock(Block):
@@ -298,27 +303,6 @@ class RelativeStack(nn.Module):
         if hasattr(self, "final_norm"):
             out = self.final_norm(out)
         return out, (tuple(presents) if use_cache else None)
-
-
-# ----------------------------------------------------------------------------- registry
-
-
-@register("attention/two_stream", "attention/segment_memory")
-def _relative(node: Node) -> nn.Module:
-    if node.get("window"):
-        raise NotSupportedError(f"{node.id}: a sliding window with {node.kind} attention is not supported")
-    if node["kv_heads"] != node["heads"]:
-        raise NotSupportedError(f"{node.id}: {node.kind} attention has one key/value head per query head "
-                                f"(kv_heads {node['kv_heads']} != heads {node['heads']})")
-    if node.get("qk_norm"):
-        raise NotSupportedError(f"{node.id}: qk_norm with {node.kind} attention is not supported")
-    return RelativeAttention(node["hidden"], node["heads"], node["head_dim"], segments=node.kind.endswith("two_stream"),
-                             scale=node.get("scale"), dropout=node.get("dropout", 0.0))
-
-
-@register("position/xl_relative")
-def _xl_relative(node: Node) -> nn.Module:
-    return XLRelative(node["hidden"], node.get("clamp"))
 
 
 __all__ = ["RELATIVE_KINDS", "RelativeAttention", "RelativeBlock", "RelativeStack", "XLRelative", "rel_shift"]

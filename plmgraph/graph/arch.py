@@ -43,8 +43,9 @@ from typing import Any
 import networkx as nx
 
 from ..kinds import KINDS
+from ..kinds.position.common import PositionSite
 from ..spec import ModelSpec, load_spec
-from ..spec.blocks import INPUT_POSITIONS, Block
+from ..spec.blocks import Block
 from ..spec.model import Stack
 
 Shape = tuple[Any, ...]
@@ -120,10 +121,6 @@ class _Builder:
         attrs = {**norm.model_dump(exclude={"kind"}), "width": width}
         return self.add(node, f"norm/{norm.kind}", stack=stack, layer=layer, role=role, group=group, **attrs)
 
-    def norm_params(self, norm: Any, width: int) -> dict[str, Shape]:
-        """The parameter shapes of a norm of `width` (a qk-norm or a head's transform norm)."""
-        return KINDS[f"norm/{norm.kind}"].params({**norm.model_dump(exclude={"kind"}), "width": width})
-
     def seq(self, stack: str) -> Any:
         if self.spec.embeddings.patches is not None:
             p = self.spec.embeddings.patches
@@ -137,7 +134,7 @@ class _Builder:
         outputs: dict[str, str] = {}
         for stack_name, stack in spec.stacks.items():
             x = self.embeddings(stack_name)
-            pos = self.attention_position(stack_name, stack)
+            pos = self.attention_position(stack_name)
             enc_out = outputs.get("encoder") if stack_name == "decoder" else None
             outputs[stack_name] = self.stack(stack_name, stack, x, pos, enc_out)
         self.heads(outputs[list(spec.stacks)[-1]])
@@ -153,41 +150,40 @@ class _Builder:
         pre = f"{stack}.embed"
         if emb.patches is not None:
             p = emb.patches
+            pixels = ("B", p.channels, p.image_size, p.image_size)
             inp = self.add("inputs.pixel_values", "input/pixels", role="pixels", channels=p.channels,
-                           image_size=p.image_size)
+                           image_size=p.image_size, argument="pixel_values", shape=pixels)
             node = self.add(f"{pre}.patches", "embedding/patches", stack=stack, role="patches",
-                            params={"weight": (E, p.channels, p.patch_size, p.patch_size), "bias": (E,),
-                                    **({"cls": (1, 1, E)} if p.cls_token else {})},
                             patch_size=p.patch_size, image_size=p.image_size, channels=p.channels,
-                            cls_token=p.cls_token)
-            self.edge(inp, node, ("B", p.channels, p.image_size, p.image_size))
+                            cls_token=p.cls_token, dim=E)
+            self.edge(inp, node, pixels)
             parts.append(node)
         else:
             decoder_side = spec.family == "encoder-decoder" and stack == "decoder"
             ids = "inputs.decoder_input_ids" if decoder_side else "inputs.input_ids"
-            self.add(ids, "input/tokens", stack=stack, role="tokens")
+            self.add(ids, "input/tokens", stack=stack, role="tokens", argument=ids.split(".")[1], shape=("B", T))
             shared = emb.share_across_stacks or len(spec.stacks) == 1
             tok = "embed.token" if shared else f"{pre}.token"
             if tok not in self.g:
                 self.add(tok, "embedding/token", stack=None if shared else stack, role="token",
-                         params={"weight": (spec.sizes.vocab, E)}, vocab=spec.sizes.vocab, dim=E,
-                         scale=math.sqrt(H) if emb.scale else None)
+                         vocab=spec.sizes.vocab, dim=E, scale=math.sqrt(H) if emb.scale else None)
             self.edge(ids, tok, ("B", T))
             parts.append(tok)
         if emb.mask_token:
             parts.append(self.add(f"{pre}.mask_token", "embedding/mask_token", stack=stack, role="mask_token",
-                                  params={"weight": (1, 1, E)}))
-        if spec.position.kind in INPUT_POSITIONS:
-            parts.append(self.input_position(stack, E))
+                                  dim=E))
+        if KINDS[f"position/{spec.position.kind}"].adds_to_embeddings:
+            parts.append(self.input_position(stack))
         if emb.segments and stack == list(spec.stacks)[0]:
-            ids = self.add("inputs.token_type_ids", "input/token_types", stack=stack, role="token_types")
+            ids = self.add("inputs.token_type_ids", "input/token_types", stack=stack, role="token_types",
+                           argument="token_type_ids", shape=("B", T))
             node = self.add(f"{pre}.segment", "embedding/segment", stack=stack, role="segment",
-                            params={"weight": (emb.segments, E)}, vocab=emb.segments, dim=E)
+                            vocab=emb.segments, dim=E)
             self.edge(ids, node, ("B", T))
             parts.append(node)
         if emb.task_types:
             parts.append(self.add(f"{pre}.task_type", "embedding/task_type", stack=stack, role="task_type",
-                                  params={"weight": (emb.task_types, E)}, vocab=emb.task_types, dim=E))
+                                  vocab=emb.task_types, dim=E))
         if len(parts) > 1:
             x = self.add(f"{pre}.sum", "op/sum", stack=stack, role="sum", dropout=emb.dropout)
             for p in parts:
@@ -199,53 +195,39 @@ class _Builder:
             self.edge(x, n, ("B", T, E))
             x = n
         if E != H:
-            proj = self.add(f"{pre}.project", "embedding/project", stack=stack, role="project",
-                            params={"weight": (H, E), "bias": (H,)}, dim_in=E, dim_out=H)
+            proj = self.add(f"{pre}.project", "embedding/project", stack=stack, role="project", dim_in=E, dim_out=H)
             self.edge(x, proj, ("B", T, E))
             x = proj
         return x
 
-    def input_position(self, stack: str, E: int) -> str:
+    def position_site(self, stack: str) -> PositionSite:
+        """What a position kind needs to know about `stack` to make its node's attrs."""
+        spec = self.spec
+        at = spec.stacks[stack].block.attention
+        return PositionSite(max_positions=spec.sizes.max_positions, dim=spec.embeddings.size,
+                            patches=self.seq(stack) if spec.embeddings.patches is not None else None,
+                            heads=spec.sizes.heads, hidden=self.H, head_dim=at.head_dim,
+                            bidirectional=at.mask != "causal")
+
+    def input_position(self, stack: str) -> str:
+        """The position node of the stack's embeddings; its kind (plmgraph/kinds/position/) gives
+        its attrs and shapes."""
         pos = self.spec.position
-        T = self.seq(stack)
-        mp = self.spec.sizes.max_positions
-        attrs = pos.model_dump(exclude={"kind"})
-        if pos.kind == "learned":
-            rows = (mp or 0) + pos.offset
-            if self.spec.embeddings.patches is not None:
-                rows = self.seq(stack)  # ViT: one row per patch (+ CLS)
-            params = {"weight": (rows, E)}
-        elif pos.kind == "glm_2d":
-            params = {"weight": (mp, E), "block_weight": (mp, E)}
-        else:
-            params = {}
-        node = self.add(f"{stack}.embed.position", f"position/{pos.kind}", stack=stack, role="position",
-                        params=params, max_positions=mp, dim=E, **attrs)
-        self.g.nodes[node]["shape"] = ("B", T, E)
+        k = KINDS[f"position/{pos.kind}"]
+        node = self.add(f"{stack}.embed.position", k.name, stack=stack, role="position",
+                        **k.node_attrs(pos, self.position_site(stack)))
+        self.g.nodes[node]["shape"] = ("B", self.seq(stack), self.spec.embeddings.size)
         return node
 
-    def attention_position(self, stack: str, spec_stack: Stack) -> str | None:
+    def attention_position(self, stack: str) -> str | None:
+        """The stack's one position node that feeds every attention layer (rotary, ALiBi,
+        relative), or None when positions are added to the embeddings or absent."""
         pos = self.spec.position
-        if pos.kind in INPUT_POSITIONS or pos.kind == "none":
+        k = KINDS[f"position/{pos.kind}"]
+        if not k.feeds_attention:
             return None
-        at = spec_stack.block.attention
-        params: dict[str, Shape] = {}
-        extra: dict[str, Any] = {}
-        if pos.kind == "t5_relative":
-            params = {"weight": (pos.buckets, self.spec.sizes.heads)}
-            extra["bidirectional"] = at.mask != "causal"
-        if pos.kind == "rope":
-            extra["rotary_dim"] = int(at.head_dim * pos.fraction)
-            extra["max_positions"] = self.spec.sizes.max_positions
-        if pos.kind == "alibi":
-            extra["heads"] = self.spec.sizes.heads
-        if pos.kind == "xl_relative":
-            extra["hidden"] = self.H
-        attrs = pos.model_dump(exclude={"kind"})
-        if attrs.get("scaling") is None:
-            attrs.pop("scaling", None)
-        return self.add(f"{stack}.position", f"position/{pos.kind}", stack=stack, role="position",
-                        params=params, head_dim=at.head_dim, **attrs, **extra)
+        return self.add(f"{stack}.position", k.name, stack=stack, role="position",
+                        **k.node_attrs(pos, self.position_site(stack)))
 
     # -- stacks and layers --------------------------------------------------------
 
@@ -344,38 +326,11 @@ class _Builder:
         return sub("mlp", mlp, x, True)
 
     def attention(self, node: str, b: Block, stack: str, i: int, group: str, *, self_attn: bool) -> str:
-        at, H = b.attention, self.H
-        n, kv, d = self.spec.sizes.heads, at.kv_heads, at.head_dim
-        q_out, kv_out = n * d, kv * d
-        params: dict[str, Shape] = {}
+        """A self- or cross-attention node; its kind (plmgraph/kinds/attention/) gives the shapes."""
+        at = b.attention
         kind = at.kind if self_attn else "cross"
-        if kind in ("self", "cross"):
-            if self_attn:
-                params["qkv.weight"] = (q_out + 2 * kv_out, H)
-                if at.qkv_bias:
-                    params["qkv.bias"] = (q_out + 2 * kv_out,)
-            else:
-                params["q.weight"] = (q_out, H)
-                params["kv.weight"] = (2 * kv_out, H)
-                if at.qkv_bias:
-                    params["q.bias"] = (q_out,)
-                    params["kv.bias"] = (2 * kv_out,)
-        else:  # two_stream / segment_memory: relative attention (Dai et al. 2019)
-            params["qkv.weight"] = (3 * q_out, H)
-            params["r.weight"] = (q_out, H)
-            params["r_w_bias"] = (n, d)
-            params["r_r_bias"] = (n, d)
-            if kind == "two_stream":
-                params["r_s_bias"] = (n, d)
-                params["seg_embed"] = (2, n, d)
-        params["out.weight"] = (H, q_out)
-        if at.out_bias and kind in ("self", "cross"):
-            params["out.bias"] = (H,)
-        if at.qk_norm:
-            for t in ("q_norm", "k_norm"):
-                params.update({f"{t}.{p}": s for p, s in self.norm_params(b.norm, d).items()})
         attrs = at.model_dump(exclude={"kind"})
-        attrs["heads"] = n
+        attrs["heads"] = self.spec.sizes.heads
         if at.qk_norm:
             attrs["norm"] = b.norm.model_dump()  # the per-head q/k norm is the block's norm
         if self_attn and self.spec.position.kind == "rope":
@@ -384,32 +339,18 @@ class _Builder:
             attrs["mask"] = "bidirectional"
             attrs["window"] = None
         return self.add(node, f"attention/{kind}", stack=stack, layer=i, role="attn" if self_attn else "cross",
-                        params=params, group=group, hidden=H, **attrs)
+                        group=group, hidden=self.H, **attrs)
 
     def mlp(self, node: str, b: Block, stack: str, i: int, group: str) -> str:
-        m, H = b.mlp, self.H
-
-        def one(spec: Any, lead: tuple[int, ...] = ()) -> dict[str, Shape]:
-            f = spec.ffn
-            up = 2 * f if spec.kind == "gated" else f
-            p: dict[str, Shape] = {"up.weight": lead + (up, H), "down.weight": lead + (H, f)}
-            if spec.bias:
-                p["up.bias"] = lead + (up,)
-                p["down.bias"] = lead + (H,)
-            return p
-
+        """The MLP node; its kind (plmgraph/kinds/mlp/) gives the shapes. A mixture's expert
+        fields are flattened into ``expert_<field>`` attrs."""
+        m = b.mlp
         if m.kind == "moe":
-            params = {"router.weight": (m.experts, H)}
-            if m.router_bias:
-                params["router.bias"] = (m.experts,)
-            params.update({f"experts.{k.replace('.', '_')}": v for k, v in one(m.expert, (m.experts,)).items()})
             attrs = m.model_dump(exclude={"kind", "expert"})
             attrs.update({f"expert_{k}": v for k, v in m.expert.model_dump().items()})
         else:
-            params = one(m)
             attrs = m.model_dump(exclude={"kind"})
-        return self.add(node, f"mlp/{m.kind}", stack=stack, layer=i, role="mlp", params=params, group=group,
-                        hidden=H, **attrs)
+        return self.add(node, f"mlp/{m.kind}", stack=stack, layer=i, role="mlp", group=group, hidden=self.H, **attrs)
 
     # -- heads --------------------------------------------------------------------
 
@@ -422,22 +363,10 @@ class _Builder:
             node = f"heads.{head.name}"
             if head.kind in ("lm", "mlm"):
                 tok = "embed.token" if "embed.token" in self.g else f"{last}.embed.token"
-                E = spec.embeddings.size
-                width = E if head.tie_embeddings else H
-                params: dict[str, Shape] = {}
-                if head.transform is not None:
-                    params["transform.weight"] = (width, H)
-                    params["transform.bias"] = (width,)
-                    if head.transform.norm:
-                        params.update({f"norm.{p}": s for p, s in self.norm_params(spec.block.norm, width).items()})
-                else:
-                    width = H
-                if not head.tie_embeddings:
-                    params["proj.weight"] = (spec.sizes.vocab, width)
-                if head.bias:
-                    params["bias"] = (spec.sizes.vocab,)
+                # the projection's input: a transform maps hidden onto the (tied) embedding width
+                width = spec.embeddings.size if (head.tie_embeddings and head.transform is not None) else H
                 attrs = head.model_dump(exclude={"kind", "name"})
-                self.add(node, f"head/{head.kind}", role=head.name, params=params,
+                self.add(node, f"head/{head.kind}", role=head.name,
                          tied_to=tok if head.tie_embeddings else None, vocab=spec.sizes.vocab, width=width,
                          hidden=H, norm=spec.block.norm.model_dump(), **attrs)
                 self.edge(out, node, ("B", T, H))
@@ -447,13 +376,9 @@ class _Builder:
             else:
                 if pooled is None:
                     p = spec.pooler
-                    pp = {"dense.weight": (H, H), "dense.bias": (H,)} if p.dense else {}
-                    pooled = self.add("pooler", f"pool/{p.kind}", role="pooler", params=pp,
+                    pooled = self.add("pooler", f"pool/{p.kind}", role="pooler", hidden=H,
                                       **p.model_dump(exclude={"kind"}))
                     self.edge(out, pooled, ("B", T, H))
                 src, shape = pooled, ("B", H)
-            params = {"weight": (head.labels, H)}
-            if head.bias:
-                params["bias"] = (head.labels,)
-            self.add(node, f"head/{head.kind}", role=head.name, params=params, labels=head.labels, bias=head.bias)
+            self.add(node, f"head/{head.kind}", role=head.name, labels=head.labels, bias=head.bias, hidden=H)
             self.edge(src, node, shape)

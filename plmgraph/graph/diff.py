@@ -29,8 +29,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..kinds import KINDS, has
-from ..kinds.base import ACTIVATIONS  # (also imported from here by exporters/graphviz.py)
+from ..kinds import KINDS
+from ..kinds import kind as _kind
 from ..kinds.base import Aspect as _Aspect
 from ..kinds.base import num as _num
 from ..kinds.base import onoff as _onoff
@@ -51,11 +51,6 @@ AXIS_TITLES = {
 #: Weight of a non-structural (size or hyper-parameter) change in `distance`.
 SIZE_WEIGHT = 0.1
 
-HEAD_NAMES = {
-    "lm": "LM head", "mlm": "MLM head", "nsp": "NSP head", "sop": "SOP head",
-    "sequence_classification": "sequence classifier", "token_classification": "token classifier",
-    "image_classification": "image classifier",
-}
 NORM_ROLES = {
     "final_norm": "final norm", "embed_norm": "embedding norm", "attn_norm": "attention norm",
     "mlp_norm": "MLP norm", "cross_norm": "cross-attention norm", "attn_post_norm": "attention post-norm",
@@ -254,16 +249,6 @@ def mlp_name(attrs: dict[str, Any], kind: str) -> str:
     return KINDS[kind].words(attrs)
 
 
-def attention_type(attrs: dict[str, Any]) -> str:
-    """MHA, MQA (one kv head) or GQA (fewer kv heads than query heads)."""
-    kv, n = attrs["kv_heads"], attrs["heads"]
-    if kv == n:
-        return "MHA"
-    if kv == 1:
-        return "MQA"
-    return "GQA"
-
-
 def norm_name(kind: str, attrs: dict[str, Any]) -> str:
     """A norm in words ("RMSNorm", "LayerNorm (no bias)"): its kind's `words`."""
     return KINDS[kind].words(attrs)
@@ -288,7 +273,7 @@ class _Seen(dict):
 # Attributes that echo `dims` (reported once, from the spec) or are derived from another fact.
 _ECHOES = {"head_dim", "hidden", "dim", "dim_in", "dim_out", "vocab", "width", "channels", "image_size", "ffn",
            "expert_ffn", "max_positions", "rotary_dim", "bidirectional", "mask", "window", "dropout", "activation",
-           "norm", "interleaved_rotary", "rows", "heads"}
+           "norm", "interleaved_rotary", "rows", "heads", "argument", "shape"}
 
 
 def _describe(d: dict[str, Any]) -> list[_Aspect]:
@@ -309,63 +294,8 @@ def _describe(d: dict[str, Any]) -> list[_Aspect]:
 
 
 def _describe_known(d: dict[str, Any]) -> list[_Aspect]:
-    """The named facts about one node (sizes echoing `dims` are left out)."""
-    kind, a, role = d["kind"], d["attrs"], d["role"]
-    axis = d["axis"]
-    if has(kind, "aspects"):
-        return KINDS[kind].aspects(a, role)
-    # MOVING: the branches below go to their kinds' modules (plmgraph/kinds/<axis>/)
-    if axis == "attention":
-        who = "cross-attention" if role == "cross" else "attention"
-        t = attention_type(a)
-        text = t if t != "GQA" else f"GQA ({a['kv_heads']} kv heads)"
-        prefix = {"two_stream": "two-stream relative ", "segment_memory": "segment-memory relative "}.get(
-            kind.split("/")[1], ""
-        )
-        bias = {(True, True): "on", (False, False): "off", (True, False): "qkv only", (False, True): "output only"}
-        out = [
-            _Aspect(who, prefix + text, (kind, t)),
-            _Aspect(f"{who} biases", bias[(a["qkv_bias"], a["out_bias"])], bias[(a["qkv_bias"], a["out_bias"])]),
-            _Aspect(f"{who} QK norm", _onoff(a["qk_norm"]), a["qk_norm"]),
-            _Aspect(f"{who} scale", "1/√d" if a["scale"] is None else _num(a["scale"])),
-            _Aspect(f"{who} dropout", _num(a["dropout"])),
-        ]
-        if role != "cross":
-            out.append(_Aspect("attention mask", a["mask"], a["mask"]))
-            out.append(_Aspect("sliding window", "none" if a["window"] is None else f"{a['window']} tokens",
-                               a["window"] is not None))
-        if "memory" in a:
-            out.append(_Aspect("segment memory", f"{a['memory']} tokens"))
-        return out
-    if kind == "embedding/token":
-        return [_Aspect("token embedding scale", "×√d" if a.get("scale") else "none", bool(a.get("scale")))]
-    if kind in ("embedding/segment", "embedding/task_type"):
-        what = "segment (token type) vocabulary" if kind == "embedding/segment" else "task-type vocabulary"
-        return [_Aspect(what, _num(a["vocab"]))]
-    if kind == "embedding/patches":
-        return [
-            _Aspect("patches", f"{a['patch_size']}×{a['patch_size']} of {a['image_size']}px, {a['channels']} channels"),
-            _Aspect("[CLS] token", _onoff(a["cls_token"]), a["cls_token"]),
-        ]
-    if axis == "pool":
-        text = {"cls": "[CLS]", "mean": "mean", "last": "last token"}[kind.split("/")[1]]
-        if a.get("dense"):
-            text += f" + dense {a['activation']}"
-        return [_Aspect("pooler", text, text)]
-    if axis == "head":
-        name = HEAD_NAMES.get(kind.split("/")[1], kind)
-        if kind in ("head/lm", "head/mlm"):
-            tr = a.get("transform")
-            tr_text = "none" if not tr else "dense + " + ACTIVATIONS.get(tr["activation"], tr["activation"]) + (
-                " + norm" if tr["norm"] else "")
-            return [
-                _Aspect(name, "tied" if a["tie_embeddings"] else "untied", a["tie_embeddings"]),
-                _Aspect(f"{name} bias", _onoff(a["bias"]), a["bias"]),
-                _Aspect(f"{name} transform", tr_text, tr_text),
-                _Aspect(f"{name} scale", "×d^-0.5" if a.get("scale_tied") else "none", a.get("scale_tied")),
-            ]
-        return [_Aspect(f"{name} labels", _num(a.get("labels"))), _Aspect(f"{name} bias", _onoff(a["bias"]), a["bias"])]
-    return []
+    """The named facts about one node (sizes echoing `dims` are left out): its kind's aspects."""
+    return _kind(d["kind"]).aspects(d["attrs"], d["role"])
 
 
 def _axis(d: dict[str, Any]) -> str:
@@ -382,7 +312,7 @@ def block_name(d: dict[str, Any]) -> str:
     kind, a, role = d["kind"], d["attrs"], d["role"]
     axis = d["axis"]
     if axis == "attention":
-        return "cross-attention" if role == "cross" else f"attention ({attention_type(a)})"
+        return KINDS[kind].words(a)  # "attention (GQA)", "cross-attention"
     if axis == "mlp":
         return f"{mlp_name(a, kind)} MLP"
     if axis == "norm":
@@ -390,18 +320,11 @@ def block_name(d: dict[str, Any]) -> str:
         return f"{where} ({norm_name(kind, a)})"
     if axis == "position":
         return f"{KINDS[kind].words(a)} positions"
-    if axis == "head":
-        return HEAD_NAMES.get(kind.split("/")[1], kind)
+    if axis in ("embedding", "head"):
+        return KINDS[kind].words(a)  # "token embedding", "NSP head"
     if axis == "pool":
-        return f"pooler ({_describe(d)[0].text})"
-    return {
-        "embedding/token": "token embedding",
-        "embedding/segment": f"segment embeddings ({a.get('vocab')} types)",
-        "embedding/task_type": f"task-type embeddings ({a.get('vocab')} types)",
-        "embedding/patches": "patch embedding",
-        "embedding/mask_token": "mask-token embedding (query stream)",
-        "embedding/project": f"factorized embedding projection {a.get('dim_in')}→{a.get('dim_out')}",
-    }.get(kind, kind)
+        return f"pooler ({KINDS[kind].words(a)})"
+    return kind
 
 
 # --------------------------------------------------------------------------- differ
@@ -471,7 +394,7 @@ class _Differ:
     def where_model(self, d: dict[str, Any]) -> str:
         base = _WHERE_ROLES.get(d["role"])
         if base is None:
-            base = HEAD_NAMES.get(d["kind"].split("/")[1], d["role"]) if d["axis"] == "head" else d["role"]
+            base = KINDS[d["kind"]].words(d["attrs"]) if d["axis"] == "head" else d["role"]
         return self.stack_label(d["stack"]) + base
 
     # -- run -----------------------------------------------------------------------

@@ -24,7 +24,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..kinds import KINDS, has
+from ..kinds import KINDS, kind
 from .arch import ArchGraph, resolve
 
 DTYPE_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2, "int8": 1}
@@ -104,8 +104,8 @@ def stats(graph: ArchGraph | Any, seq_len: int | None = None) -> Stats:
     out.flops_per_token = sum(flops.values())
     kv_elems = 0
     for _, d in nxg.nodes(data=True):
-        if d["kind"] in ("attention/self", "attention/segment_memory") and d["stack"] == "decoder":
-            kv_elems += 2 * d["attrs"]["kv_heads"] * d["attrs"]["head_dim"]
+        if d["axis"] == "attention" and d["stack"] == "decoder":  # each attention kind says what it caches
+            kv_elems += KINDS[d["kind"]].kv_elems_per_token(d["attrs"])
     out.kv_bytes_per_token = {k: kv_elems * b for k, b in DTYPE_BYTES.items() if k != "fp16"}
     out.weight_bytes = {k: out.params * b for k, b in DTYPE_BYTES.items() if k != "fp16"}
     return out
@@ -114,38 +114,9 @@ def stats(graph: ArchGraph | Any, seq_len: int | None = None) -> Stats:
 def _flops(g: ArchGraph, node: str, d: dict[str, Any], T: int) -> int:
     """Forward FLOPs per token spent in one node."""
     params = g.nx.nodes[d["group"]]["params"]
-    kind, a = d["kind"], d["attrs"]
     if d["tied_to"]:  # a tied head multiplies by the embedding it reuses
         params = {**params, "tied.weight": g.nx.nodes[d["tied_to"]]["params"]["weight"]}
-    if has(kind, "flops"):
-        return KINDS[kind].flops(a, params, T)
-    # MOVING: the branches below go to their kinds' modules (plmgraph/kinds/<axis>/)
-
-    def mm(*names: str) -> int:
-        return sum(2 * math.prod(params[p]) for p in names if p in params)
-
-    if kind.startswith("attention/"):
-        f = mm("qkv.weight", "q.weight", "kv.weight", "out.weight", "r.weight")
-        return f + 4 * a["heads"] * a["head_dim"] * T
-    if kind in ("mlp/dense", "mlp/gated"):
-        return mm("up.weight", "down.weight")
-    if kind == "mlp/moe":
-        e = a["experts"]
-        return mm("router.weight") + a["top_k"] * mm("experts.up_weight", "experts.down_weight") // e
-    if kind == "embedding/project":
-        return mm("weight")
-    if kind == "embedding/patches":
-        return mm("weight")
-    if kind in ("head/lm", "head/mlm"):
-        f = mm("transform.weight", "proj.weight")
-        if d["tied_to"]:
-            f += 2 * math.prod(g.nx.nodes[d["tied_to"]]["params"]["weight"])
-        return f
-    if kind == "head/token_classification":
-        return mm("weight")
-    if kind.startswith("head/") or kind.startswith("pool/"):
-        return (mm("weight") + mm("dense.weight")) // max(T, 1)
-    return 0
+    return kind(d["kind"]).flops(d["attrs"], params, T)
 
 
 __all__ = ["DTYPE_BYTES", "Stats", "stats"]

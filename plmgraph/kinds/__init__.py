@@ -16,7 +16,20 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
-from . import init, mlp, norm, objective, position, residual, tuning  # noqa: F401  (each axis package imports its kind modules)
+from . import (  # noqa: F401  (each axis package imports its kind modules)
+    attention,
+    embedding,
+    head,
+    init,
+    input,
+    mlp,
+    norm,
+    objective,
+    pool,
+    position,
+    residual,
+    tuning,
+)
 from .base import KINDS, Aspect, Kind, MissingFacet, NotCompiledYet, Strict, register
 
 
@@ -37,8 +50,10 @@ def has(name: str, facet: str) -> bool:
 
 
 def variants(axis: str) -> list[type[Strict]]:
-    """The spec classes of an axis, in registration order."""
-    return [k.spec for name, k in KINDS.items() if name.startswith(axis + "/") and k.spec is not None]
+    """The spec classes of an axis, in registration order (a class that several kinds share,
+    its ``kind`` literal naming each, once)."""
+    specs = (k.spec for name, k in KINDS.items() if name.startswith(axis + "/") and k.spec is not None)
+    return list(dict.fromkeys(specs))
 
 
 def union(axis: str) -> Any:

@@ -30,14 +30,26 @@ lives in functions that import torch when they run, so ``validate``, ``show``, `
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import PlmgraphError
 
 Shape = tuple[Any, ...]
 Attrs = dict[str, Any]
+
+#: A dropout rate (or any probability below 1).
+Probability = Annotated[float, Field(ge=0.0, lt=1.0)]
+
+#: The element-wise activations a spec may name (MLPs, head transforms, poolers).
+Activation = Literal["relu", "gelu", "gelu_tanh", "silu", "tanh", "sigmoid", "quick_gelu"]
+
+#: Each activation as people write it ("GELU", "SiLU").
+ACTIVATIONS = {
+    "relu": "ReLU", "gelu": "GELU", "gelu_tanh": "GELU (tanh)", "silu": "SiLU", "tanh": "tanh",
+    "sigmoid": "sigmoid", "quick_gelu": "QuickGELU",
+}
 
 
 def _describe_tag(schema: dict[str, Any], cls: type[BaseModel]) -> None:
@@ -170,8 +182,8 @@ def mm(params: dict[str, Shape], *names: str) -> int:
     return total
 
 
-__all__ = ["KINDS", "Aspect", "Attrs", "Kind", "MissingFacet", "NotCompiledYet", "Shape", "Strict", "mm", "num", "onoff",
-           "register"]
+__all__ = ["ACTIVATIONS", "KINDS", "Activation", "Aspect", "Attrs", "Kind", "MissingFacet", "NotCompiledYet",
+           "Probability", "Shape", "Strict", "mm", "num", "onoff", "register"]
 
 
 # ------------------------------------------------------------------------ the table

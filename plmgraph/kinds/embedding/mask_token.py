@@ -1,0 +1,36 @@
+"""XLNet's mask token: one learned [1, 1, dim] vector, the query stream's input (Yang et al. 2019).
+
+Attrs: ``dim``.
+"""
+
+from __future__ import annotations
+
+from ..base import Aspect, Attrs, Kind, Shape, register
+
+
+@register
+class MaskTokenKind(Kind):
+    name = "embedding/mask_token"
+
+    def params(self, a: Attrs) -> dict[str, Shape]:
+        return {"weight": (1, 1, a["dim"])}
+
+    def flops(self, a: Attrs, params: dict[str, Shape], T: int) -> int:
+        return 0  # a vector read, no multiply
+
+    def words(self, a: Attrs) -> str:
+        return "mask-token embedding (query stream)"
+
+    def aspects(self, a: Attrs, role: str) -> list[Aspect]:
+        return []  # its width echoes `dims`; its presence is the fact
+
+    def label(self, a: Attrs) -> tuple[str, str]:
+        return "Mask token", "query stream"
+
+    def build(self, node):  # noqa: ANN001, ANN201
+        from ...compile.embedding import MaskToken
+
+        return MaskToken(node["dim"])
+
+    def init(self, module, rule) -> None:  # noqa: ANN001
+        rule.table(module.weight)

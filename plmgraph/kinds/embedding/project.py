@@ -1,0 +1,36 @@
+"""ALBERT's factorised embedding: a linear projection E -> hidden after the embedding sum.
+
+Attrs: ``dim_in`` (E), ``dim_out`` (hidden).
+"""
+
+from __future__ import annotations
+
+from ..base import Aspect, Attrs, Kind, Shape, mm, register
+
+
+@register
+class ProjectKind(Kind):
+    name = "embedding/project"
+
+    def params(self, a: Attrs) -> dict[str, Shape]:
+        return {"weight": (a["dim_out"], a["dim_in"]), "bias": (a["dim_out"],)}
+
+    def flops(self, a: Attrs, params: dict[str, Shape], T: int) -> int:
+        return mm(params, "weight")
+
+    def words(self, a: Attrs) -> str:
+        return f"factorized embedding projection {a.get('dim_in')}→{a.get('dim_out')}"
+
+    def aspects(self, a: Attrs, role: str) -> list[Aspect]:
+        return []  # both widths echo `dims` (embedding size, hidden)
+
+    def label(self, a: Attrs) -> tuple[str, str]:
+        return "Embedding projection", f"{a['dim_in']}→{a['dim_out']}"
+
+    def build(self, node):  # noqa: ANN001, ANN201
+        from torch import nn
+
+        return nn.Linear(node["dim_in"], node["dim_out"])
+
+    def init(self, module, rule) -> None:  # noqa: ANN001
+        rule.linear(module)

@@ -1,0 +1,54 @@
+"""Extra embedding tables added to the token embedding: segments (token types; BERT) and task
+types (ERNIE 2.0/3.0).
+
+``embedding/segment`` and ``embedding/task_type`` share every facet's code (one module); they
+differ only in their words.  Attrs: ``vocab`` (the table's rows), ``dim``.
+"""
+
+from __future__ import annotations
+
+from ..base import Aspect, Attrs, Kind, Shape, num, register
+
+
+class _Table(Kind):
+    """A [vocab, dim] table looked up by an id per token."""
+
+    #: The table in words ("segment", "task-type"), its title in a diagram, and its vocabulary's name.
+    what: str = ""
+    title: str = ""
+    vocabulary: str = ""
+
+    def params(self, a: Attrs) -> dict[str, Shape]:
+        return {"weight": (a["vocab"], a["dim"])}
+
+    def flops(self, a: Attrs, params: dict[str, Shape], T: int) -> int:
+        return 0  # a look-up is free by the FLOP convention
+
+    def words(self, a: Attrs) -> str:
+        return f"{self.what} embeddings ({a.get('vocab')} types)"
+
+    def aspects(self, a: Attrs, role: str) -> list[Aspect]:
+        return [Aspect(self.vocabulary, num(a["vocab"]))]
+
+    def label(self, a: Attrs) -> tuple[str, str]:
+        return self.title, f"{a['vocab']} × {a['dim']}"
+
+    def build(self, node):  # noqa: ANN001, ANN201
+        from ...compile.embedding import Embedding
+
+        return Embedding(node["vocab"], node["dim"])
+
+    def init(self, module, rule) -> None:  # noqa: ANN001
+        rule.table(module.weight)
+
+
+@register
+class SegmentKind(_Table):
+    name = "embedding/segment"
+    what, title, vocabulary = "segment", "Segment embedding", "segment (token type) vocabulary"
+
+
+@register
+class TaskTypeKind(_Table):
+    name = "embedding/task_type"
+    what, title, vocabulary = "task-type", "Task-type embedding", "task-type vocabulary"

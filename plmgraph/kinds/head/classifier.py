@@ -1,0 +1,106 @@
+"""Classifier heads: one linear layer on pooled states (``nsp``, ``sop``, sequence and image
+classification) or on every token's state (``token_classification``).
+
+The five kinds share every facet's code and one spec class, `ClassifierHead`, whose
+``kind`` picks among them (one module); they differ in their words and in whether they run
+once per sequence or once per token.  Attrs: ``labels``, ``bias``, ``hidden``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, PositiveInt, model_validator
+
+from ..base import Aspect, Attrs, Kind, Shape, Strict, mm, num, onoff, register
+
+
+class ClassifierHead(Strict):
+    """A linear classifier on pooled or per-token hidden states."""
+
+    kind: Literal["nsp", "sop", "sequence_classification", "token_classification", "image_classification"] = (
+        Field(description="What is classified: sentence pairs (nsp, sop), a sequence, each token, an image.")
+    )
+    name: str | None = Field(None, description="Name in out.head_outputs. Default: the kind.")
+    labels: PositiveInt | None = Field(None, description="Number of classes (nsp and sop: 2).")
+    bias: bool = Field(True, description="The classifier carries a bias.")
+
+    @model_validator(mode="after")
+    def _labels(self) -> ClassifierHead:
+        if self.kind in ("nsp", "sop"):
+            if self.labels not in (None, 2):
+                raise ValueError(f"{self.kind} is a binary task: labels must be 2, got {self.labels}")
+            self.__dict__["labels"] = 2
+        elif self.labels is None:
+            raise ValueError(f"{self.kind} needs `labels` (the number of classes)")
+        return self
+
+    @property
+    def pooled(self) -> bool:
+        """Reads one pooled vector per sequence (not one per token)."""
+        return self.kind != "token_classification"
+
+
+class _Classifier(Kind):
+    spec = ClassifierHead
+    #: The head in words ("NSP head"), and its title in a diagram.
+    what: str = ""
+    title: str = ""
+    #: Runs once per sequence on the pooled vector (not once per token).
+    pooled: bool = True
+
+    def params(self, a: Attrs) -> dict[str, Shape]:
+        return {"weight": (a["labels"], a["hidden"]), **({"bias": (a["labels"],)} if a["bias"] else {})}
+
+    def flops(self, a: Attrs, params: dict[str, Shape], T: int) -> int:
+        f = mm(params, "weight")
+        return f // max(T, 1) if self.pooled else f  # a sequence-level head runs once per sequence
+
+    def words(self, a: Attrs) -> str:
+        return self.what
+
+    def aspects(self, a: Attrs, role: str) -> list[Aspect]:
+        return [Aspect(f"{self.what} labels", num(a.get("labels"))),
+                Aspect(f"{self.what} bias", onoff(a["bias"]), a["bias"])]
+
+    def label(self, a: Attrs) -> tuple[str, str]:
+        return self.title, f"{a.get('labels')} classes"
+
+    def build(self, node):  # noqa: ANN001, ANN201
+        from torch import nn
+
+        return nn.Linear(node["hidden"], node["labels"], bias=node["bias"])
+
+    def init(self, module, rule) -> None:  # noqa: ANN001
+        rule.linear(module)
+
+
+@register
+class NSPKind(_Classifier):
+    name = "head/nsp"
+    what, title = "NSP head", "NSP head"
+
+
+@register
+class SOPKind(_Classifier):
+    name = "head/sop"
+    what, title = "SOP head", "SOP head"
+
+
+@register
+class SequenceClassificationKind(_Classifier):
+    name = "head/sequence_classification"
+    what, title = "sequence classifier", "Sequence classifier"
+
+
+@register
+class TokenClassificationKind(_Classifier):
+    name = "head/token_classification"
+    what, title = "token classifier", "Token classifier"
+    pooled = False
+
+
+@register
+class ImageClassificationKind(_Classifier):
+    name = "head/image_classification"
+    what, title = "image classifier", "Image classifier"

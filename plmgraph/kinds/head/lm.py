@@ -1,0 +1,133 @@
+"""Vocabulary heads: next-token (``head/lm``) and masked-token (``head/mlm``, BERT) prediction.
+
+Both optionally transform (dense -> activation -> norm, BERT), then project onto the
+vocabulary with their own ``proj`` or with the token-embedding matrix they are tied to (the
+node's ``tied_to``); ``scale_tied`` multiplies by hidden**-0.5 first (T5).  The two kinds
+share every facet's code (one module) and differ in their defaults and their words.
+
+Attrs: ``vocab``, ``width`` (the projection's input width: the embedding size E when tied
+after a transform, else hidden), ``hidden``, ``norm`` (the block's norm, dumped with its
+kind, for the transform's norm), ``tie_embeddings``, ``bias``, ``transform`` (dumped, or
+None), ``scale_tied``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from ..base import ACTIVATIONS, KINDS, Activation, Aspect, Attrs, Kind, Shape, Strict, mm, onoff, register
+
+
+class Transform(Strict):
+    """Dense + activation (+ norm) applied before the vocabulary projection (BERT's MLM transform)."""
+
+    activation: Activation = Field("gelu", description="Activation after the dense layer.")
+    norm: bool = Field(True, description="LayerNorm after the activation (same eps as the blocks).")
+
+
+class LMHead(Strict):
+    """Next-token language-model head: project hidden states onto the vocabulary."""
+
+    kind: Literal["lm"] = "lm"
+    name: str | None = Field(None, description="Name in out.head_outputs. Default: the kind.")
+    tie_embeddings: bool = Field(True, description="Reuse the token-embedding matrix as the output projection.")
+    bias: bool = Field(False, description="Learn a per-token output bias.")
+    transform: Transform | None = Field(None, description="Optional dense/activation/norm before projecting.")
+    scale_tied: bool = Field(
+        False, description="Multiply hidden states by hidden**-0.5 before a tied projection (T5)."
+    )
+
+
+class MLMHead(LMHead):
+    """Masked-language-model head: BERT's transform, then a (tied) vocabulary projection with bias."""
+
+    kind: Literal["mlm"] = "mlm"  # type: ignore[assignment]
+    bias: bool = Field(True, description="Learn a per-token output bias.")
+    transform: Transform | None = Field(
+        default_factory=Transform, description="Dense/activation/norm before projecting; null for none."
+    )
+
+
+class _Vocabulary(Kind):
+    #: The head in words ("LM head").
+    what: str = ""
+
+    def params(self, a: Attrs) -> dict[str, Shape]:
+        width, H, vocab = a["width"], a["hidden"], a["vocab"]
+        params: dict[str, Shape] = {}
+        tr = a.get("transform")
+        if tr is not None:
+            params["transform.weight"] = (width, H)
+            params["transform.bias"] = (width,)
+            if tr["norm"]:
+                norm = a["norm"]
+                shapes = KINDS[f"norm/{norm['kind']}"].params({**norm, "width": width})
+                params.update({f"norm.{p}": s for p, s in shapes.items()})
+        if not a["tie_embeddings"]:
+            params["proj.weight"] = (vocab, width)
+        if a["bias"]:
+            params["bias"] = (vocab,)
+        return params
+
+    def flops(self, a: Attrs, params: dict[str, Shape], T: int) -> int:
+        # a tied head multiplies by the embedding it reuses (stats passes it as "tied.weight")
+        return mm(params, "transform.weight", "proj.weight", "tied.weight")
+
+    def words(self, a: Attrs) -> str:
+        return self.what
+
+    def aspects(self, a: Attrs, role: str) -> list[Aspect]:
+        name = self.what
+        tr = a.get("transform")
+        tr_text = "none" if not tr else "dense + " + ACTIVATIONS.get(tr["activation"], tr["activation"]) + (
+            " + norm" if tr["norm"] else "")
+        return [
+            Aspect(name, "tied" if a["tie_embeddings"] else "untied", a["tie_embeddings"]),
+            Aspect(f"{name} bias", onoff(a["bias"]), a["bias"]),
+            Aspect(f"{name} transform", tr_text, tr_text),
+            Aspect(f"{name} scale", "×d^-0.5" if a.get("scale_tied") else "none", a.get("scale_tied")),
+        ]
+
+    def label(self, a: Attrs) -> tuple[str, str]:
+        parts = []
+        tr = a.get("transform")
+        if tr:
+            act = ACTIVATIONS.get(tr["activation"], tr["activation"])
+            parts.append(f"dense {act}" + (" + norm" if tr["norm"] else ""))
+        parts.append(f"{a['width']}→{a['vocab']}")
+        parts.append("tied" if a["tie_embeddings"] else "untied")
+        return self.what, " · ".join(parts)
+
+    def build(self, node):  # noqa: ANN001, ANN201
+        """Needs ``node.attrs["tied_module"]`` (the built embedding, set by `build`) when tied."""
+        from ...compile.heads import LMHead as TorchLMHead
+
+        a = node.attrs
+        return TorchLMHead(a["hidden"], a["width"], a["vocab"], tied=a.get("tied_module"), bias=a["bias"],
+                           transform=a.get("transform"), norm=a["norm"], scale_tied=a.get("scale_tied", False))
+
+    def init(self, module, rule) -> None:  # noqa: ANN001
+        if module.bias is not None:
+            rule.zeros(module.bias)
+        if module.has_transform:
+            rule.linear(module.transform)
+        if module.has_norm:
+            KINDS[f"norm/{rule.attrs['norm']['kind']}"].init(module.norm, rule)
+        if "proj" in module._modules:  # untied; a tied matrix is the embedding's, initialised there
+            rule.linear(module.proj)
+
+
+@register
+class LMKind(_Vocabulary):
+    name = "head/lm"
+    spec = LMHead
+    what = "LM head"
+
+
+@register
+class MLMKind(_Vocabulary):
+    name = "head/mlm"
+    spec = MLMHead
+    what = "MLM head"

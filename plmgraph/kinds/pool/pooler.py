@@ -1,0 +1,75 @@
+"""The pooler: [B, T, H] -> [B, H] by the first token ([CLS]; BERT), the mean of the kept tokens,
+or the last kept token (GPT-2's sequence classifier); then optionally dense + activation
+(BERT's tanh pooler).
+
+``pool/cls``, ``pool/mean`` and ``pool/last`` share every facet's code and one spec class,
+`Pooler`, whose ``kind`` picks among them (one module).  Attrs: ``dense``, ``activation``,
+``hidden``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from ..base import Activation, Aspect, Attrs, Kind, Shape, Strict, mm, register
+
+
+class Pooler(Strict):
+    """How a sequence is reduced to one vector for sequence-level heads."""
+
+    kind: Literal["cls", "mean", "last"] = Field(
+        "cls", description="First token ([CLS]), mean over unmasked tokens, or last unmasked token."
+    )
+    dense: bool = Field(False, description="A dense layer + activation after pooling (BERT's pooler).")
+    activation: Activation = Field("tanh", description="Activation of the dense pooler.")
+
+
+class _Pool(Kind):
+    spec = Pooler
+    #: What is pooled, in words.
+    what: str = ""
+
+    def params(self, a: Attrs) -> dict[str, Shape]:
+        H = a["hidden"]
+        return {"dense.weight": (H, H), "dense.bias": (H,)} if a["dense"] else {}
+
+    def flops(self, a: Attrs, params: dict[str, Shape], T: int) -> int:
+        return mm(params, "dense.weight") // max(T, 1)  # once per sequence
+
+    def words(self, a: Attrs) -> str:
+        return self.what + (f" + dense {a['activation']}" if a.get("dense") else "")
+
+    def aspects(self, a: Attrs, role: str) -> list[Aspect]:
+        return [Aspect("pooler", self.words(a), self.words(a))]
+
+    def label(self, a: Attrs) -> tuple[str, str]:
+        return "Pooler", self.what + (f" · dense {a['activation']}" if a.get("dense") else "")
+
+    def build(self, node):  # noqa: ANN001, ANN201
+        from ...compile.heads import Pooler as TorchPooler
+
+        return TorchPooler(self.variant, node["hidden"], node["dense"], node["activation"])
+
+    def init(self, module, rule) -> None:  # noqa: ANN001
+        if module.has_dense:
+            rule.linear(module.dense)
+
+
+@register
+class ClsKind(_Pool):
+    name = "pool/cls"
+    what = "[CLS]"
+
+
+@register
+class MeanKind(_Pool):
+    name = "pool/mean"
+    what = "mean"
+
+
+@register
+class LastKind(_Pool):
+    name = "pool/last"
+    what = "last token"
