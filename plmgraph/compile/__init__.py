@@ -6,6 +6,6 @@
 
 from .build import build, check_names
 from .model import ModelOutput, PLMModel
-from .registry import REGISTRY, Node, NotSupportedError, register
+from .registry import REGISTRY, Node, NotSupportedError
 
-__all__ = ["REGISTRY", "ModelOutput", "Node", "NotSupportedError", "PLMModel", "build", "check_names", "register"]
+__all__ = ["REGISTRY", "ModelOutput", "Node", "NotSupportedError", "PLMModel", "build", "check_names"]

@@ -22,12 +22,11 @@ from torch import nn
 
 from ..graph.arch import ArchGraph, resolve
 from ..kinds import kind as block_kind
-from . import kinds  # noqa: F401  (registers every block kind)
 from .block import Block, Stack
 from .embedding import StackEmbeddings
 from .model import PLMModel
 from .registry import Node, NotSupportedError, make
-from .relative import RELATIVE_KINDS, RelativeBlock, RelativeStack
+from .relative import RelativeBlock, RelativeStack
 
 #: The sublayer roles of a layer, in the order a Block is given them.
 LAYER_ROLES = ("attn_norm", "attn", "attn_post_norm", "attn_add", "cross_norm", "cross", "cross_post_norm",
@@ -108,13 +107,14 @@ def check_structure(model: nn.Module, graph: ArchGraph) -> None:
             except AttributeError:
                 problems.append(f"{nid} ({d['kind']}) has no module")
     for name, stack in zip(model.stack_names, model.stacks(), strict=True):
+        declared = graph.stacks()[name]["placement"]
         for key, block in stack.layers.items():
             pre = f"{name}.layers.{key}"
             has = {r for r in LAYER_ROLES if f"{pre}.{r}" in g}
             if block.parallel != ("add" in has):
                 problems.append(f"{pre}: parallel is {block.parallel} in the module, not in the graph")
-            if block.has_cross != ("cross" in has) or (
-                    "cross" in has and not any(e["role"] == "cross" for *_, e in g.in_edges(f"{pre}.cross", data=True))):
+            fed = "cross" in has and any(e["role"] == "cross" for *_, e in g.in_edges(f"{pre}.cross", data=True))
+            if block.has_cross != ("cross" in has) or ("cross" in has and not fed):
                 problems.append(f"{pre}: cross-attention differs between module and graph")
             if block.parallel:
                 continue
@@ -123,8 +123,9 @@ def check_structure(model: nn.Module, graph: ArchGraph) -> None:
                 succs = {g.nodes[s]["role"] for s in g.successors(f"{pre}.{sub}_add")}
                 wired = ("post" if f"{sub}_norm" in succs else
                          "sandwich" if f"{sub}_post_norm" in has else "pre" if f"{sub}_norm" in preds else "?")
-                if wired != block.placement:
-                    problems.append(f"{pre}.{sub}: the graph wires {wired}-norm, the module runs {block.placement}")
+                if not wired == block.placement == declared:
+                    problems.append(f"{pre}.{sub}: the graph wires {wired}-norm and declares {declared}, "
+                                    f"the module runs {block.placement}")
     if problems:
         raise AssertionError(f"compiler bug for {graph.name}: module structure differs from the graph: "
                              + "; ".join(problems[:5]))
@@ -160,74 +161,70 @@ class _Compiler:
     # ------------------------------------------------------------------ model
 
     def model(self) -> PLMModel:
-        spec = self.spec
+        g = self.graph
         embed = nn.ModuleDict({"token": self.module("embed.token")}) if self.has("embed.token") else None
-        stacks = {name: self.stack(name) for name in spec.stacks}
+        stacks = {name: self.stack(name, facts) for name, facts in g.stacks().items()}
         pooler = self.module("pooler") if self.has("pooler") else None
         heads, pooled = {}, set()
-        for head in spec.heads:
-            nid = f"heads.{head.name}"
-            tied = self.graph.node(nid)["tied_to"]
-            heads[head.name] = self.module(nid, tied_module=self.built[tied] if tied else None)
-            if any(self.graph.node(src)["kind"].startswith("pool/") for src in self.graph.nx.predecessors(nid)):
-                pooled.add(head.name)
-        return PLMModel(spec=spec, graph=self.graph, embed=embed, stacks=stacks, pooler=pooler, heads=heads,
+        for nid in g.nodes(axis="head"):
+            name, tied = g.node(nid)["role"], g.node(nid)["tied_to"]
+            heads[name] = self.module(nid, tied_module=self.built[tied] if tied else None)
+            if any(g.node(src)["axis"] == "pool" for src in g.nx.predecessors(nid)):
+                pooled.add(name)
+        return PLMModel(spec=self.spec, graph=g, embed=embed, stacks=stacks, pooler=pooler, heads=heads,
                         pooled_heads=pooled)
 
     # ------------------------------------------------------------------ stacks
 
-    def stack(self, name: str) -> Stack:
-        spec, st = self.spec, self.spec.stacks[name]
-        at = st.block.attention
-        if at.mask == "prefix" and len(spec.stacks) > 1:
+    def stack(self, name: str, facts: dict[str, Any]) -> Stack:
+        attn = self.graph.node(f"{name}.layers.0.attn")  # every layer of a stack attends alike
+        a, relative = attn["attrs"], getattr(block_kind(attn["kind"]), "relative", False)
+        if a["mask"] == "prefix" and len(self.graph.stacks()) > 1:
             raise NotSupportedError(f"{name}: the 'prefix' attention mask is compiled for one-stack models "
-                                    f"(GLM), not for the {spec.family} family")
+                                    f"(GLM), not for encoder-decoders")
         pre = f"{name}.embed"
         own = self.has(f"{pre}.token")
         token = self.module(f"{pre}.token") if own else (self.built.get("embed.token"))
         parts = {role: self.module(f"{pre}.{role}") for role in EMBED_ROLES if self.has(f"{pre}.{role}")}
-        pos = spec.position
-        padding_aware = pos.kind == "learned" and pos.padding_aware
-        embed = StackEmbeddings(token=token, own_token=own, parts=parts, dropout=spec.embeddings.dropout,
-                                padding_aware=padding_aware)
-        if spec.embeddings.patches is not None:
-            p = spec.embeddings.patches
-            embed.patches_len = p.num_patches + int(p.cls_token)
-            embed.image_size = p.image_size
+        embed = StackEmbeddings(token=token, own_token=own, parts=parts, dropout=facts["embed_dropout"],
+                                padding_aware=facts["padding_aware"])
+        if facts["patches"] is not None:
+            embed.patches_len = facts["patches"]["length"]
+            embed.image_size = facts["patches"]["image_size"]
         position = None
         if self.has(f"{name}.position"):
             position = self.module(f"{name}.position")  # its attrs say all it needs (bidirectional, ...)
         layers: dict[str, Block] = {}
         schedule: list[str] = []
-        for i in range(st.layers):
+        for i in range(facts["layers"]):
             owner = self.owner_layer(name, i)
             if owner not in layers:
-                layers[owner] = self.block(name, i)
+                layers[owner] = self.block(name, i, facts["placement"], relative)
             schedule.append(owner)
         final = self.module(f"{name}.final_norm") if self.has(f"{name}.final_norm") else None
-        if at.kind in RELATIVE_KINDS:  # Transformer-XL / XLNet: memory, two streams (see `relative`)
+        causal = a["mask"] == "causal"
+        if relative:  # Transformer-XL / XLNet: memory, two streams (see `relative`)
             return RelativeStack(embed=embed, layers=layers, schedule=schedule, position=position, final_norm=final,
-                                 causal=at.mask == "causal", memory=at.memory, two_stream=at.kind == "two_stream")
+                                 causal=causal, memory=a["memory"], two_stream=attn["kind"] == "attention/two_stream")
         return Stack(embed=embed, layers=layers, schedule=schedule, position=position, final_norm=final,
-                     causal=at.mask == "causal", window=at.window, prefix=at.mask == "prefix")
+                     causal=causal, window=a["window"], prefix=a["mask"] == "prefix")
 
     def owner_layer(self, stack: str, i: int) -> str:
         """The layer whose block layer `i` runs (itself, or the owner of its shared weights)."""
         pre = f"{stack}.layers.{i}."
         owner = str(self.graph.node(self.graph.node(pre + "attn")["group"])["layer"])
         for nid in self.graph.layer_nodes(stack, i):
-            if nid.split(".")[-1] not in LAYER_ROLES or not self.graph.node(nid)["params"] and \
-                    self.graph.node(nid)["axis"] == "residual":
+            d = self.graph.node(nid)
+            if d["role"] not in LAYER_ROLES or (not d["params"] and d["axis"] == "residual"):
                 continue  # residual adds own nothing to share
-            group = self.graph.node(nid)["group"]
-            if group != nid.replace(pre, f"{stack}.layers.{owner}.", 1):
-                raise NotSupportedError(f"{nid}: sharing only part of a layer (group {group!r}) is not supported; "
-                                        f"the compiler shares whole layers (layer {i} uses layer {owner})")
+            if d["group"] != nid.replace(pre, f"{stack}.layers.{owner}.", 1):
+                raise NotSupportedError(f"{nid}: sharing only part of a layer (group {d['group']!r}) is not "
+                                        f"supported; the compiler shares whole layers (layer {i} uses layer {owner})")
         return owner
 
-    def block(self, stack: str, i: int) -> Block:
-        b = self.spec.stacks[stack].block
+    def block(self, stack: str, i: int, placement: str, relative: bool) -> Block:
         pre = f"{stack}.layers.{i}"
         mods = {role: self.module(f"{pre}.{role}") for role in LAYER_ROLES if self.has(f"{pre}.{role}")}
-        cls = RelativeBlock if b.attention.kind in RELATIVE_KINDS else Block
-        return cls(placement=b.placement, dropout=b.dropout, **mods)
+        add = self.graph.node(f"{pre}.add" if self.has(f"{pre}.add") else f"{pre}.attn_add")
+        cls = RelativeBlock if relative else Block
+        return cls(placement=placement, dropout=add["attrs"]["dropout"], **mods)

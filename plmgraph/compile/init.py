@@ -1,4 +1,4 @@
-"""Random initialisation, one rule per module type, following the spec's typed `init` field.
+"""Random initialisation: the spec's typed `init` scheme, applied by each block kind's `init` facet.
 
 ``init: {kind: normal, std, scaled_residual}`` (BERT, GPT, LLaMA, ...): every weight ~ N(0, std),
 and with `scaled_residual` (GPT-2) the projections that write into the residual stream get
@@ -11,11 +11,6 @@ Biases start at 0 and norm scales at 1 in both.
 from __future__ import annotations
 
 from torch import Tensor, nn
-
-from .norm import RMSNorm
-
-#: Linear layers that write into the residual stream get GPT-2's depth-scaled std.
-RESIDUAL_OUT = ("attn.out", "cross.out", "mlp.down")
 
 
 class InitRule:
@@ -68,27 +63,3 @@ class InitRule:
 
     def constant(self, t: Tensor, value: float) -> None:
         nn.init.constant_(t, value)
-
-
-def _normal(t: Tensor, std: float, generator) -> None:  # noqa: ANN001
-    nn.init.normal_(t, 0.0, std, generator=generator)
-
-
-def init_module(name: str, m: nn.Module, *, std: float, resid_std: float, generator=None,  # noqa: ANN001
-                fan_in: bool = False, hidden: int = 1) -> None:
-    """Initialise the parameters `m` owns directly (not its children's).
-
-    With `fan_in` (T5), `std` is ignored for weights whose fan-in is known (see the module docstring).
-    """
-    if isinstance(m, nn.Linear):
-        w_std = m.in_features**-0.5 if fan_in else (resid_std if name.endswith(RESIDUAL_OUT) else std)
-        _normal(m.weight, w_std, generator)
-        if m.bias is not None:
-            nn.init.zeros_(m.bias)
-    elif isinstance(m, nn.LayerNorm):  # qk-norms and head norms inside other kinds' modules
-        if m.weight is not None:
-            nn.init.ones_(m.weight)
-        if m.bias is not None:
-            nn.init.zeros_(m.bias)
-    elif isinstance(m, RMSNorm):
-        nn.init.constant_(m.weight, 1.0 - m.offset)

@@ -23,12 +23,12 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import InputError
-from ..kinds import KINDS, Kind
+from ..kinds import kind
 from . import checks
 from .attention import KV
 from .block import Block, Stack
 from .glm import GLM2DPosition, check_glm_inputs
-from .init import InitRule, init_module
+from .init import InitRule
 
 
 @dataclass
@@ -252,13 +252,7 @@ class PLMModel(nn.Module):
                 module = self.get_submodule(nid)
             except AttributeError:
                 continue  # no module of its own (inputs, sums, the adds of a shared layer)
-            k = KINDS.get(d["kind"])
-            if k is not None and type(k).init is not Kind.init:
-                k.init(module, rule.at(nid, d["attrs"], d["role"]))
-            else:  # kinds not moved to plmgraph/kinds yet
-                for name, m in module.named_modules(prefix=nid):
-                    init_module(name, m, std=std, resid_std=resid_std, generator=gen, fan_in=fan_in,
-                                hidden=self.spec.sizes.hidden)
+            kind(d["kind"]).init(module, rule.at(nid, d["attrs"], d["role"]))  # no init facet: MissingFacet
         return self
 
 

@@ -83,6 +83,10 @@ class ArchGraph:
     def layer_nodes(self, stack: str, layer: int) -> list[str]:
         return self.nodes(stack=stack, layer=layer)
 
+    def stacks(self) -> dict[str, dict[str, Any]]:
+        """Each stack's facts, in order: layers, placement, residual kind, embedding dropout, ..."""
+        return self.nx.graph["stacks"]
+
 
 def resolve(spec: Any) -> ArchGraph:
     """Resolve a spec (a `ModelSpec`, zoo name or path) into its `ArchGraph`."""
@@ -133,12 +137,26 @@ class _Builder:
         spec = self.spec
         outputs: dict[str, str] = {}
         for stack_name, stack in spec.stacks.items():
+            self.g.graph.setdefault("stacks", {})[stack_name] = self.stack_facts(stack_name, stack)
             x = self.embeddings(stack_name)
             pos = self.attention_position(stack_name)
             enc_out = outputs.get("encoder") if stack_name == "decoder" else None
             outputs[stack_name] = self.stack(stack_name, stack, x, pos, enc_out)
         self.heads(outputs[list(spec.stacks)[-1]])
         return ArchGraph(spec, self.g)
+
+    def stack_facts(self, name: str, stack: Stack) -> dict[str, Any]:
+        """What a stack is as a whole, kept on the graph (``graph.nx.graph["stacks"][name]``): the
+        compiler reads its wiring from here and from the edges, never from the spec."""
+        spec, pos, p = self.spec, self.spec.position, self.spec.embeddings.patches
+        return {
+            "layers": stack.layers,
+            "placement": stack.block.placement,
+            "residual": stack.block.residual.kind,
+            "embed_dropout": spec.embeddings.dropout,
+            "padding_aware": pos.kind == "learned" and pos.padding_aware,
+            "patches": None if p is None else {"length": p.num_patches + int(p.cls_token), "image_size": p.image_size},
+        }
 
     # -- embeddings ---------------------------------------------------------------
 

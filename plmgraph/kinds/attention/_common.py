@@ -115,6 +115,8 @@ class RelativeKind(Kind):
     """Transformer-XL relative attention (Dai et al. 2019) with a segment memory; with segment
     terms (`segments`) XLNet's two-stream attention.  Subclasses set name, spec, words, titles."""
 
+    #: The compiler runs its stack as a `RelativeStack` (segment memory, two streams).
+    relative: bool = True
     #: XLNet's segment bias and embeddings (``r_s_bias``, ``seg_embed``).
     segments: bool = False
     #: The diff's prefix before the head arrangement, and the diagram's title.
