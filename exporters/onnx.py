@@ -39,8 +39,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from plmgraph.compile.glm import GLM2DPosition
 from plmgraph.errors import ExportError
+from plmgraph.kinds import kind
 
 from .runtime import import_onnxruntime
 
@@ -51,6 +51,11 @@ ATOL = RTOL = 1e-4
 
 
 # ----------------------------------------------------------------- signature
+
+
+#: The order of the graph inputs (the order of `PLMModel.forward`'s arguments).
+INPUT_ORDER = ("pixel_values", "input_ids", "attention_mask", "token_type_ids", "prefix_lengths", "position_ids",
+               "decoder_input_ids")
 
 
 @dataclass(frozen=True)
@@ -98,22 +103,12 @@ def signature(model: nn.Module, kv_cache: bool = False) -> Signature:
         ExportError: ``kv_cache`` for a model that is not decoder-only.
     """
     spec = model.spec
-    first = model.stacks()[0]
     if kv_cache and spec.family != "decoder":
         raise ExportError(f"kv_cache export is for decoder-only models; {spec.name} is {spec.family!r} "
                           "(export it without --kv-cache)")
-    if getattr(first.embed, "patches", None) is not None:
-        inputs = ["pixel_values"]
-    else:
-        inputs = ["input_ids", "attention_mask"]
-        if first.embed.segments is not None or getattr(first, "two_stream", False):
-            inputs.append("token_type_ids")  # XLNet: the segment term reads them (no embedding table)
-        if getattr(first, "prefix", False):
-            inputs.append("prefix_lengths")
-        if isinstance(getattr(first.embed, "position", None), GLM2DPosition):
-            inputs.append("position_ids")
-        if spec.family == "encoder-decoder":
-            inputs.append("decoder_input_ids")
+    # Each block kind says which forward arguments its nodes read (its `model_inputs` facet).
+    read = {name for _, d in model.graph.nx.nodes(data=True) for name in kind(d["kind"]).model_inputs(d["attrs"])}
+    inputs = [name for name in INPUT_ORDER if name in read]
     heads = list(model.heads)
     outputs = ["logits"] if len(heads) == 1 else list(heads)
     outputs.append("last_hidden_state")

@@ -159,6 +159,13 @@ class Kind:
             raise MissingFacet(f"block kind {self.name!r} has no explanation in {lang!r}; known: en, zh")
         return texts[lang]
 
+    # -- the model's interface (torch-free) ----------------------------------------
+
+    def model_inputs(self, a: Attrs) -> tuple[str, ...]:
+        """The forward arguments (and so the ONNX graph inputs) a node of this kind reads; most
+        kinds read only the hidden states, hence the empty default."""
+        return ()
+
     # -- torch (imported lazily) ---------------------------------------------------
 
     def build(self, node: Any) -> Any:

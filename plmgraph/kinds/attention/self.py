@@ -55,6 +55,9 @@ class SelfAttentionKind(Kind):
     name = "attention/self"
     spec = Attention
 
+    def model_inputs(self, a: Attrs) -> tuple[str, ...]:
+        return ("prefix_lengths",) if a["mask"] == "prefix" else ()  # GLM: where each bidirectional part ends
+
     def params(self, a: Attrs) -> dict[str, Shape]:
         n, kv, d, H = a["heads"], a["kv_heads"], a["head_dim"], a["hidden"]
         rows = n * d + 2 * kv * d  # [q; k; v]

@@ -33,6 +33,9 @@ class TwoStreamKind(RelativeKind):
     prefix = "two-stream relative "
     title = "Two-stream relative attention"
 
+    def model_inputs(self, a: Attrs) -> tuple[str, ...]:
+        return ("token_type_ids",)  # the segment term reads them (XLNet has no segment table)
+
     def kv_elems_per_token(self, a: Attrs) -> int:
         return 0  # as counted so far: only self-attention and segment-memory decoders grow a cache
 

@@ -33,6 +33,10 @@ class _Input(Kind):
     def label(self, a: Attrs) -> tuple[str, str]:
         return a["argument"], "×".join(str(s) for s in a["shape"])
 
+    def model_inputs(self, a: Attrs) -> tuple[str, ...]:
+        # token ids come with their padding mask
+        return (a["argument"], "attention_mask") if a["argument"] == "input_ids" else (a["argument"],)
+
     def build(self, node):  # noqa: ANN001, ANN201
         raise MissingFacet(f"block kind {self.name!r} is graph-only: {node.id} is the compiled model's "
                            f"`{node['argument']}` argument, not a module")

@@ -27,6 +27,9 @@ class GLM2DPositionKind(InputPosition):
     def flops(self, a: Attrs, params: dict[str, Shape], T: int) -> int:
         return 0  # two table look-ups: free by the FLOP convention
 
+    def model_inputs(self, a: Attrs) -> tuple[str, ...]:
+        return ("position_ids",)  # [B, 2, T]: text positions and span positions, made by the data
+
     def words(self, a: Attrs) -> str:
         return "GLM 2D (learned)"
 
