@@ -34,3 +34,12 @@ class MaskTokenKind(Kind):
 
     def init(self, module, rule) -> None:  # noqa: ANN001
         rule.table(module.weight)
+
+    def explain(self, lang: str) -> str:
+        return self.explained(
+            lang,
+            en="XLNet's mask embedding: one learned vector `w` that starts the query stream, `g⁽⁰⁾ = w`, so a "
+            "position being predicted knows where it is but not which token it holds.",
+            zh="XLNet 的掩码嵌入：一个可学习向量 `w`，作为查询流的初始状态 `g⁽⁰⁾ = w`，"
+            "使被预测的位置知道自己在哪，却看不到自己的内容。",
+        )

@@ -43,3 +43,14 @@ class PatchesKind(Kind):
         rule.zeros(module.bias)
         if module.cls_token:
             rule.normal(module.cls, rule.std)  # N(0, std) under either scheme
+
+    def explain(self, lang: str) -> str:
+        return self.explained(
+            lang,
+            en="Patch embedding (ViT): cut the image into `N = HW/P²` patches of `P×P` pixels, flatten each and "
+            "project it to width d (a convolution with stride P), prepend a learned [CLS] token and add "
+            "positions: `z₀ = [x_cls; x¹E; …; xᴺE] + E_pos`.",
+            zh="图像块嵌入（ViT）：把图像切成 `N = HW/P²` 个 `P×P` 的小块，每块展平后线性映射到 d "
+            "维（等价于步长为 P 的卷积），在最前面加一个可学习的 [CLS] token，再加上位置嵌入：`z₀ = [x_cls; "
+            "x¹E; …; xᴺE] + E_pos`。",
+        )

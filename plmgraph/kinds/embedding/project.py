@@ -34,3 +34,12 @@ class ProjectKind(Kind):
 
     def init(self, module, rule) -> None:  # noqa: ANN001
         rule.linear(module)
+
+    def explain(self, lang: str) -> str:
+        return self.explained(
+            lang,
+            en="Factorised embedding (ALBERT): tokens are embedded in a small width E and lifted to the hidden "
+            "width H by a linear map, `x = E[t]·W`, `W ∈ ℝ^(E×H)`: `V·E + E·H` parameters instead of `V·H`.",
+            zh="因式分解的嵌入（ALBERT）：token 先嵌入到较小的维度 E，再用线性映射升到隐藏维度 H：`x = E[t]·W`，"
+            "`W ∈ ℝ^(E×H)`，参数量从 `V·H` 降为 `V·E + E·H`。",
+        )

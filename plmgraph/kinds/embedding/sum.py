@@ -35,3 +35,10 @@ class SumKind(Kind):
 
     def init(self, module, rule) -> None:  # noqa: ANN001
         pass  # no module, no weights
+
+    def explain(self, lang: str) -> str:
+        return self.explained(
+            lang,
+            en="Adds the input embeddings element-wise: `x = E_tok + E_pos + E_seg` (whichever the model has).",
+            zh="把各路输入嵌入逐元素相加：`x = E_tok + E_pos + E_seg`（模型有哪几路就加哪几路）。",
+        )

@@ -47,8 +47,26 @@ class SegmentKind(_Table):
     name = "embedding/segment"
     what, title, vocabulary = "segment", "Segment embedding", "segment (token type) vocabulary"
 
+    def explain(self, lang: str) -> str:
+        return self.explained(
+            lang,
+            en="Segment (token-type) embedding: one learned row per segment, added to the token embedding so "
+            "the model can tell sentence A from sentence B: `x = E_tok[t] + E_pos[i] + E_seg[s]` (BERT).",
+            zh="句段（token type）嵌入：每个句段一行可学习向量，与词嵌入相加，使模型区分句子 A 与句子 B：`x = "
+            "E_tok[t] + E_pos[i] + E_seg[s]`（BERT）。",
+        )
+
 
 @register
 class TaskTypeKind(_Table):
     name = "embedding/task_type"
     what, title, vocabulary = "task-type", "Task-type embedding", "task-type vocabulary"
+
+    def explain(self, lang: str) -> str:
+        return self.explained(
+            lang,
+            en="Task embedding (ERNIE 2.0): one learned row per task id, added to the input like the segment "
+            "embedding, so one model can be trained on many tasks at once.",
+            zh="任务嵌入（ERNIE 2.0）：每个任务编号一行可学习向量，像句段嵌入一样加到输入上，"
+            "使一个模型能同时在多个任务上训练。",
+        )

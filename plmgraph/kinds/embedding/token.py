@@ -35,3 +35,12 @@ class TokenKind(Kind):
 
     def init(self, module, rule) -> None:  # noqa: ANN001
         rule.table(module.weight)
+
+    def explain(self, lang: str) -> str:
+        return self.explained(
+            lang,
+            en="A lookup table `E ∈ ℝ^(V×d)`: token id t becomes the row `E[t]`. A tied output head reuses the "
+            "same matrix, `logits = h·Eᵀ`, which saves `V·d` parameters (GPT-2, BERT).",
+            zh="词嵌入是一张查找表 `E ∈ ℝ^(V×d)`：编号为 t 的 token 取第 `E[t]` 行。输出头与它共享权重时 "
+            "`logits = h·Eᵀ`，可省下 `V·d` 个参数（GPT-2、BERT）。",
+        )

@@ -80,17 +80,43 @@ class NSPKind(_Classifier):
     name = "head/nsp"
     what, title = "NSP head", "NSP head"
 
+    def explain(self, lang: str) -> str:
+        return self.explained(
+            lang,
+            en="Next-sentence-prediction head (BERT): a 2-way classifier on the pooled [CLS] vector, `p = "
+            "softmax(pooled·W + b)`: is sentence B the real next sentence or a random one?",
+            zh="下一句预测输出头（BERT）：在池化后的 [CLS] 向量上做二分类 `p = softmax(pooled·W + b)`：句子 B "
+            "是真正的下一句还是随机句子？",
+        )
+
 
 @register
 class SOPKind(_Classifier):
     name = "head/sop"
     what, title = "SOP head", "SOP head"
 
+    def explain(self, lang: str) -> str:
+        return self.explained(
+            lang,
+            en="Sentence-order-prediction head (ALBERT): a 2-way classifier on the pooled [CLS] vector: are the "
+            "two consecutive segments in their original order or swapped?",
+            zh="句序预测输出头（ALBERT）：在池化后的 [CLS] 向量上做二分类：两个相邻片段是原顺序还是被交换了？",
+        )
+
 
 @register
 class SequenceClassificationKind(_Classifier):
     name = "head/sequence_classification"
     what, title = "sequence classifier", "Sequence classifier"
+
+    def explain(self, lang: str) -> str:
+        return self.explained(
+            lang,
+            en="Sequence classifier: one linear layer on the pooled vector, `logits = pooled·W + b`, one logit "
+            "per label (sentiment, entailment, ...); cross-entropy with the labels.",
+            zh="序列分类头：在池化向量上接一个线性层 `logits = pooled·W + b`，每个类别一个分数（情感、蕴含等），"
+            "用交叉熵训练。",
+        )
 
 
 @register
@@ -99,8 +125,24 @@ class TokenClassificationKind(_Classifier):
     what, title = "token classifier", "Token classifier"
     pooled = False
 
+    def explain(self, lang: str) -> str:
+        return self.explained(
+            lang,
+            en="Token classifier: one linear layer on every token's vector, `logitsᵢ = hᵢ·W + b` (named "
+            "entities, part-of-speech tags).",
+            zh="token 分类头：在每个 token 的向量上接一个线性层 `logitsᵢ = hᵢ·W + b`（命名实体识别、词性标注）。",
+        )
+
 
 @register
 class ImageClassificationKind(_Classifier):
     name = "head/image_classification"
     what, title = "image classifier", "Image classifier"
+
+    def explain(self, lang: str) -> str:
+        return self.explained(
+            lang,
+            en="Image classifier (ViT): one linear layer on the final [CLS] vector, `y = LN(z_L⁰)·W + b`, one "
+            "logit per class.",
+            zh="图像分类头（ViT）：在最后一层的 [CLS] 向量上接一个线性层 `y = LN(z_L⁰)·W + b`，每个类别一个分数。",
+        )

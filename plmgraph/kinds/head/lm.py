@@ -125,9 +125,28 @@ class LMKind(_Vocabulary):
     spec = LMHead
     what = "LM head"
 
+    def explain(self, lang: str) -> str:
+        return self.explained(
+            lang,
+            en="Language-model head: `logits = h·W_outᵀ (+ b)`, then a softmax over the vocabulary, `p(x_t | ·) "
+            "= softmax(logits)`. Tied (GPT-2, T5): `W_out = E`, the token embedding, saving `V·d` "
+            "parameters.",
+            zh="语言模型输出头：`logits = h·W_outᵀ (+ b)`，再对词表做 softmax：`p(x_t | ·) = softmax(logits)`。"
+            "权重共享时（GPT-2、T5）`W_out = E` 即词嵌入矩阵，可省下 `V·d` 个参数。",
+        )
+
 
 @register
 class MLMKind(_Vocabulary):
     name = "head/mlm"
     spec = MLMHead
     what = "MLM head"
+
+    def explain(self, lang: str) -> str:
+        return self.explained(
+            lang,
+            en="Masked-LM head (BERT): a transform `h' = LN(GELU(h·W + b))`, then `logits = h'·Eᵀ + b` with the "
+            "input embedding E; the loss is taken only at the masked positions.",
+            zh="掩码语言模型输出头（BERT）：先变换 `h' = LN(GELU(h·W + b))`，再用输入词嵌入 E 得到 `logits = "
+            "h'·Eᵀ + b`；只在被掩码的位置计算损失。",
+        )

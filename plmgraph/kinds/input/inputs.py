@@ -50,14 +50,37 @@ class TokensKind(_Input):
     name = "input/tokens"
     what = "token ids"
 
+    def explain(self, lang: str) -> str:
+        return self.explained(
+            lang,
+            en="The token ids `[B, T]` of the batch, integers in `[0, vocab)`, as a tokenizer writes them.",
+            zh="一个批次的 token 编号 `[B, T]`，取值在 `[0, vocab)` 之间，由分词器给出。",
+        )
+
 
 @register
 class PixelsKind(_Input):
     name = "input/pixels"
     what = "pixel values"
 
+    def explain(self, lang: str) -> str:
+        return self.explained(
+            lang,
+            en="The images `[B, C, H, W]` (pixel values after the usual normalisation) that a vision "
+            "transformer reads.",
+            zh="视觉 Transformer 读入的图像 `[B, C, H, W]`（已做常规归一化的像素值）。",
+        )
+
 
 @register
 class TokenTypesKind(_Input):
     name = "input/token_types"
     what = "token-type ids"
+
+    def explain(self, lang: str) -> str:
+        return self.explained(
+            lang,
+            en="The segment ids `[B, T]` (0 for sentence A, 1 for sentence B in BERT); they pick rows of the "
+            "segment embedding.",
+            zh="句段编号 `[B, T]`（BERT 中句子 A 为 0、句子 B 为 1），用来查句段嵌入表。",
+        )

@@ -62,14 +62,39 @@ class ClsKind(_Pool):
     name = "pool/cls"
     what = "[CLS]"
 
+    def explain(self, lang: str) -> str:
+        return self.explained(
+            lang,
+            en="Pools a sequence into its first token's ([CLS]) vector; BERT adds a dense layer, `pooled = "
+            "tanh(h_cls·W + b)`, which NSP and sentence classifiers read.",
+            zh="取第一个 token（[CLS]）的向量作为整句表示；BERT 再接一层全连接 `pooled = tanh(h_cls·W + b)`，供 "
+            "NSP 和句子分类使用。",
+        )
+
 
 @register
 class MeanKind(_Pool):
     name = "pool/mean"
     what = "mean"
 
+    def explain(self, lang: str) -> str:
+        return self.explained(
+            lang,
+            en="Pools a sequence into the mean of its token vectors over the non-padding positions: `pooled = "
+            "Σᵢ mᵢ·hᵢ / Σᵢ mᵢ`.",
+            zh="对非填充位置的 token 向量取平均作为整句表示：`pooled = Σᵢ mᵢ·hᵢ / Σᵢ mᵢ`。",
+        )
+
 
 @register
 class LastKind(_Pool):
     name = "pool/last"
     what = "last token"
+
+    def explain(self, lang: str) -> str:
+        return self.explained(
+            lang,
+            en="Pools a sequence into the vector of its last non-padding token: in a causal model it is the "
+            "only one that has seen the whole sequence (GPT-style classifiers).",
+            zh="取最后一个非填充 token 的向量作为整句表示：在因果模型中只有它看过整个序列（GPT 式分类器）。",
+        )
