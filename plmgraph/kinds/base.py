@@ -15,12 +15,16 @@ facet           what it answers                                             read
 ``build``       the torch module for a node (imports torch lazily)          compile/build
 ``init``        how a fresh module is initialised, through an init rule    compile/init
 ``explain``     a short explanation with its formula, in English / Chinese  exporters/report
+``model_inputs``  the forward arguments / ONNX inputs its nodes read        exporters/onnx
 ==============  ==========================================================  ===========
 
+Attention kinds also answer ``kv_elems_per_token`` (what the KV cache grows by; graph/stats).
 A facet a kind does not define raises `MissingFacet` naming the kind and the facet, at the
 point it is needed: nothing falls back to building or describing something else. A kind
-that is known but deliberately not compiled yet overrides the facet with a `refuse` call,
-which says so ("not compiled yet").
+that is known but deliberately not compiled yet lists the facet in ``refused`` with the
+reason, and raises `NotCompiledYet` ("not compiled yet") where it is asked for.
+Hugging Face weight names are per ``model_type``, not per kind: they live with each type's
+config table in plmgraph/compile/hf_types/<type>.py.
 
 This module (and every kind module at import time) is torch-free: the torch half of a kind
 lives in functions that import torch when they run, so ``validate``, ``show``, ``diff`` and

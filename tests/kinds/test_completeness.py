@@ -15,7 +15,7 @@ from plmgraph.kinds import KINDS, Kind, MissingFacet, NotCompiledYet, has
 from plmgraph.spec import Merged, ModelSpec, validate, zoo_names
 
 #: Facets every graph node's kind must answer (build and init: unless it has no module).
-NODE_FACETS = ("params", "flops", "words", "aspects", "label")
+NODE_FACETS = ("params", "flops", "words", "aspects", "label", "explain")
 TORCH_FACETS = ("build", "init")
 #: Tagged classes that are parameters of one kind, not kinds: RoPE scaling is a field of
 #: position/rope; sharing is how the graph builder assigns parameter groups.
@@ -45,6 +45,8 @@ def test_every_tagged_spec_class_is_a_registered_kind(cls):
         owners = [k for k in KINDS.values() if k.spec is cls and k.variant == tag]
         assert len(owners) == 1, f"{cls.__name__} kind {tag!r}: registered by {owners}"
         assert has(owners[0].name, "words"), f"{owners[0].name} has no words"
+        for lang in ("en", "zh"):
+            assert owners[0].explain(lang), f"{owners[0].name} has no {lang} explanation"
 
 
 def node_kinds() -> dict[str, tuple[str, dict]]:
@@ -78,6 +80,7 @@ def test_every_node_kind_has_every_facet(name):
     assert isinstance(k.flops(d["attrs"], d["params"], 16), int)
     assert isinstance(k.words(d["attrs"]), str)
     assert all(a.what and isinstance(a.text, str) for a in k.aspects(d["attrs"], d["role"]))
+    assert all(isinstance(x, str) for x in k.model_inputs(d["attrs"]))
     title, detail = k.label(d["attrs"])
     assert isinstance(title, str) and isinstance(detail, str)
     if d["params"] or d["axis"] == "residual":  # it becomes a module: torch facets too
