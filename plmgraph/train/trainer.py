@@ -333,7 +333,8 @@ class Trainer:
         try:
             weights = {n: p.detach().to("cpu").contiguous() for n, p in self.model.named_parameters()}
             (tmp / SPEC_FILE).write_text(spec_yaml(self.model.spec), encoding="utf-8")
-            save_file(weights, str(tmp / WEIGHTS_FILE), metadata={"format": "pt", "plmgraph_spec": self.model.spec.name})
+            save_file(weights, str(tmp / WEIGHTS_FILE),
+                      metadata={"format": "pt", "plmgraph_spec": self.model.spec.name})
             tensors, groups = self._optimizer_state()
             save_file(tensors, str(tmp / "optimizer.safetensors"))
             _write_json(tmp / "state.json", {"step": self.step, "position": self.position, "param_groups": groups,
