@@ -36,7 +36,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from ..errors import PlmgraphError
 
@@ -45,6 +45,36 @@ Attrs = dict[str, Any]
 
 #: A dropout rate (or any probability below 1).
 Probability = Annotated[float, Field(ge=0.0, lt=1.0)]
+
+#: Attribute names of torch's ModuleDict (the container of the heads): a head of that name could not
+#: be a submodule ``heads.<name>``.  Written out so the spec side stays torch-free.
+RESERVED_HEAD_NAMES = frozenset(
+    "add_module apply bfloat16 buffers call_super_init children clear compile cpu cuda double dump_patches eval "
+    "extra_repr float forward get_buffer get_extra_state get_parameter get_submodule half ipu items keys "
+    "load_state_dict modules mtia named_buffers named_children named_modules named_parameters parameters pop "
+    "register_backward_hook register_buffer register_forward_hook register_forward_pre_hook "
+    "register_full_backward_hook register_full_backward_pre_hook register_load_state_dict_post_hook "
+    "register_load_state_dict_pre_hook register_module register_parameter register_state_dict_post_hook "
+    "register_state_dict_pre_hook requires_grad_ set_extra_state set_submodule share_memory state_dict to "
+    "to_empty train training type update values xpu zero_grad".split()
+)
+
+
+def _head_name(v: str | None) -> str | None:
+    if v is not None and v in RESERVED_HEAD_NAMES:
+        raise ValueError(f"head name {v!r} is reserved (it names a method of the module that holds the heads); "
+                         "choose another")
+    return v
+
+
+#: A head's name: the module path ``heads.<name>`` and the key in ``out.head_outputs``.
+HeadName = Annotated[
+    str | None,
+    Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]*$", max_length=64,
+          description="Name in out.head_outputs and module path heads.<name>: a letter, then letters, digits, "
+          "'_' or '-'. Default: the kind."),
+    AfterValidator(_head_name),
+]
 
 #: The element-wise activations a spec may name (MLPs, head transforms, poolers).
 Activation = Literal["relu", "gelu", "gelu_tanh", "silu", "tanh", "sigmoid", "quick_gelu"]
@@ -193,8 +223,8 @@ def mm(params: dict[str, Shape], *names: str) -> int:
     return total
 
 
-__all__ = ["ACTIVATIONS", "KINDS", "Activation", "Aspect", "Attrs", "Kind", "MissingFacet", "NotCompiledYet",
-           "Probability", "Shape", "Strict", "mm", "num", "onoff", "register"]
+__all__ = ["ACTIVATIONS", "KINDS", "Activation", "Aspect", "Attrs", "HeadName", "Kind", "MissingFacet",
+           "NotCompiledYet", "Probability", "Shape", "Strict", "mm", "num", "onoff", "register"]
 
 
 # ------------------------------------------------------------------------ the table

@@ -149,6 +149,8 @@ class ModelSpec(Strict):
             if not isinstance(own, dict):
                 continue
             merged = deep_merge(base, own)
+            if family == "encoder-decoder" and "attention" not in merged:
+                merged["attention"] = {"kind": "self"}  # the default attention, tagged so its mask can be set
             # In an encoder-decoder the decoder is causal and cross-attends unless told otherwise.
             if family == "encoder-decoder" and name == "decoder":
                 att = merged.setdefault("attention", {})
@@ -209,6 +211,13 @@ class ModelSpec(Strict):
                 stack = Stack(block=copy.deepcopy(self.block))
                 object.__setattr__(self, name, stack)
             errs += _check_stack(self, name, stack)
+
+        if emb.mask_token and not any(getattr(self, n).block.attention.kind == "two_stream" for n in present):
+            errs.append((("embeddings", "mask_token"), "the mask token feeds XLNet's query stream; it needs "
+                         "attention kind 'two_stream' (nothing else reads it, so it would never train)"))
+        if not emb.mask_token and any(getattr(self, n).block.attention.kind == "two_stream" for n in present):
+            errs.append((("embeddings", "mask_token"), "two_stream attention starts its query stream from a learned "
+                         "mask embedding; set embeddings.mask_token: true"))
 
         # Sharing.
         if self.sharing.kind == "groups":
@@ -330,6 +339,18 @@ def _check_stack(spec: ModelSpec, name: str, stack: Stack) -> list[tuple[tuple[s
                 (("position", "fraction"), f"head_dim ({at.head_dim}) * fraction ({pos.fraction}) = {rot:g} "
                  "rotary dimensions; it must be a whole even number")
             )
+        sc = pos.scaling
+        if sc is not None and sc.kind in ("llama3", "yarn", "dynamic") and not (
+                sc.original_max_positions or s.max_positions):
+            errs.append(
+                (("position", "scaling", "original_max_positions"), f"{sc.kind} rope scaling needs the "
+                 "unscaled training context: set scaling.original_max_positions (or sizes.max_positions)")
+            )
+        if sc is not None and sc.kind == "dynamic" and rot == 2:
+            errs.append(
+                (("position", "scaling", "kind"), "dynamic rope scaling rescales theta by d/(d-2); it needs more "
+                 "than 2 rotary dimensions")
+            )
     relative_attn = at.kind in ("two_stream", "segment_memory")
     if relative_attn and pos.kind != "xl_relative":
         errs.append(
@@ -366,6 +387,17 @@ def _check_stack(spec: ModelSpec, name: str, stack: Stack) -> list[tuple[tuple[s
         errs.append(
             (base + ("placement",), "parallel residual reads normalised inputs; "
              f"placement must be 'pre', not '{b.placement}'")
+        )
+    if b.cross_attention is False and spec.family == "encoder-decoder" and name == "decoder":
+        errs.append(
+            (base + ("cross_attention",), "a decoder without cross-attention never reads the encoder, whose "
+             "weights would then never train; use family 'decoder' for a decoder-only model")
+        )
+    if b.residual.kind == "parallel" and b.cross_attention:
+        errs.append(
+            (base + ("residual", "kind"), "parallel residual runs attention and MLP side by side and has no "
+             "place for cross-attention; give the decoder `residual: {kind: sequential}` (or deepnorm) or set "
+             "`cross_attention: false`")
         )
     # Kinds that derive values of their own (DeepNorm's alpha and beta from the depth).
     for field_name in ("norm", "residual", "attention", "mlp"):

@@ -170,5 +170,22 @@ class RelativeKind(Kind):
         scale_unscaled_queries(module, module.qkv, rule)
 
 
-__all__ = ["NonNegInt", "RelativeKind", "TITLES", "aspects", "attention_type", "detail", "flops",
+def check_relative(at: Any, heads: int, residual: str) -> list[tuple[tuple[str, ...], str]]:
+    """What the relative attention module (compile/relative.py) does not do, as validation errors
+    (paths from the block): a sliding window, fewer key/value heads, a q/k norm, parallel sublayers."""
+    errs: list[tuple[tuple[str, ...], str]] = []
+    if residual == "parallel":
+        errs.append((("residual", "kind"), f"{at.kind} attention runs its sublayers one after the other "
+                     "(both streams share them); the residual cannot be 'parallel'"))
+    if at.window is not None:
+        errs.append((("attention", "window"), f"{at.kind} attention has no sliding window; remove `window`"))
+    if at.kv_heads != heads:
+        errs.append((("attention", "kv_heads"), f"{at.kind} attention has one key/value head per query head: "
+                     f"kv_heads must be heads ({heads}), not {at.kv_heads}"))
+    if at.qk_norm:
+        errs.append((("attention", "qk_norm"), f"{at.kind} attention has no q/k norm; set qk_norm: false"))
+    return errs
+
+
+__all__ = ["NonNegInt", "RelativeKind", "check_relative", "TITLES", "aspects", "attention_type", "detail", "flops",
            "init_qk_norm", "options", "qk_norm_params", "scale_unscaled_queries"]

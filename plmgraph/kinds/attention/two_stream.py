@@ -7,12 +7,12 @@ is `compile.relative.RelativeAttention` (``segments=True``).
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
 from ..base import Attrs, register
-from ._common import NonNegInt, RelativeKind
+from ._common import NonNegInt, RelativeKind, check_relative
 from .self import Attention
 
 
@@ -23,6 +23,10 @@ class TwoStreamAttention(Attention):
     memory: NonNegInt = Field(
         0, description="Hidden states kept per layer as the cache (mem_len); 0 keeps all of them."
     )
+
+    def derive(self, spec: Any, stack: str, placement: str) -> list[tuple[tuple[str, ...], str]]:
+        """What the relative attention module does not do is a validation error, not a build error."""
+        return check_relative(self, spec.sizes.heads, getattr(spec, stack).block.residual.kind)
 
 
 @register

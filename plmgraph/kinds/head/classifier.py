@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import Field, PositiveInt, model_validator
 
-from ..base import Aspect, Attrs, Kind, Shape, Strict, mm, num, onoff, register
+from ..base import Aspect, Attrs, HeadName, Kind, Shape, Strict, mm, num, onoff, register
 
 
 class ClassifierHead(Strict):
@@ -21,7 +21,7 @@ class ClassifierHead(Strict):
     kind: Literal["nsp", "sop", "sequence_classification", "token_classification", "image_classification"] = (
         Field(description="What is classified: sentence pairs (nsp, sop), a sequence, each token, an image.")
     )
-    name: str | None = Field(None, description="Name in out.head_outputs. Default: the kind.")
+    name: HeadName = None
     labels: PositiveInt | None = Field(None, description="Number of classes (nsp and sop: 2).")
     bias: bool = Field(True, description="The classifier carries a bias.")
 

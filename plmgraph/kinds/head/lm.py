@@ -17,7 +17,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from ..base import ACTIVATIONS, KINDS, Activation, Aspect, Attrs, Kind, Shape, Strict, mm, onoff, register
+from ..base import ACTIVATIONS, KINDS, Activation, Aspect, Attrs, HeadName, Kind, Shape, Strict, mm, onoff, register
 
 
 class Transform(Strict):
@@ -31,7 +31,7 @@ class LMHead(Strict):
     """Next-token language-model head: project hidden states onto the vocabulary."""
 
     kind: Literal["lm"] = "lm"
-    name: str | None = Field(None, description="Name in out.head_outputs. Default: the kind.")
+    name: HeadName = None
     tie_embeddings: bool = Field(True, description="Reuse the token-embedding matrix as the output projection.")
     bias: bool = Field(False, description="Learn a per-token output bias.")
     transform: Transform | None = Field(None, description="Optional dense/activation/norm before projecting.")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, PositiveFloat, PositiveInt
+from pydantic import Field, PositiveFloat, PositiveInt, model_validator
 
 from ..base import Aspect, Attrs, Shape, Strict, num, register
 from .common import AttentionPosition, PositionSite
@@ -21,6 +21,13 @@ class RopeScaling(Strict):
     )
     low_freq_factor: PositiveFloat | None = Field(None, description="llama3: low-frequency wavelength factor.")
     high_freq_factor: PositiveFloat | None = Field(None, description="llama3: high-frequency wavelength factor.")
+
+    @model_validator(mode="after")
+    def _factors(self) -> RopeScaling:
+        low, high = self.low_freq_factor or 1.0, self.high_freq_factor or 4.0  # the compiler's defaults
+        if self.kind == "llama3" and high <= low:
+            raise ValueError(f"llama3 scaling needs high_freq_factor ({high:g}) above low_freq_factor ({low:g})")
+        return self
 
 
 class RotaryPosition(Strict):

@@ -3,9 +3,9 @@ learned scalar per (bucket, head), added to every layer's attention scores."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, PositiveInt
+from pydantic import Field, PositiveInt, model_validator
 
 from ..base import Aspect, Attrs, Shape, Strict, register
 from .common import AttentionPosition, PositionSite
@@ -15,8 +15,20 @@ class T5RelativePosition(Strict):
     """T5's learned relative position bias: log-spaced distance buckets, one bias per head."""
 
     kind: Literal["t5_relative"] = "t5_relative"
-    buckets: PositiveInt = Field(32, description="Number of distance buckets.")
+    buckets: Annotated[int, Field(ge=4)] = Field(
+        32, description="Number of distance buckets (at least 4: a bidirectional stack gives half to each "
+        "direction, and half of those are exact)."
+    )
     max_distance: PositiveInt = Field(128, description="Distances beyond this share the last bucket.")
+
+    @model_validator(mode="after")
+    def _log_range(self) -> T5RelativePosition:
+        # the log-spaced buckets span max_exact .. max_distance; an empty span divides by log(1) = 0
+        exact = self.buckets // 2
+        if self.max_distance <= exact:
+            raise ValueError(f"max_distance ({self.max_distance}) must exceed half the buckets ({exact}): "
+                             "the log-spaced buckets cover the distances between them")
+        return self
 
 
 @register

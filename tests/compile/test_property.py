@@ -1,0 +1,305 @@
+"""End-to-end property: every spec the validator accepts goes the whole way.
+
+For each spec drawn by `strategies.specs` (valid across the whole vocabulary):
+validate -> resolve -> stats -> build -> the module's unique parameters count what the graph
+says (and a small independent formula where the spec is plain) -> the structural oracle ->
+forward with padding (kept tokens do not see the padded ones) -> backward with finite
+gradients on every trainable parameter -> KV-cache steps equal the full forward (decoders)
+-> diff against a zoo spec -> draw (DOT). A few examples also export to ONNX and compare ORT
+with PyTorch on fresh shapes (`pg.export_onnx` verifies on two other shapes).
+
+CI runs a bounded, derandomised profile; ``python tools/fuzz_specs.py --examples N`` runs long.
+Every bug this found is kept below as an `@example` or a plain regression test.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from typing import Any
+
+import pytest
+
+pytest.importorskip("hypothesis", reason="the property tests need the test extra: pip install -e '.[test]'")
+import torch  # noqa: E402
+from hypothesis import HealthCheck, example, given, settings  # noqa: E402
+from strategies import check_structure, specs  # noqa: E402
+
+import plmgraph as pg  # noqa: E402
+from plmgraph.graph import resolve, stats  # noqa: E402
+from plmgraph.spec import SpecError, validate  # noqa: E402
+from plmgraph.spec.extends import Merged  # noqa: E402
+
+EXAMPLES = int(os.environ.get("PLMGRAPH_FUZZ_EXAMPLES", "60"))
+EXPORT_EXAMPLES = int(os.environ.get("PLMGRAPH_FUZZ_EXPORT_EXAMPLES", "3"))
+B, T = 2, 7
+
+
+def _validate(data: dict[str, Any]):  # noqa: ANN202
+    return validate(Merged(copy.deepcopy(data), file="drawn.yaml"))
+
+
+def _inputs(spec: Any, seed: int = 0, t: int = T) -> dict[str, Any]:
+    g = torch.Generator().manual_seed(seed)
+    kw: dict[str, Any] = {}
+    if spec.embeddings.patches is not None:
+        p = spec.embeddings.patches
+        kw["pixel_values"] = torch.randn(B, p.channels, p.image_size, p.image_size, generator=g)
+        return kw
+    kw["input_ids"] = torch.randint(0, spec.sizes.vocab, (B, t), generator=g)
+    mask = torch.ones(B, t, dtype=torch.long)
+    mask[1, t - 2:] = 0
+    kw["attention_mask"] = mask
+    if spec.embeddings.segments:
+        kw["token_type_ids"] = torch.randint(0, spec.embeddings.segments, (B, t), generator=g)
+    if spec.embeddings.task_types:
+        kw["task_type_ids"] = torch.randint(0, spec.embeddings.task_types, (B, t), generator=g)
+    if spec.family == "encoder-decoder":
+        kw["decoder_input_ids"] = torch.randint(0, spec.sizes.vocab, (B, t - 2), generator=g)
+    if any(st.block.attention.mask == "prefix" for st in spec.stacks.values()):
+        kw["prefix_lengths"] = torch.tensor([3, 2])
+    return kw
+
+
+def _outputs(out: Any) -> list[torch.Tensor]:
+    ts = [out.last_hidden_state]
+    ts += [v for v in (out.head_outputs or {}).values() if isinstance(v, torch.Tensor)]
+    return [t for t in ts if t is not None]
+
+
+def _plain_count(spec: Any) -> int | None:
+    """Parameters of a plain decoder/encoder (LayerNorm with bias, learned positions, dense MLP, MHA
+    with biases, no sharing, tied LM head or none), from the sizes alone; None when not plain."""
+    s, b = spec.sizes, spec.block
+    st = next(iter(spec.stacks.values()))
+    at, m = st.block.attention, st.block.mlp
+    plain = (spec.family != "encoder-decoder" and spec.embeddings.patches is None and spec.position.kind == "learned"
+             and spec.position.offset == 0 and b.norm.kind == "layernorm" and b.norm.bias and b.placement == "pre"
+             and b.residual.kind == "sequential" and at.kind == "self" and at.qkv_bias and at.out_bias
+             and not at.qk_norm and at.kv_heads == s.heads and at.head_dim * s.heads == s.hidden
+             and m.kind == "dense" and m.bias and spec.sharing.kind == "none" and spec.embeddings.size == s.hidden
+             and not spec.embeddings.segments and not spec.embeddings.task_types and not spec.embeddings.norm
+             and all(h.kind == "lm" and h.tie_embeddings and not h.bias and h.transform is None for h in spec.heads))
+    if not plain:
+        return None
+    H, F = s.hidden, m.ffn
+    layer = 2 * 2 * H + (H * 3 * H + 3 * H) + (H * H + H) + (H * F + F) + (F * H + H)
+    return s.vocab * H + s.max_positions * H + st.layers * layer + (2 * H if st.final_norm else 0)
+
+
+def run_pipeline(data: dict[str, Any], tmp_path: Any, export: bool = False) -> None:
+    spec = _validate(data)
+    graph = resolve(spec)
+    st = stats(graph)
+    model = pg.build(graph, seed=0).eval()
+
+    # parameter count: the module's own unique tensors, against the graph and the stats
+    unique = {id(p): p.numel() for p in model.parameters()}
+    assert sum(unique.values()) == graph.num_params() == st.params
+    plain = _plain_count(spec)
+    if plain is not None:
+        assert plain == graph.num_params(), (plain, graph.num_params())
+    check_structure(spec, model)
+
+    # forward with padding: tokens kept by the mask do not see the padded ones
+    kw = _inputs(spec)
+    with torch.no_grad():
+        out = model(**kw)
+    for t in _outputs(out):
+        assert torch.isfinite(t).all()
+    if "attention_mask" in kw and spec.family != "encoder-decoder":
+        kw2 = dict(kw)
+        ids = kw["input_ids"].clone()
+        ids[1, T - 2:] = (ids[1, T - 2:] + 1) % spec.sizes.vocab
+        kw2["input_ids"] = ids
+        with torch.no_grad():
+            out2 = model(**kw2)
+        torch.testing.assert_close(out2.last_hidden_state[1, : T - 2], out.last_hidden_state[1, : T - 2])
+        torch.testing.assert_close(out2.last_hidden_state[0], out.last_hidden_state[0])
+
+    # causal really causal: changing the last token leaves earlier positions alone
+    last = list(spec.stacks.values())[-1]
+    if last.block.attention.mask == "causal" and spec.embeddings.patches is None:
+        key = "decoder_input_ids" if spec.family == "encoder-decoder" else "input_ids"
+        kw3 = {k: v for k, v in kw.items() if k != "attention_mask"}
+        ids = kw3[key].clone()
+        ids[:, -1] = (ids[:, -1] + 1) % spec.sizes.vocab
+        with torch.no_grad():
+            a = model(**{k: v for k, v in kw.items() if k != "attention_mask"}).last_hidden_state
+            b = model(**{**kw3, key: ids}).last_hidden_state
+        torch.testing.assert_close(a[:, :-1], b[:, :-1])
+
+    # backward: every trainable parameter gets a finite gradient
+    model.train()
+    torch.manual_seed(0)
+    out = model(**kw)
+    loss = sum((t.float() ** 2).mean() for t in _outputs(out))
+    loss.backward()
+    moe_experts = spec.block.mlp.kind == "moe" or any(s.block.mlp.kind == "moe" for s in spec.stacks.values())
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        if p.grad is None:
+            assert moe_experts and ".experts." in name, f"{name} got no gradient"
+            continue
+        assert torch.isfinite(p.grad).all(), f"{name}: non-finite gradient"
+    model.eval()
+
+    # KV cache: steps equal the full forward (decoders with a self-attention cache)
+    at = last.block.attention
+    if (last.block.attention.mask == "causal" and at.kind == "self" and spec.embeddings.patches is None
+            and last.block.attention.window is None):
+        kw4 = {k: v for k, v in kw.items() if k not in ("attention_mask",)}
+        key = "decoder_input_ids" if spec.family == "encoder-decoder" else "input_ids"
+        seq = kw4[key]
+        side = {k: v for k, v in kw4.items() if k in ("token_type_ids", "task_type_ids")}
+        with torch.no_grad():
+            full = model(**kw4).last_hidden_state
+            n = seq.shape[1] - 2
+            first = {**kw4, key: seq[:, :n], **{k: v[:, :n] for k, v in side.items()}}
+            if spec.family == "encoder-decoder":
+                first = {**kw4, key: seq[:, :n]}
+            a = model(**first, use_cache=True)
+            rest: dict[str, Any] = {key: seq[:, n:], "past_key_values": a.past_key_values, "use_cache": True}
+            if spec.family == "encoder-decoder":
+                rest["encoder_outputs"] = a.encoder_last_hidden_state
+            else:
+                rest.update({k: v[:, n:] for k, v in side.items()})
+            b = model(**rest)
+        torch.testing.assert_close(torch.cat([a.last_hidden_state, b.last_hidden_state], 1), full,
+                                   atol=1e-5, rtol=1e-4)
+
+    # diff against a zoo spec, and a diagram
+    zoo = {"encoder": "bert-base", "decoder": "gpt2", "encoder-decoder": "t5-small"}[spec.family]
+    delta = pg.diff(zoo, spec)
+    assert delta.lines() and delta.to_json()
+    pg.draw(graph, tmp_path / "drawn.dot")
+    assert (tmp_path / "drawn.dot").stat().st_size > 0
+
+    if export:
+        path = pg.export_onnx(model, tmp_path / "drawn.onnx", verify=True)
+        assert path.exists()
+
+
+# --------------------------------------------------------------- regression examples
+
+REGRESSIONS = [
+    # t5 relative positions with the fewest buckets the validator allows, bidirectional and causal
+    {"plmgraph": 1, "name": "r1", "family": "encoder", "sizes": {"vocab": 48, "hidden": 16, "layers": 1, "heads": 2},
+     "position": {"kind": "t5_relative", "buckets": 4, "max_distance": 3}},
+    {"plmgraph": 1, "name": "r2", "family": "decoder", "sizes": {"vocab": 48, "hidden": 16, "layers": 1, "heads": 2},
+     "position": {"kind": "t5_relative", "buckets": 4, "max_distance": 3},
+     "block": {"attention": {"kind": "self", "mask": "causal"}}},
+    # llama3 / yarn scaling that names its training context, on a spec without max_positions
+    {"plmgraph": 1, "name": "r3", "family": "decoder", "sizes": {"vocab": 48, "hidden": 16, "layers": 1, "heads": 2},
+     "position": {"kind": "rope", "scaling": {"kind": "llama3", "factor": 8.0, "original_max_positions": 16}},
+     "block": {"attention": {"kind": "self", "mask": "causal"}}},
+    {"plmgraph": 1, "name": "r4", "family": "decoder", "sizes": {"vocab": 48, "hidden": 16, "layers": 1, "heads": 2},
+     "position": {"kind": "rope", "scaling": {"kind": "yarn", "factor": 4.0, "original_max_positions": 16}},
+     "block": {"attention": {"kind": "self", "mask": "causal"}}},
+    # the minimal encoder-decoder (defaults everywhere), and one with a parallel encoder
+    {"plmgraph": 1, "name": "r5", "family": "encoder-decoder",
+     "sizes": {"vocab": 48, "hidden": 16, "layers": 1, "heads": 2}},
+    {"plmgraph": 1, "name": "r6", "family": "encoder-decoder",
+     "sizes": {"vocab": 48, "hidden": 16, "layers": 1, "heads": 2},
+     "block": {"residual": {"kind": "parallel"}}, "decoder": {"block": {"residual": {"kind": "sequential"}}}},
+]
+
+
+def _with_examples(f: Any) -> Any:
+    for data in REGRESSIONS:
+        f = example(data=data)(f)
+    return f
+
+
+@settings(max_examples=EXAMPLES, derandomize=True, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture])
+@_with_examples
+@given(data=specs())
+def test_every_drawn_spec_goes_the_whole_way(data, tmp_path):
+    run_pipeline(data, tmp_path)
+
+
+@settings(max_examples=EXPORT_EXAMPLES, derandomize=True, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture])
+@given(data=specs(family="decoder"))
+def test_drawn_specs_export_to_onnx_and_match(data, tmp_path):
+    pytest.importorskip("onnxruntime")
+    run_pipeline(data, tmp_path, export=True)
+
+
+# ------------------------------------------------------------ rejected, with a message
+
+
+def _base(**over: Any) -> dict[str, Any]:
+    d = {"plmgraph": 1, "name": "r", "family": "decoder",
+         "sizes": {"vocab": 48, "hidden": 16, "layers": 1, "heads": 2}}
+    d.update(over)
+    return d
+
+
+@pytest.mark.parametrize("data, match", [
+    # an encoder-decoder whose decoder is parallel would silently lose its cross-attention
+    (_base(family="encoder-decoder", block={"residual": {"kind": "parallel"}}), "no place for cross-attention"),
+    # T5 buckets of 1 or 2 divided by zero in forward; an empty log range too
+    (_base(position={"kind": "t5_relative", "buckets": 1}), "at least 4"),
+    (_base(position={"kind": "t5_relative", "buckets": 2}), "at least 4"),
+    (_base(position={"kind": "t5_relative", "buckets": 8, "max_distance": 4}), "must exceed half the buckets"),
+    # llama3 / yarn / dynamic without the training context crashed in forward
+    (_base(position={"kind": "rope", "scaling": {"kind": "llama3", "factor": 8}}), "original_max_positions"),
+    (_base(position={"kind": "rope", "scaling": {"kind": "yarn", "factor": 4}}), "original_max_positions"),
+    (_base(position={"kind": "rope", "scaling": {"kind": "llama3", "factor": 8, "original_max_positions": 8,
+                                                 "low_freq_factor": 4, "high_freq_factor": 4}}), "high_freq_factor"),
+    (_base(position={"kind": "rope", "scaling": {"kind": "dynamic", "factor": 2, "original_max_positions": 8}},
+           block={"attention": {"kind": "self", "head_dim": 2}}), "more than 2 rotary"),
+    # head names that cannot be module paths crashed the build
+    (_base(heads=[{"kind": "lm", "name": ""}]), "pattern"),
+    (_base(heads=[{"kind": "lm", "name": "a.b"}]), "pattern"),
+    (_base(heads=[{"kind": "lm", "name": "keys"}]), "reserved"),
+    # a mask token nothing reads would never train
+    (_base(embeddings={"mask_token": True}), "two_stream"),
+    # an encoder-decoder whose decoder ignores the encoder: the encoder never trains
+    (_base(family="encoder-decoder", decoder={"block": {"cross_attention": False}}), "never reads the encoder"),
+    # two_stream without the mask token its query stream starts from crashed in forward
+    (_base(position={"kind": "xl_relative"}, block={"attention": {"kind": "two_stream"}}), "mask_token: true"),
+    # what relative attention does not do was a build-time NotSupportedError
+    (_base(position={"kind": "xl_relative"}, embeddings={"mask_token": True},
+           block={"attention": {"kind": "two_stream", "kv_heads": 1}}), "one key/value head per query head"),
+    (_base(position={"kind": "xl_relative"}, block={"attention": {"kind": "segment_memory", "window": 4}}),
+     "no sliding window"),
+    (_base(position={"kind": "xl_relative"}, block={"attention": {"kind": "segment_memory", "qk_norm": True}}),
+     "no q/k norm"),
+    (_base(position={"kind": "xl_relative"}, block={"attention": {"kind": "segment_memory"},
+                                                     "residual": {"kind": "parallel"}}), "cannot be 'parallel'"),
+])
+def test_what_cannot_compile_is_rejected_with_a_message(data, match):
+    with pytest.raises(SpecError, match=match):
+        _validate(data)
+
+
+def test_minimal_encoder_decoder_is_accepted_with_cross_attention():
+    spec = _validate({"plmgraph": 1, "name": "m", "family": "encoder-decoder",
+                      "sizes": {"vocab": 48, "hidden": 16, "layers": 1, "heads": 2}})
+    assert spec.decoder.block.cross_attention and spec.decoder.block.attention.mask == "causal"
+    assert spec.encoder.block.attention.mask == "bidirectional"
+
+
+@pytest.mark.parametrize("kind", ["lora", "adapters", "prefix", "bitfit"])
+def test_tuning_kinds_not_compiled_yet_refuse_at_build(kind):
+    from plmgraph.kinds import NotCompiledYet
+
+    spec = _validate(_base(tuning={"kind": kind}))
+    with pytest.raises(NotCompiledYet, match="not compiled yet"):
+        pg.build(spec, device="meta")
+
+
+def test_oracle_catches_a_wrong_module():
+    """The oracle is not vacuous: a model whose decoder lost its cross-attention fails it."""
+    spec = _validate({"plmgraph": 1, "name": "m", "family": "encoder-decoder",
+                      "sizes": {"vocab": 48, "hidden": 16, "layers": 1, "heads": 2}})
+    model = pg.build(spec, device="meta")
+    del model.decoder.layers["0"].cross
+    with pytest.raises(AssertionError, match="cross-attention"):
+        check_structure(spec, model)
+
+
