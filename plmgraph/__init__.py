@@ -27,6 +27,7 @@ _LAZY = {
     "save": ("plmgraph.compile.io", "save"),
     "load": ("plmgraph.compile.io", "load"),
     "export_onnx": ("plmgraph.exporters.onnx", "export_onnx"),
+    "eject": ("plmgraph.eject", "eject"),
     "generate": ("plmgraph.train.generate", "generate"),
 }
 
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     from .compile import build
     from .compile.hf import from_hf, to_hf
     from .compile.io import load, save
+    from .eject import eject
     from .graph import ArchGraph, resolve, stats
     from .graph.diff import ArchDiff, diff
     from .spec import ModelSpec, SpecError, load_spec
@@ -54,5 +56,5 @@ def __dir__() -> list[str]:
     return sorted({*globals(), *_LAZY})
 
 
-__all__ = ["ArchDiff", "ArchGraph", "ModelSpec", "SpecError", "__version__", "build", "diff", "draw", "export_onnx",
-           "from_hf", "generate", "load", "load_spec", "resolve", "save", "stats", "to_hf"]
+__all__ = ["ArchDiff", "ArchGraph", "ModelSpec", "SpecError", "__version__", "build", "diff", "draw", "eject",
+           "export_onnx", "from_hf", "generate", "load", "load_spec", "resolve", "save", "stats", "to_hf"]

@@ -146,6 +146,7 @@ def print_json(data: Any) -> None:
 def main() -> None:
     """Console-script entry point."""
     from . import build_cmds, diff_cmds, export_cmds, hf_cmds, spec_cmds  # noqa: F401  (each registers its commands on `app`)
+    from . import eject_cmds  # noqa: F401
     from . import report_cmds  # noqa: F401
     from . import train_cmds  # noqa: F401  (train, eval, generate)
 

@@ -15,6 +15,7 @@ facet           what it answers                                             read
 ``build``       the torch module for a node (imports torch lazily)          compile/build
 ``init``        how a fresh module is initialised, through an init rule    compile/init
 ``explain``     a short explanation with its formula, in English / Chinese  exporters/report
+``eject``       the PyTorch source it writes in a standalone ejected file   eject/
 ``model_inputs``  the forward arguments / ONNX inputs its nodes read        exporters/onnx
 ==============  ==========================================================  ===========
 
@@ -209,6 +210,13 @@ class Kind:
     def init(self, module: Any, rule: Any) -> None:
         """Initialise a freshly built module through `rule` (a `compile.init.InitRule`)."""
         raise self.missing("init")
+
+    # -- eject (writes text, torch-free) -------------------------------------------
+
+    def eject(self, a: Attrs) -> Any:
+        """The source a node of this kind writes in a standalone ejected file, from its attrs: a
+        `plmgraph.eject.pieces.Piece` (definitions, constructor, config fields)."""
+        raise self.missing("eject")
 
 
 def mm(params: dict[str, Shape], *names: str) -> int:

@@ -64,3 +64,8 @@ class CrossAttentionKind(Kind):
             zh="交叉注意力（Vaswani 等 2017）：解码器每一层读取编码器的输出，查询来自解码器，键和值来自源序列，"
             "`softmax(Q_dec K_encᵀ / √d) V_enc`，对源序列不加因果掩码（只遮住填充）。",
         )
+
+    def eject(self, a):  # noqa: ANN001, ANN201
+        from ...eject.pieces import cross_attention
+
+        return cross_attention(a)

@@ -111,3 +111,8 @@ class SelfAttentionKind(Kind):
             "+ M) V`，掩码 `M` 遮住后面的 token（因果）、填充或窗口之外的键；键/值头少于查询头时，一组查询共用一份 "
             "K、V：只有一个 kv 头的是 MQA（Shazeer 2019），介于两者之间的是 GQA（Ainslie 等 2023）。",
         )
+
+    def eject(self, a):  # noqa: ANN001, ANN201
+        from ...eject.pieces import self_attention
+
+        return self_attention(a)

@@ -54,3 +54,8 @@ class PatchesKind(Kind):
             "维（等价于步长为 P 的卷积），在最前面加一个可学习的 [CLS] token，再加上位置嵌入：`z₀ = [x_cls; "
             "x¹E; …; xᴺE] + E_pos`。",
         )
+
+    def eject(self, a):  # noqa: ANN001, ANN201
+        from ...eject.pieces import patches
+
+        return patches(a)

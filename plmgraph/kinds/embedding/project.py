@@ -43,3 +43,8 @@ class ProjectKind(Kind):
             zh="因式分解的嵌入（ALBERT）：token 先嵌入到较小的维度 E，再用线性映射升到隐藏维度 H：`x = E[t]·W`，"
             "`W ∈ ℝ^(E×H)`，参数量从 `V·H` 降为 `V·E + E·H`。",
         )
+
+    def eject(self, a):  # noqa: ANN001, ANN201
+        from ...eject.pieces import project
+
+        return project(a)

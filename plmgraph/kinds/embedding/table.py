@@ -41,6 +41,11 @@ class _Table(Kind):
     def init(self, module, rule) -> None:  # noqa: ANN001
         rule.table(module.weight)
 
+    def eject(self, a):  # noqa: ANN001, ANN201
+        from ...eject.pieces import table
+
+        return table(a)
+
 
 @register
 class SegmentKind(_Table):

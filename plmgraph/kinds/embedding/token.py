@@ -44,3 +44,8 @@ class TokenKind(Kind):
             zh="词嵌入是一张查找表 `E ∈ ℝ^(V×d)`：编号为 t 的 token 取第 `E[t]` 行。输出头与它共享权重时 "
             "`logits = h·Eᵀ`，可省下 `V·d` 个参数（GPT-2、BERT）。",
         )
+
+    def eject(self, a):  # noqa: ANN001, ANN201
+        from ...eject.pieces import token
+
+        return token(a)

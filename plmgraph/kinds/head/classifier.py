@@ -74,6 +74,11 @@ class _Classifier(Kind):
     def init(self, module, rule) -> None:  # noqa: ANN001
         rule.linear(module)
 
+    def eject(self, a):  # noqa: ANN001, ANN201
+        from ...eject.pieces import classifier
+
+        return classifier(a)
+
 
 @register
 class NSPKind(_Classifier):

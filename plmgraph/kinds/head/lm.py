@@ -118,6 +118,11 @@ class _Vocabulary(Kind):
         if "proj" in module._modules:  # untied; a tied matrix is the embedding's, initialised there
             rule.linear(module.proj)
 
+    def eject(self, a):  # noqa: ANN001, ANN201
+        from ...eject.pieces import lm_head
+
+        return lm_head(a, self.variant)
+
 
 @register
 class LMKind(_Vocabulary):

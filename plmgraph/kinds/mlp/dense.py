@@ -69,3 +69,8 @@ class DenseKind(Kind):
             "token 单独作用；φ 为 ReLU（Transformer）或 GELU，`GELU(x) = x·Φ(x)`（BERT、GPT-2 用其 tanh "
             "近似）。",
         )
+
+    def eject(self, a):  # noqa: ANN001, ANN201
+        from ...eject.pieces import dense
+
+        return dense(a)

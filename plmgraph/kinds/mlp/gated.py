@@ -68,3 +68,8 @@ class GatedKind(Kind):
             "= x·σ(x)`（LLaMA），GeGLU 取 GELU。因为有三个矩阵，d_ff 通常取约 `⅔·4d` 以保持参数量（LLaMA-7B "
             "为 11008）。",
         )
+
+    def eject(self, a):  # noqa: ANN001, ANN201
+        from ...eject.pieces import gated
+
+        return gated(a)

@@ -114,3 +114,8 @@ class MoEKind(Kind):
             "个上重新归一化）。参数量随专家数增长，每个 token 的计算量只随 k 增长；"
             "辅助的负载均衡损失让各专家被均匀使用。",
         )
+
+    def eject(self, a):  # noqa: ANN001, ANN201
+        from ...eject.pieces import moe
+
+        return moe(a)

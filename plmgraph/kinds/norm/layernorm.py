@@ -56,3 +56,8 @@ class LayerNormKind(Kind):
             zh="层归一化（Ba 等 2016），在隐藏维度上做：`LN(x) = (x − μ) / √(σ² + ε) · γ + β`，μ、σ² 是同一个 "
             "token 的 d 个特征的均值和方差，γ、β 可学习。",
         )
+
+    def eject(self, a):  # noqa: ANN001, ANN201
+        from ...eject.pieces import layernorm
+
+        return layernorm(a)

@@ -55,3 +55,8 @@ class RMSNormKind(Kind):
             zh="RMSNorm（Zhang 和 Sennrich 2019）：`RMSNorm(x) = x / rms(x) · γ`，`rms(x) = √(mean(x²) + ε)`；"
             "不减均值、没有平移项 β，比 LayerNorm 更省计算，效果相当（T5、LLaMA）。",
         )
+
+    def eject(self, a):  # noqa: ANN001, ANN201
+        from ...eject.pieces import rmsnorm
+
+        return rmsnorm(a)

@@ -56,6 +56,11 @@ class _Pool(Kind):
         if module.has_dense:
             rule.linear(module.dense)
 
+    def eject(self, a):  # noqa: ANN001, ANN201
+        from ...eject.pieces import pooler
+
+        return pooler(a, self.variant)
+
 
 @register
 class ClsKind(_Pool):

@@ -72,3 +72,8 @@ class LearnedPositionKind(InputPosition):
             zh="可学习的绝对位置嵌入：一张随模型训练的表 `P ∈ ℝ^(L×d)`，`x_i = E[t_i] + P[i]`（BERT、GPT-2）；"
             "长度不能超过 `L = max_positions`。",
         )
+
+    def eject(self, a):  # noqa: ANN001, ANN201
+        from ...eject.pieces import learned
+
+        return learned(a)

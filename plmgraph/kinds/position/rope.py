@@ -104,3 +104,8 @@ class RotaryPositionKind(AttentionPosition):
             "R_n k⟩` 只依赖于 `m − n`：不需要参数就得到相对位置（LLaMA、GLM-4）。位置插值类缩放（linear、"
             "dynamic NTK、YaRN、Llama 3）通过拉伸角度支持更长的上下文。",
         )
+
+    def eject(self, a):  # noqa: ANN001, ANN201
+        from ...eject.pieces import rope
+
+        return rope(a)

@@ -51,3 +51,8 @@ class SinusoidalPositionKind(InputPosition):
             zh="正余弦位置编码（Vaswani 等 2017）：`PE(pos, 2i) = sin(pos / 10000^(2i/d))`，`PE(pos, 2i+1) = "
             "cos(pos / 10000^(2i/d))`，加到嵌入上；没有参数，且 `PE(pos+k)` 是 `PE(pos)` 的线性函数。",
         )
+
+    def eject(self, a):  # noqa: ANN001, ANN201
+        from ...eject.pieces import sinusoidal
+
+        return sinusoidal(a)

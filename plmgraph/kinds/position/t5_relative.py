@@ -77,3 +77,8 @@ class T5RelativePositionKind(AttentionPosition):
             "`softmax(q·kᵀ + b_h(bucket(j − i)))`。近距离的桶是精确的，远距离按对数分桶直到 `max_distance`；"
             "偏置只算一次，所有层共享。",
         )
+
+    def eject(self, a):  # noqa: ANN001, ANN201
+        from ...eject.pieces import t5_relative
+
+        return t5_relative(a)

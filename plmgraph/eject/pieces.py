@@ -1,0 +1,510 @@
+'''The source each block kind writes when a spec is ejected: one function per kind.
+
+A kind's ``eject`` facet (plmgraph/kinds/) calls the function for it here with its node's attrs
+and gets a `Piece`: the top-level definitions it needs in the ejected file (a class, a
+helper), the expression that constructs its module there, and the config fields that
+expression reads. Only the branches the attrs need are written: a LLaMA attention has no
+bias, a GPT-2 attention no rotary. `plmgraph.eject.assemble` puts the pieces in order.
+
+Torch-free: this module writes text.
+'''
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..kinds.base import NotCompiledYet
+
+
+@dataclass(frozen=True)
+class Piece:
+    """What one block kind contributes to an ejected file."""
+
+    defs: tuple[str, ...] = ()
+    """Top-level definitions (classes, functions), in order; identical ones are written once."""
+    make: str = ""
+    """The expression that builds the module; reads ``cfg`` (and ``causal`` in a stack);
+    ``{width}`` is the width the assembler gives a norm."""
+    config: dict[str, Any] = field(default_factory=dict)
+    """Config fields the expression reads: {name: value}."""
+    call: str = "{m}({x})"
+    """How the module is called in forward: ``{m}`` the module, ``{x}`` its input."""
+
+
+def refuse(kind: str, why: str) -> NotCompiledYet:
+    return NotCompiledYet(f"block kind {kind!r} cannot be ejected yet: {why}")
+
+
+#: Each activation as the ejected code writes it, on a tensor named by ``{}``.
+ACT = {
+    "relu": "F.relu({})",
+    "gelu": "F.gelu({})",
+    "gelu_tanh": 'F.gelu({}, approximate="tanh")',
+    "silu": "F.silu({})",
+    "tanh": "torch.tanh({})",
+    "sigmoid": "torch.sigmoid({})",
+    "quick_gelu": "{0} * torch.sigmoid(1.702 * {0})",
+}
+
+
+def act(name: str, x: str) -> str:
+    return ACT[name].format(x)
+
+
+# ------------------------------------------------------------------------------ norms
+
+
+def layernorm(a: dict[str, Any]) -> Piece:
+    bias = "" if a["bias"] else ", bias=False"
+    return Piece(make=f"nn.LayerNorm({{width}}, eps=cfg.norm_eps{bias})", config={"norm_eps": a["eps"]})
+
+
+RMSNORM = '''
+class RMSNorm(nn.Module):
+    """RMSNorm (Zhang & Sennrich 2019): x / rms(x) * {scale}; no centring, no shift."""
+
+    def __init__(self, width: int, eps: float) -> None:
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(width))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # in fp32 and cast back, as LLaMA and T5 do: squares overflow in half precision
+        dtype = x.dtype
+        x = x.float()
+        x = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps)
+        return {weight} * x.to(dtype)
+'''
+
+
+def rmsnorm(a: dict[str, Any]) -> Piece:
+    if a["offset"]:
+        code = RMSNORM.format(scale=f"({a['offset']!r} + weight)", weight=f"({a['offset']!r} + self.weight)")
+    else:
+        code = RMSNORM.format(scale="weight", weight="self.weight")
+    return Piece(defs=(code,), make="RMSNorm({width}, cfg.norm_eps)", config={"norm_eps": a["eps"]})
+
+
+# -------------------------------------------------------------------------- positions
+
+
+def learned(a: dict[str, Any]) -> Piece:
+    offset = f" + {a['offset']}" if a["offset"] else ""
+    if a["max_positions"] is None:  # an image model: one row per patch and one for [CLS]
+        rows = "(cfg.image_size // cfg.patch_size) ** 2 + 1"
+        return Piece(make=f"nn.Embedding({rows}, cfg.embed_dim)", call="{m}(positions)")
+    return Piece(make=f"nn.Embedding(cfg.max_positions{offset}, cfg.embed_dim)", call=f"{{m}}(positions{offset})",
+                 config={"max_positions": a["max_positions"]})
+
+
+SINUSOIDAL = '''
+class SinusoidalPosition(nn.Module):
+    """Fixed positions (Vaswani et al. 2017): PE[p, 2i] = sin(p / 10000^(2i/d)), PE[p, 2i+1] = cos(...)."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, positions: torch.Tensor) -> torch.Tensor:
+        step = torch.arange(0, self.dim, 2, device=positions.device).float()
+        inv = torch.exp(step * (-math.log(10000.0) / self.dim))  # [d/2]
+        angle = positions.float()[..., None] * inv  # [B, T, d/2]
+        pe = torch.stack((angle.sin(), angle.cos()), dim=-1).flatten(-2)  # [B, T, d]
+        return pe[..., : self.dim]
+'''
+
+
+def sinusoidal(a: dict[str, Any]) -> Piece:
+    return Piece(defs=(SINUSOIDAL,), make="SinusoidalPosition(cfg.embed_dim)", call="{m}(positions).to(x.dtype)")
+
+
+ROTARY = '''
+class Rotary(nn.Module):
+    """Rotary position embedding (Su et al. 2021, RoFormer): angles position * theta^(-2i/d)."""
+
+    def __init__(self, cfg: Config) -> None:
+        super().__init__()
+        self.dim, self.theta = cfg.rotary_dim, cfg.rope_theta
+
+    def forward(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        step = torch.arange(0, self.dim, 2, device=positions.device).float()
+        inv_freq = 1.0 / (self.theta ** (step / self.dim))  # [d/2]
+        freqs = positions.float()[..., None] * inv_freq  # [B, T, d/2]
+        emb = {emb}  # [B, T, d]
+        return emb.cos()[:, None], emb.sin()[:, None]  # [B, 1, T, d] each
+
+
+def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate {pairs} of each head of x [B, h, T, d]."""
+{body}
+'''
+
+_HALVES = '''    rd = cos.shape[-1]
+    x1, x2 = x[..., : rd // 2], x[..., rd // 2 : rd]
+    turned = torch.cat((-x2, x1), dim=-1)  # [B, h, T, rd]'''
+_PAIRS = '''    rd = cos.shape[-1]
+    x1, x2 = x[..., 0:rd:2], x[..., 1:rd:2]
+    turned = torch.stack((-x2, x1), dim=-1).flatten(-2)  # [B, h, T, rd]'''
+
+
+def rope(a: dict[str, Any]) -> Piece:
+    if a.get("scaling"):
+        raise refuse("position/rope", f"rope scaling ({a['scaling']['kind']}) is not written yet")
+    inter = a["interleaved"]
+    body = _PAIRS if inter else _HALVES
+    body += "\n    rot = (x[..., :rd].float() * cos + turned.float() * sin).to(x.dtype)"
+    if a["rotary_dim"] < a["head_dim"]:
+        body += "\n    return torch.cat((rot, x[..., rd:]), dim=-1)  # the rest pass through"
+    else:
+        body += "\n    return rot"
+    emb = "freqs.repeat_interleave(2, dim=-1)" if inter else "torch.cat((freqs, freqs), dim=-1)"
+    pairs = "adjacent pairs (x0, x1), (x2, x3), ..." if inter else "the two halves"
+    if a["rotary_dim"] < a["head_dim"]:
+        pairs += f" of the first {a['rotary_dim']} dims"
+    code = ROTARY.format(emb=emb, pairs=pairs, body=body)
+    return Piece(defs=(code,), make="Rotary(cfg)", config={"rotary_dim": a["rotary_dim"], "rope_theta": a["theta"]},
+                 call="{m}(positions)")
+
+
+T5_BIAS = '''
+class T5RelativeBias(nn.Module):
+    """T5's relative position bias (Raffel et al. 2020): one learned scalar per (bucket, head)
+    added to the scores; exact buckets for small distances, log-spaced up to max_distance."""
+
+    def __init__(self, cfg: Config, bidirectional: bool) -> None:
+        super().__init__()
+        self.bidirectional, self.max_distance = bidirectional, cfg.rel_max_distance
+        self.weight = nn.Parameter(torch.zeros(cfg.rel_buckets, cfg.heads))
+
+    def bucket(self, relative: torch.Tensor) -> torch.Tensor:
+        buckets, out = self.weight.shape[0], torch.zeros_like(relative)
+        if self.bidirectional:  # half the buckets for keys after the query
+            buckets //= 2
+            out = out + (relative > 0).long() * buckets
+            relative = relative.abs()
+        else:
+            relative = -torch.min(relative, torch.zeros_like(relative))
+        exact = buckets // 2
+        log = torch.log(relative.float() / exact) / math.log(self.max_distance / exact)
+        large = exact + (log * (buckets - exact)).long()
+        large = torch.min(large, torch.full_like(large, buckets - 1))
+        return out + torch.where(relative < exact, relative, large)
+
+    def forward(self, T: int) -> torch.Tensor:
+        pos = torch.arange(T, device=self.weight.device)
+        relative = pos[None, :] - pos[:, None]  # [T, T]: key - query
+        bias = F.embedding(self.bucket(relative), self.weight)  # [T, T, heads]
+        return bias.permute(2, 0, 1)[None]  # [1, heads, T, T]
+'''
+
+
+def t5_relative(a: dict[str, Any]) -> Piece:
+    return Piece(defs=(T5_BIAS,), make="T5RelativeBias(cfg, bidirectional={bidirectional})",
+                 config={"rel_buckets": a["buckets"], "rel_max_distance": a["max_distance"]}, call="{m}(T)")
+
+
+# -------------------------------------------------------------------------- attention
+
+ATTENTION = '''
+class {cls}(nn.Module):
+    """{doc}"""
+
+    def __init__(self, cfg: Config) -> None:
+        super().__init__()
+        self.heads, self.kv_heads, self.head_dim = cfg.heads, cfg.kv_heads, cfg.head_dim
+{init}
+    def forward(
+        self,
+{args}
+    ) -> torch.Tensor:
+        B, T, _ = x.shape
+        n, kv, d = self.heads, self.kv_heads, self.head_dim
+{body}
+        y = F.scaled_dot_product_attention({sdpa})
+        y = y.transpose(1, 2).reshape(B, T, n * d)  # [B, T, n*d]
+        return self.out(y)
+'''
+
+
+def _attention(a: dict[str, Any], cross: bool) -> Piece:
+    if a.get("qk_norm"):
+        raise refuse("attention/cross" if cross else "attention/self", "qk_norm is not written yet")
+    n, kv = a["heads"], a["kv_heads"]
+    qb, ob = a["qkv_bias"], a["out_bias"]
+    if cross:
+        init = [f"self.q = nn.Linear(cfg.hidden, cfg.heads * cfg.head_dim, bias={qb})",
+                f"self.kv = nn.Linear(cfg.hidden, 2 * cfg.kv_heads * cfg.head_dim, bias={qb})"]
+        body = ["S = memory.shape[1]",
+                "q = self.q(x).view(B, T, n, d).transpose(1, 2)  # [B, n, T, d]",
+                "k, v = self.kv(memory).view(B, S, 2 * kv, d).transpose(1, 2).chunk(2, dim=1)",
+                "# k, v: [B, kv, S, d] each"]
+        args = ["x: torch.Tensor", "memory: torch.Tensor", "mask: torch.Tensor | None"]
+        doc = "Cross-attention (Vaswani et al. 2017): queries from the decoder, keys and values from\n    " \
+              "the encoder output; the rows of kv.weight are [k; v]."
+    else:
+        init = ["rows = (cfg.heads + 2 * cfg.kv_heads) * cfg.head_dim  # [q; k; v]",
+                f"self.qkv = nn.Linear(cfg.hidden, rows, bias={qb})"]
+        body = ["q, k, v = self.qkv(x).split([n * d, kv * d, kv * d], dim=-1)",
+                "q = q.view(B, T, n, d).transpose(1, 2)  # [B, n, T, d]",
+                "k = k.view(B, T, kv, d).transpose(1, 2)  # [B, kv, T, d]",
+                "v = v.view(B, T, kv, d).transpose(1, 2)  # [B, kv, T, d]"]
+        args = ["x: torch.Tensor", "mask: torch.Tensor"]
+        if "interleaved_rotary" in a:  # the stack feeds rotary positions
+            args.append("rotary: tuple[torch.Tensor, torch.Tensor]")
+            body.append("q, k = apply_rotary(q, *rotary), apply_rotary(k, *rotary)")
+        kinds = "MQA, Shazeer 2019" if kv == 1 else "GQA, Ainslie et al. 2023"
+        doc = "Multi-head self-attention (Vaswani et al. 2017); one fused projection whose rows\n    " \
+              "are [q; k; v]."
+        if kv != n:
+            doc = doc[:-1] + f",\n    with {kv} key/value heads shared by groups of query heads ({kinds})."
+    init.append(f"self.out = nn.Linear(cfg.heads * cfg.head_dim, cfg.hidden, bias={ob})")
+    if kv != n:
+        body += ["# each key/value head serves n // kv query heads",
+                 "k = k.repeat_interleave(n // kv, dim=1)  # [B, n, S, d]",
+                 "v = v.repeat_interleave(n // kv, dim=1)  # [B, n, S, d]"]
+    sdpa = "q, k, v, attn_mask=mask"
+    config: dict[str, Any] = {"heads": n, "kv_heads": kv, "head_dim": a["head_dim"]}
+    if a["dropout"]:
+        init.append("self.dropout = cfg.attn_dropout")
+        sdpa += ", dropout_p=self.dropout if self.training else 0.0"
+        config["attn_dropout"] = a["dropout"]
+    if a["scale"] is not None:
+        sdpa += f", scale={a['scale']!r}"
+        if a["scale"] == 1.0:
+            body.append("# no 1/sqrt(d) on the scores: T5 folds it into the initialisation")
+    code = ATTENTION.format(cls="CrossAttention" if cross else "SelfAttention", doc=doc,
+                            init="".join(f"        {line}\n" for line in init),
+                            args="\n".join(f"        {x}," for x in args),
+                            body="\n".join(f"        {line}" for line in body), sdpa=sdpa)
+    return Piece(defs=(code,), make=f"{'CrossAttention' if cross else 'SelfAttention'}(cfg)", config=config)
+
+
+def self_attention(a: dict[str, Any]) -> Piece:
+    if a["mask"] == "prefix":
+        raise refuse("attention/self", "the prefix (blank-infilling) mask is not written yet")
+    return _attention(a, cross=False)
+
+
+def cross_attention(a: dict[str, Any]) -> Piece:
+    return _attention(a, cross=True)
+
+
+# -------------------------------------------------------------------------------- MLPs
+
+DENSE = '''
+class MLP(nn.Module):
+    """Position-wise feed-forward network (Vaswani et al. 2017): down({act_doc}(up(x)))."""
+
+    def __init__(self, cfg: Config) -> None:
+        super().__init__()
+        self.up = nn.Linear(cfg.hidden, cfg.ffn, bias={bias})
+        self.down = nn.Linear(cfg.ffn, cfg.hidden, bias={bias})
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.up(x)  # [B, T, ffn]
+        return self.down({act})
+'''
+
+GATED = '''
+class MLP(nn.Module):
+    """{name} (Shazeer 2020, GLU variants): down({act_doc}(gate) * up); gate and up are one
+    projection, up.weight = [gate; up]."""
+
+    def __init__(self, cfg: Config) -> None:
+        super().__init__()
+        self.up = nn.Linear(cfg.hidden, 2 * cfg.ffn, bias={bias})
+        self.down = nn.Linear(cfg.ffn, cfg.hidden, bias={bias})
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        gate, up = self.up(x).chunk(2, dim=-1)  # [B, T, ffn] each
+        return self.down({act} * up)
+'''
+
+GATED_NAMES = {"silu": "SwiGLU", "gelu": "GeGLU", "relu": "ReGLU", "sigmoid": "GLU"}
+
+
+def dense(a: dict[str, Any]) -> Piece:
+    code = DENSE.format(act_doc=a["activation"], bias=a["bias"], act=act(a["activation"], "h"))
+    return Piece(defs=(code,), make="MLP(cfg)", config={"ffn": a["ffn"]})
+
+
+def gated(a: dict[str, Any]) -> Piece:
+    name = GATED_NAMES.get(a["activation"], "Gated MLP")
+    code = GATED.format(name=name, act_doc=a["activation"], bias=a["bias"], act=act(a["activation"], "gate"))
+    return Piece(defs=(code,), make="MLP(cfg)", config={"ffn": a["ffn"]})
+
+
+MOE = '''
+class Experts(nn.Module):
+    """E expert MLPs ({inner}) stored as stacked weights: up_weight [E, {rows}, H]."""
+
+    def __init__(self, cfg: Config) -> None:
+        super().__init__()
+        E, H = cfg.experts, cfg.hidden
+        self.up_weight = nn.Parameter(0.02 * torch.randn(E, {up}, H))
+        self.down_weight = nn.Parameter(0.02 * torch.randn(E, H, cfg.expert_ffn))
+{bias_init}
+    def forward(self, e: int, x: torch.Tensor) -> torch.Tensor:
+        """Expert e on the rows x [N, H]."""
+        h = F.linear(x, self.up_weight[e]{up_bias})  # [N, {rows}]
+{act}
+        return F.linear(h, self.down_weight[e]{down_bias})
+
+
+class MoE(nn.Module):
+    """Sparse mixture of experts (Shazeer et al. 2017; Mixtral, Jiang et al. 2024): a linear
+    router sends each token to its top-k experts and mixes their outputs."""
+
+    def __init__(self, cfg: Config) -> None:
+        super().__init__()
+        self.top_k = cfg.top_k
+        self.router = nn.Linear(cfg.hidden, cfg.experts, bias={router_bias})
+        self.experts = Experts(cfg)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shape = x.shape
+        x = x.reshape(-1, shape[-1])  # [N, H]
+        probs = self.router(x).float().softmax(dim=-1)  # [N, E]; routing in fp32
+        weights, chosen = probs.topk(self.top_k, dim=-1)  # [N, k]
+{normalize}        weights = weights.to(x.dtype)
+        out = torch.zeros_like(x)
+        hits = F.one_hot(chosen, self.router.out_features).permute(2, 1, 0)  # [E, k, N]
+        for e in range(self.router.out_features):
+            slot, token = torch.where(hits[e])
+            y = self.experts(e, x[token]) * weights[token, slot, None]
+            out.index_add_(0, token, y.to(x.dtype))
+        return out.reshape(shape)
+'''
+
+
+def moe(a: dict[str, Any]) -> Piece:
+    g = a["expert_kind"] == "gated"
+    b = a["expert_bias"]
+    if g:
+        act_code = ("        gate, up = h.chunk(2, dim=-1)  # [N, ffn] each\n"
+                    f"        h = {act(a['expert_activation'], 'gate')} * up")
+    else:
+        act_code = f"        h = {act(a['expert_activation'], 'h')}"
+    up_rows = "2 * cfg.expert_ffn" if g else "cfg.expert_ffn"
+    bias_init = (f"        self.up_bias = nn.Parameter(torch.zeros(E, {up_rows}))\n"
+                 "        self.down_bias = nn.Parameter(torch.zeros(E, H))\n") if b else ""
+    code = MOE.format(
+        inner=GATED_NAMES.get(a["expert_activation"], "gated") if g else f"{a['expert_activation']} MLP",
+        rows="2*ffn" if g else "ffn", up="2 * cfg.expert_ffn" if g else "cfg.expert_ffn", bias_init=bias_init,
+        up_bias=", self.up_bias[e]" if b else "", down_bias=", self.down_bias[e]" if b else "", act=act_code,
+        router_bias=a["router_bias"],
+        normalize="        weights = weights / weights.sum(dim=-1, keepdim=True)  # renormalise the k\n"
+        if a["normalize_top_k"] else "")
+    return Piece(defs=(code,), make="MoE(cfg)",
+                 config={"experts": a["experts"], "top_k": a["top_k"], "expert_ffn": a["expert_ffn"]})
+
+
+# -------------------------------------------------------------------------- embeddings
+
+
+def token(a: dict[str, Any]) -> Piece:
+    call = "{m}({x}) * math.sqrt(self.cfg.hidden)" if a.get("scale") else "{m}({x})"
+    return Piece(make="nn.Embedding(cfg.vocab, cfg.embed_dim)", config={"vocab": a["vocab"]}, call=call)
+
+
+def table(a: dict[str, Any]) -> Piece:
+    return Piece(make=f"nn.Embedding({a['vocab']}, cfg.embed_dim)")
+
+
+def project(a: dict[str, Any]) -> Piece:
+    return Piece(make="nn.Linear(cfg.embed_dim, cfg.hidden)")
+
+
+PATCHES = '''
+class PatchEmbedding(nn.Module):
+    """ViT (Dosovitskiy et al. 2021): p x p patches, linearly embedded (a strided conv){cls_doc}."""
+
+    def __init__(self, cfg: Config) -> None:
+        super().__init__()
+        self.patch = cfg.patch_size
+        shape = (cfg.embed_dim, cfg.channels, cfg.patch_size, cfg.patch_size)
+        self.weight = nn.Parameter(0.02 * torch.randn(shape))
+        self.bias = nn.Parameter(torch.zeros(cfg.embed_dim))
+{cls_init}
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        x = F.conv2d(pixels, self.weight, self.bias, stride=self.patch)  # [B, E, h, w]
+        x = x.flatten(2).transpose(1, 2)  # [B, N, E]
+{cls_fwd}        return x
+'''
+
+
+def patches(a: dict[str, Any]) -> Piece:
+    cls = a["cls_token"]
+    code = PATCHES.format(
+        cls_doc=", with a learned [CLS] in front" if cls else "",
+        cls_init="        self.cls = nn.Parameter(torch.zeros(1, 1, cfg.embed_dim))\n" if cls else "",
+        cls_fwd="        cls = self.cls.expand(x.shape[0], -1, -1)\n"
+        "        x = torch.cat((cls, x), dim=1)  # [B, N+1, E]\n" if cls else "")
+    return Piece(defs=(code,), make="PatchEmbedding(cfg)",
+                 config={"image_size": a["image_size"], "patch_size": a["patch_size"], "channels": a["channels"]})
+
+
+# ------------------------------------------------------------------------ pool, heads
+
+
+def pooler(a: dict[str, Any], kind: str) -> Piece:
+    """The pooler as a small class: first token, masked mean or last kept token (+ dense, act)."""
+    pick = {
+        "cls": ["x = h[:, 0]  # [B, H]: the first ([CLS]) token"],
+        "mean": ["if mask is None:", "    x = h.mean(dim=1)", "else:",
+                 "    m = mask[:, :, None].to(h.dtype)  # [B, T, 1]", "    x = (h * m).sum(1) / m.sum(1).clamp(min=1)"],
+        "last": ["if mask is None:", "    x = h[:, -1]", "else:",
+                 "    last = mask.long().sum(1).clamp(min=1) - 1  # [B]: last kept token",
+                 "    x = h[torch.arange(h.shape[0], device=h.device), last]"],
+    }[kind]
+    lines = [*pick, f"return {act(a['activation'], 'self.dense(x)')}" if a["dense"] else "return x"]
+    init = "        self.dense = nn.Linear(cfg.hidden, cfg.hidden)\n" if a["dense"] else ""
+    body = "\n".join(f"        {line}" for line in lines)
+    doc = {"cls": "the first token", "mean": "the mean of the kept tokens", "last": "the last kept token"}[kind]
+    code = (f'\nclass Pooler(nn.Module):\n    """[B, T, H] -> [B, H]: {doc}'
+            + (f', then dense + {a["activation"]} (BERT)' if a["dense"] else "") + '."""\n\n'
+            "    def __init__(self, cfg: Config) -> None:\n        super().__init__()\n" + init + "\n"
+            "    def forward(self, h: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:\n" + body + "\n")
+    return Piece(defs=(code,), make="Pooler(cfg)", call="{m}({x}, {mask})")
+
+
+def classifier(a: dict[str, Any]) -> Piece:
+    return Piece(make=f"nn.Linear(cfg.hidden, {a['labels']}, bias={a['bias']})")
+
+
+def lm_head(a: dict[str, Any], kind: str) -> Piece:
+    """A vocabulary head: [transform ->] projection, tied (reads the embedding) or its own."""
+    tied, tr = a["tie_embeddings"], a["transform"]
+    cls = "MLMHead" if kind == "mlm" else "LMHead"
+    init, body = [], []
+    doc = ("Masked-token head (Devlin et al. 2019, BERT)" if kind == "mlm" else "Next-token head") + ": "
+    if tr is not None:
+        init.append(f"self.transform = nn.Linear(cfg.hidden, {'cfg.embed_dim' if tied else 'cfg.hidden'})")
+        body.append(f"h = {act(tr['activation'], 'self.transform(h)')}")
+        doc += f"dense, {tr['activation']}" + (", norm, " if tr["norm"] else ", ")
+        if tr["norm"]:
+            norm = a["norm"]
+            width = "cfg.embed_dim" if tied else "cfg.hidden"
+            if norm["kind"] == "layernorm":
+                bias = "" if norm.get("bias", True) else ", bias=False"
+                init.append(f"self.norm = nn.LayerNorm({width}, eps=cfg.norm_eps{bias})")
+            else:
+                init.append(f"self.norm = RMSNorm({width}, cfg.norm_eps)")
+            body.append("h = self.norm(h)")
+    if tied and a["scale_tied"]:
+        body.append("h = h * self.scale  # T5 rescales before the tied projection")
+        init.append("self.scale = cfg.hidden**-0.5")
+    if not tied:
+        init.append("self.proj = nn.Linear(cfg.hidden, cfg.vocab, bias=False)")
+    if a["bias"]:
+        init.append("self.bias = nn.Parameter(torch.zeros(cfg.vocab))")
+    weight = "weight" if tied else "self.proj.weight"
+    body.append(f"return F.linear(h, {weight}{', self.bias' if a['bias'] else ''})  # [B, T, vocab]")
+    doc += "tied to the token embedding" if tied else "its own projection"
+    args = "h: torch.Tensor, weight: torch.Tensor" if tied else "h: torch.Tensor"
+    code = (f'\nclass {cls}(nn.Module):\n    """{doc}."""\n\n'
+            "    def __init__(self, cfg: Config) -> None:\n        super().__init__()\n"
+            + "".join(f"        {line}\n" for line in init) + "\n"
+            f"    def forward(self, {args}) -> torch.Tensor:\n" + "".join(f"        {line}\n" for line in body))
+    return Piece(defs=(code,), make=f"{cls}(cfg)", call="{m}({x}, self.embed.token.weight)" if tied else "{m}({x})")

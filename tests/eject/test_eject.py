@@ -1,0 +1,190 @@
+"""`plmgraph eject`: every zoo spec that ejects, shrunk, is one standalone file that imports no
+plmgraph, loads the compiled module's state_dict by the same names and computes the same
+outputs (fp32, padding in the mask); the files pass `ruff check` and `ruff format --check`;
+the kinds that cannot be ejected yet refuse, naming the block kind."""
+
+from __future__ import annotations
+
+import importlib.abc
+import importlib.util
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from helpers import tiny
+from typer.testing import CliRunner
+
+import plmgraph as pg
+from plmgraph.cli import app, eject_cmds  # noqa: F401  (registers the command)
+from plmgraph.kinds import NotCompiledYet
+from plmgraph.spec import zoo_names
+
+#: The zoo specs that refuse, and the block kind each refusal names.
+REFUSED = {
+    "glm": "attention/self",  # the prefix (blank-infilling) mask, GLM 2D positions
+    "glm-130b": "attention/self",  # prefix mask; DeepNorm residual
+    "transformer-xl": "attention/segment_memory",
+    "xlnet-base": "attention/two_stream",
+}
+EJECTED = [n for n in zoo_names() if n not in REFUSED]
+
+
+class _NoPlmgraph(importlib.abc.MetaPathFinder):
+    """Fails any import of plmgraph while an ejected file loads."""
+
+    def find_spec(self, name, path=None, target=None):  # noqa: ANN001, ANN201
+        if name == "plmgraph" or name.startswith("plmgraph."):
+            raise ImportError(f"the ejected file imports {name}")
+        return None
+
+
+def load_ejected(path: Path):  # noqa: ANN201
+    """Import the file at `path` with plmgraph gone from sys.modules and unimportable."""
+    saved = {k: v for k, v in sys.modules.items() if k == "plmgraph" or k.startswith("plmgraph.")}
+    for k in saved:
+        del sys.modules[k]
+    finder = _NoPlmgraph()
+    sys.meta_path.insert(0, finder)
+    try:
+        spec = importlib.util.spec_from_file_location(f"ejected_{path.stem}", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        assert not any(k == "plmgraph" or k.startswith("plmgraph.") for k in sys.modules)
+        return module
+    finally:
+        sys.meta_path.remove(finder)
+        sys.modules.update(saved)
+
+
+def inputs(spec) -> dict:  # noqa: ANN001
+    """Inputs with padding: the second sequence ends early."""
+    g = torch.Generator().manual_seed(0)
+    if spec.embeddings.patches is not None:
+        p = spec.embeddings.patches
+        return {"pixel_values": torch.randn(2, p.channels, p.image_size, p.image_size, generator=g)}
+    V = spec.sizes.vocab
+    ids = torch.randint(0, V, (2, 12), generator=g)  # longer than tiny's sliding window of 8
+    mask = torch.ones(2, 12, dtype=torch.long)
+    mask[1, 9:] = 0
+    if spec.family == "encoder-decoder":
+        dec = torch.randint(0, V, (2, 10), generator=g)
+        dmask = torch.ones(2, 10, dtype=torch.long)
+        dmask[1, 7:] = 0
+        return {"input_ids": ids, "attention_mask": mask, "decoder_input_ids": dec, "decoder_attention_mask": dmask}
+    out = {"input_ids": ids, "attention_mask": mask}
+    if spec.embeddings.segments and spec.embeddings.segments > 1:
+        out["token_type_ids"] = (torch.arange(12)[None] >= 5).long().expand(2, 12)
+    return out
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory) -> Path:  # noqa: ANN001
+    return tmp_path_factory.mktemp("ejected")
+
+
+@pytest.mark.parametrize("name", EJECTED)
+def test_ejected_file_matches_the_compiled_module(name, folder):
+    spec = tiny(name)
+    path = folder / f"{name.replace('-', '_')}.py"
+    path.write_text(pg.eject(spec), encoding="utf-8")
+    mod = load_ejected(path)
+    model = pg.build(spec, seed=0).eval()
+    ejected = mod.Model(mod.Config()).eval()
+    ejected.load_state_dict(model.state_dict(), strict=True)  # the same names and shapes
+    x = inputs(spec)
+    with torch.no_grad():
+        want, got = model(**x), ejected(**x)
+    torch.testing.assert_close(got["last_hidden_state"], want.last_hidden_state)
+    assert set(got) == {"last_hidden_state", *want.head_outputs}
+    for head, logits in want.head_outputs.items():
+        torch.testing.assert_close(got[head], logits)
+
+
+def test_ejected_files_pass_ruff(folder):
+    if shutil.which("ruff") is None:
+        pytest.skip("ruff is installed with the test extra")
+    for name in EJECTED:  # the parity test writes them; write any it did not (-k runs)
+        path = folder / f"{name.replace('-', '_')}.py"
+        if not path.exists():
+            path.write_text(pg.eject(tiny(name)), encoding="utf-8")
+    for cmd in (["ruff", "check", "--isolated"], ["ruff", "format", "--isolated", "--check"]):
+        r = subprocess.run([*cmd, str(folder)], capture_output=True, text=True)
+        assert r.returncode == 0, r.stdout + r.stderr
+
+
+@pytest.mark.parametrize("name", sorted(REFUSED))
+def test_kinds_that_cannot_be_ejected_refuse_by_name(name):
+    with pytest.raises(NotCompiledYet, match=f"block kind '{REFUSED[name]}'.*cannot be ejected yet"):
+        pg.eject(name)
+
+
+def test_a_llama_file_has_only_the_branches_it_needs():
+    src = pg.eject("llama2-7b")
+    assert len(src.splitlines()) < 250
+    for absent in ("LayerNorm", "nn.Embedding(cfg.max_positions", "Dropout", "bias=True", "import plmgraph",
+                   "from safetensors"):
+        assert absent not in src, absent
+    for present in ("class RMSNorm", "class Rotary", "def apply_rotary", "class SelfAttention", "SwiGLU",
+                    "vocab: int = 32000", "# [B, n, T, d]", 'if __name__ == "__main__":'):
+        assert present in src, present
+    gpt2 = pg.eject("gpt2")
+    assert "RMSNorm" not in gpt2 and "apply_rotary" not in gpt2 and "nn.LayerNorm" in gpt2
+    gqa = pg.eject("llama2-70b")
+    assert "repeat_interleave" in gqa and "repeat_interleave" not in src
+
+
+def test_wiring_variants_are_written():
+    assert "return x + a + m" in pg.eject("pythia-1.4b")  # parallel attention and MLP
+    assert "self.window" in pg.eject("mistral-7b")  # sliding window
+    assert "self.window" not in pg.eject("llama2-7b")
+
+
+def test_albert_runs_one_shared_block():
+    src = pg.eject("albert-base")
+    assert 'nn.ModuleDict({"0": Block(cfg)})' in src and "range(self.depth)" in src
+
+
+def test_the_smoke_test_runs_on_its_own(tmp_path):
+    path = tmp_path / "llama.py"
+    path.write_text(pg.eject("llama2-7b"), encoding="utf-8")
+    r = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "'lm': (2, 8, 128)" in r.stdout
+
+
+def test_cli_writes_the_file_and_weights_load(tmp_path):
+    spec = tiny("gpt2")
+    model = pg.build(spec, seed=1).eval()
+    pg.save(model, tmp_path / "saved")
+    out = tmp_path / "gpt2.py"
+    r = CliRunner().invoke(app, ["eject", str(tmp_path / "saved"), "-o", str(out), "--weights",
+                                 str(tmp_path / "saved")])
+    assert r.exit_code == 0, r.output
+    src = out.read_text(encoding="utf-8")
+    assert "def load(" in src and "safetensors" in src
+    mod = load_ejected(out)
+    ejected = mod.load()
+    x = inputs(spec)
+    with torch.no_grad():
+        torch.testing.assert_close(ejected(**x)["lm"], model(**x).logits)
+
+
+def test_cli_refuses_with_exit_1(tmp_path):
+    r = CliRunner().invoke(app, ["eject", "xlnet-base", "-o", str(tmp_path / "x.py")])
+    assert r.exit_code == 1
+    assert "attention/two_stream" in r.output and "Traceback" not in r.output
+    pg.save(pg.build(tiny("gpt2")), tmp_path / "gpt2")
+    r = CliRunner().invoke(app, ["eject", "llama2-7b", "--weights", str(tmp_path / "gpt2")])
+    assert r.exit_code == 1 and "do not match" in r.output
+    r = CliRunner().invoke(app, ["eject", "gpt2", "-o", str(tmp_path / "x.txt")])
+    assert r.exit_code == 2
+
+
+def test_pg_eject_is_callable_after_importing_the_package():
+    import plmgraph.eject  # noqa: F401  (binds the attribute plmgraph.eject to the package, or not)
+
+    package = sys.modules["plmgraph.eject"]
+    assert callable(pg.eject) and pg.eject("gpt2") == package.eject("gpt2") == package("gpt2")
