@@ -6,11 +6,11 @@
 
 Every command runs `--repeats` times in a new interpreter (``python -m plmgraph ...``, so a
 console-script shim such as pyenv's is not measured) after one untimed warm-up run, and the
-median wall time is reported next to ``python -c "import torch"`` (the floor of anything that
-builds a model) and ``python -c pass`` (the interpreter itself), with the ratio to
-``import torch``.  An extra, untimed run of each command reports which heavy modules it
-imported: spec-only commands must never import torch, and a meta-device build never
-``torch._dynamo``.
+median wall time (and the child's CPU time, which moves less on a busy machine) is reported
+next to ``python -c "import torch"`` (the floor of anything that builds a model) and
+``python -c pass`` (the interpreter itself), with the ratio to ``import torch``.  An extra,
+untimed run of each command reports which heavy modules it imported: spec-only commands must
+never import torch, and a meta-device build never ``torch._dynamo``.
 
 Bytecode caches are on, as for an installed package (pip compiles on install), even when the
 environment sets PYTHONDONTWRITEBYTECODE: without them every run also compiles plmgraph's
@@ -67,11 +67,18 @@ def _env() -> dict[str, str]:
     return env
 
 
-def _run(argv: list[str], env: dict[str, str]) -> tuple[float, int, str]:
-    t0 = time.perf_counter()
-    r = subprocess.run([sys.executable, *argv], env=env, cwd=ROOT, stdin=subprocess.DEVNULL,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    return time.perf_counter() - t0, r.returncode, r.stderr
+def _run(argv: list[str], env: dict[str, str]) -> tuple[float, float, int, str]:
+    """(wall seconds, CPU seconds of the child (user + system), exit status, stderr)."""
+    with tempfile.TemporaryFile() as errf:
+        t0 = time.perf_counter()
+        p = subprocess.Popen([sys.executable, *argv], env=env, cwd=ROOT, stdin=subprocess.DEVNULL,
+                             stdout=subprocess.DEVNULL, stderr=errf)
+        _, status, usage = os.wait4(p.pid, 0)
+        wall = time.perf_counter() - t0
+        p.returncode = os.waitstatus_to_exitcode(status)
+        errf.seek(0)
+        stderr = errf.read().decode("utf-8", "replace")
+    return wall, usage.ru_utime + usage.ru_stime, p.returncode, stderr
 
 
 _PROBE = """
@@ -104,15 +111,17 @@ def measure(repeats: int, only: list[str] | None = None) -> dict[str, Any]:
         rows: dict[str, dict[str, Any]] = {}
         for name in names:
             argv = cmds[name]
-            _, rc, stderr = _run(argv, env)  # warm-up: page cache, bytecode cache
+            _, _, rc, stderr = _run(argv, env)  # warm-up: page cache, bytecode cache
             if rc != 0:
                 rows[name] = {"command": name, "rc": rc, "error": stderr.strip().splitlines()[-1:]}
                 print(f"{name}: exit status {rc}: {stderr.strip()[-300:]}", file=sys.stderr)
                 continue
-            times = [_run(argv, env)[0] for _ in range(repeats)]
+            runs = [_run(argv, env) for _ in range(repeats)]
+            times, cpu = [r[0] for r in runs], [r[1] for r in runs]
             rows[name] = {"command": name, "argv": ["python", *argv], "rc": rc,
                           "median_s": statistics.median(times), "min_s": min(times), "max_s": max(times),
-                          "times_s": times, "imports": _imports(argv, env)}
+                          "cpu_median_s": statistics.median(cpu), "times_s": times, "cpu_s": cpu,
+                          "imports": _imports(argv, env)}
     torch_s = rows.get("import torch", {}).get("median_s")
     for row in rows.values():
         if torch_s and "median_s" in row:
@@ -132,14 +141,14 @@ def measure(repeats: int, only: list[str] | None = None) -> dict[str, Any]:
 def print_table(result: dict[str, Any]) -> None:
     print(f"cold start, fresh process each run: median of {result['repeats']} (python {result['python']}, "
           f"{result['cpus']} CPUs)")
-    print(f"{'command':34} {'median':>8} {'min':>8} {'x import torch':>15}  heavy imports")
+    print(f"{'command':34} {'median':>8} {'min':>8} {'cpu':>8} {'x import torch':>15}  heavy imports")
     for row in result["rows"]:
         if "median_s" not in row:
             print(f"{row['command']:34} {'failed':>8}  exit status {row['rc']}")
             continue
         ratio = row.get("ratio_to_import_torch")
         imports = row.get("imports")
-        print(f"{row['command']:34} {row['median_s']:7.3f}s {row['min_s']:7.3f}s "
+        print(f"{row['command']:34} {row['median_s']:7.3f}s {row['min_s']:7.3f}s {row['cpu_median_s']:7.3f}s "
               f"{(f'{ratio:.2f}' if ratio is not None else '-'):>15}  "
               f"{'-' if imports is None else (', '.join(imports) or 'none')}")
     for p in result["problems"]:
