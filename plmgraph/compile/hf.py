@@ -32,6 +32,7 @@ from ..errors import CheckpointError, ConversionError
 from ..graph import ArchGraph, resolve
 from ..spec import ModelSpec
 from .hf_types import Item, config_to_spec, find_family, ignored, plan
+from .hf_types.weights import qkv_from_per_head, qkv_to_per_head
 
 INDEX = "model.safetensors.index.json"
 
@@ -150,10 +151,10 @@ def check(items: list[Item], shapes: dict[str, tuple[int, ...]], model_type: str
         raise CheckpointError(f"checkpoint does not fit the {model_type} config: " + " | ".join(problems))
 
 
-def expected_hf_shapes(graph: ArchGraph, model_type: str) -> dict[str, tuple[int, ...]]:
+def expected_hf_shapes(graph: ArchGraph, model_type: str, arch: str | None = None) -> dict[str, tuple[int, ...]]:
     """HF tensor name -> shape, for every tensor a checkpoint of this graph holds."""
     out: dict[str, tuple[int, ...]] = {}
-    for it in plan(graph, model_type):
+    for it in plan(graph, model_type, arch=arch):
         out.update(it.hf_shapes())
     return out
 
@@ -174,7 +175,8 @@ def load_state_dict(path: str | Path, graph: ArchGraph | None = None, dtype: Any
     model_type = cfg["model_type"]
     files = _files(path)
     shapes = _shapes(files)
-    items = plan(graph, model_type, set(shapes))
+    archs = cfg.get("architectures") or [None]
+    items = plan(graph, model_type, set(shapes), arch=archs[0])
     check(items, shapes, model_type)
 
     handles: dict[Path, Any] = {}
@@ -203,6 +205,8 @@ def load_state_dict(path: str | Path, graph: ArchGraph | None = None, dtype: Any
                 parts.append(t)
             per_expert.append(torch.cat(parts, 0) if len(parts) > 1 else parts[0])
         t = torch.stack(per_expert, 0) if it.rule.experts else per_expert[0]
+        if it.per_head is not None:
+            t = qkv_from_per_head(t, *it.per_head)
         if tuple(t.shape) != tuple(it.shape):  # a table bug, not a user error
             raise RuntimeError(f"{it.key}: assembled {list(t.shape)}, graph says {list(it.shape)}")
         sd[it.key] = t.to(dtype).contiguous() if dtype is not None else t.contiguous()
@@ -280,8 +284,10 @@ def write_hf(spec: ModelSpec, state: dict[str, Any], path: str | Path, model_typ
     if missing or wrong:
         raise CheckpointError(f"state dict does not fit {spec.name}: missing {', '.join(missing[:12]) or 'none'}; "
                               f"wrong shapes: {'; '.join(wrong[:12]) or 'none'}")
-    for it in plan(graph, model_type):
+    for it in plan(graph, model_type, arch=arch):
         x = state[it.key].detach().cpu()
+        if it.per_head is not None:
+            x = qkv_to_per_head(x, *it.per_head)
         groups = list(x.unbind(0)) if it.rule.experts else [x]
         for xe, names in zip(groups, it.groups, strict=True):
             parts = list(torch.split(xe, list(it.sizes), 0)) if it.sizes else [xe]

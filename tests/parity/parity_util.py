@@ -116,3 +116,53 @@ def check_seq2seq(hf: Any, model: Any, vocab: int, head: str = "lm") -> None:
     out2 = model(attention_mask=mask, decoder_input_ids=nxt, encoder_outputs=out.encoder_last_hidden_state,
                  past_key_values=out.past_key_values, use_cache=True)
     close(out2.logits, ref2, "logits of the cached second decoder step")
+
+
+@torch.no_grad()
+def check_bare(hf: Any, model: Any, vocab: int, decoder: bool = False, segments: int = 0) -> None:
+    """A bare ``*Model``: no head, last_hidden_state with padding; decoders then one cached step."""
+    x, mask = ids(vocab), right_padded()
+    kw: dict[str, Any] = {}
+    if segments:
+        kw["token_type_ids"] = torch.randint(0, segments, (B, T), generator=torch.Generator().manual_seed(3))
+    assert model.spec.heads == [] and "heads" not in {k.split(".")[0] for k in model.state_dict()}
+    ref = hf(input_ids=x, attention_mask=mask, use_cache=decoder, **kw) if decoder else \
+        hf(input_ids=x, attention_mask=mask, **kw)
+    out = model(x, attention_mask=mask, use_cache=decoder, **kw)
+    assert out.logits is None
+    close(out.last_hidden_state, ref.last_hidden_state, "last_hidden_state", mask)
+    if decoder:
+        nxt = ids(vocab, t=1, seed=2)
+        mask2 = torch.cat([mask, torch.ones(B, 1, dtype=mask.dtype)], 1)
+        ref2 = hf(input_ids=nxt, attention_mask=mask2, past_key_values=ref.past_key_values, use_cache=True)
+        out2 = model(nxt, attention_mask=mask2, past_key_values=out.past_key_values, use_cache=True)
+        close(out2.last_hidden_state, ref2.last_hidden_state, "last_hidden_state of the cached second step")
+
+
+@torch.no_grad()
+def check_token_classifier(hf: Any, model: Any, vocab: int) -> None:
+    """``*ForTokenClassification``: per-token logits with padding."""
+    x, mask = ids(vocab), right_padded()
+    close(model(x, attention_mask=mask).logits, hf(input_ids=x, attention_mask=mask).logits, "token logits", mask)
+
+
+@torch.no_grad()
+def check_last_token_classifier(hf: Any, model: Any, vocab: int, pad: int = 0) -> None:
+    """Decoder ``*ForSequenceClassification``: the last real token's logits (HF finds it by pad_token_id)."""
+    x, mask = ids(vocab), right_padded()
+    x = x.masked_fill(mask == 0, pad)
+    close(model(x, attention_mask=mask).logits, hf(input_ids=x, attention_mask=mask).logits, "sequence logits")
+
+
+def roundtrip(hf: Any, model: Any, tmp_path: Path, dead: tuple[str, ...] = ()) -> None:
+    """to_hf writes the same architecture and weights back: HF loads it to the same state dict
+    (`dead`: tensors HF builds but plmgraph does not import, e.g. a bare BertModel's pooler)."""
+    import json
+
+    pg.to_hf(model, tmp_path / "back")
+    cfg = json.loads((tmp_path / "back" / "config.json").read_text())
+    assert cfg["model_type"] == hf.config.model_type and cfg["architectures"] == [type(hf).__name__]
+    again = type(hf).from_pretrained(tmp_path / "back").eval()
+    diff = [k for k in new_state_dict_equal(hf.state_dict(), again.state_dict()) if not k.startswith(dead)]
+    assert diff == []
+    assert pg.from_hf(tmp_path / "back").spec.model_dump(exclude={"name"}) == model.spec.model_dump(exclude={"name"})

@@ -31,6 +31,12 @@ REFERENCE_PARAMS = {
     "vit-base": 86_567_656,  # ViTForImageClassification, 1000 labels
     "xlnet-base": 116_750_336,  # XLNetLMHeadModel
     "glm4-9b": 9_399_951_360,  # GlmForCausalLM, default config
+    # From the HF class on the meta device for the checkpoint's config.json (values in each spec file).
+    "mistral-7b": 7_241_732_096,  # MistralForCausalLM, Mistral-7B-v0.1
+    "qwen2.5-7b": 7_615_616_512,  # Qwen2ForCausalLM, Qwen2.5-7B
+    "phi3-mini": 3_821_079_552,  # Phi3ForCausalLM, Phi-3-mini-4k-instruct
+    "pythia-1.4b": 1_414_647_808,  # GPTNeoXForCausalLM, pythia-1.4b
+    "opt-1.3b": 1_315_758_080,  # OPTForCausalLM, opt-1.3b
 }
 # Published sizes (no HF reference class with the same config); within 5 %.
 PUBLISHED_PARAMS = {

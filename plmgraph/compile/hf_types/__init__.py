@@ -22,6 +22,7 @@ This package never imports torch or transformers.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from typing import Any
 
@@ -29,13 +30,39 @@ from ...errors import ConversionError
 from ...graph import ArchGraph
 from ...spec import ModelSpec, SpecError, validate
 from ...spec.extends import Merged
-from . import albert, bart, bert, distilbert, ernie, glm, gpt2, llama, mixtral, openai_gpt, roberta, t5, vit, xlnet
+from . import (
+    albert,
+    bart,
+    bert,
+    distilbert,
+    ernie,
+    gemma,
+    glm,
+    gpt2,
+    gpt_neox,
+    llama,
+    mistral,
+    mixtral,
+    openai_gpt,
+    opt,
+    phi3,
+    qwen2,
+    qwen3,
+    roberta,
+    starcoder2,
+    t5,
+    vit,
+    xlm_roberta,
+    xlnet,
+)
 from .base import Cfg, Family
 from .weights import ALWAYS_IGNORED, Item, plan_for
 
 # The order is find_family's preference when two families reproduce a spec: an ERNIE without
 # task types is a BERT, so bert comes first.
-_MODULES = (bert, ernie, roberta, albert, distilbert, openai_gpt, gpt2, t5, bart, llama, mixtral, glm, vit, xlnet)
+_MODULES = (bert, ernie, roberta, albert, distilbert, openai_gpt, gpt2, t5, bart, llama, mixtral, glm, vit, xlnet,
+            mistral, qwen2, qwen3, gemma, starcoder2, phi3, gpt_neox, opt,
+            xlm_roberta)
 
 #: model_type -> its `Family`: the one registry import, export and the tensor check read.
 FAMILIES: dict[str, Family] = {}
@@ -138,19 +165,25 @@ def find_family(spec: ModelSpec) -> tuple[str, str, Cfg]:
     """
     want = _flat(_comparable(spec))
     closest: tuple[int, str, list[str]] | None = None
-    for mt, fam in FAMILIES.items():
-        for arch in fam.archs:
-            try:
-                cfg = fam.to_config(spec, arch)
-                back = _flat(_comparable(config_to_spec(cfg, spec.name)))
-            except ConversionError:
-                continue
-            if back == want:
-                return mt, arch, cfg
-            diffs = [f"{k} ({want.get(k)!r} would become {back.get(k)!r})" for k in sorted(set(want) | set(back))
-                     if want.get(k) != back.get(k)]
-            if closest is None or len(diffs) < closest[0]:
-                closest = (len(diffs), arch, diffs)
+    # An architecture the spec's `source` names ("Hugging Face MistralForCausalLM", an import's; "HF
+    # Phi3ForCausalLM", a zoo spec's) is tried first: a Mistral without a window is also a LLaMA, and
+    # exports as the class it came from.
+    pairs = [(mt, arch) for mt, fam in FAMILIES.items() for arch in fam.archs]
+    named = set(re.findall(r"\w+", spec.source or ""))
+    pairs.sort(key=lambda p: p[1] not in named)
+    for mt, arch in pairs:
+        fam = FAMILIES[mt]
+        try:
+            cfg = fam.to_config(spec, arch)
+            back = _flat(_comparable(config_to_spec(cfg, spec.name)))
+        except ConversionError:
+            continue
+        if back == want:
+            return mt, arch, cfg
+        diffs = [f"{k} ({want.get(k)!r} would become {back.get(k)!r})" for k in sorted(set(want) | set(back))
+                 if want.get(k) != back.get(k)]
+        if closest is None or len(diffs) < closest[0]:
+            closest = (len(diffs), arch, diffs)
     hint = ""
     if closest is not None:
         hint = f"; closest is {closest[1]}, which cannot express: {', '.join(closest[2][:6])}"
@@ -160,13 +193,31 @@ def find_family(spec: ModelSpec) -> tuple[str, str, Cfg]:
 # ------------------------------------------------------------------------ weights
 
 
-def plan(graph: ArchGraph, model_type: str, available: set[str] | None = None) -> list[Item]:
+def plan(graph: ArchGraph, model_type: str, available: set[str] | None = None, arch: str | None = None) -> list[Item]:
     """For every parameter of `graph`, the HF tensors of `model_type` it is made of (see `weights.plan_for`).
+
+    `arch` a bare base model of the family (``BertModel``): its checkpoint names drop the
+    family's base-model prefix (``bert.embeddings...`` -> ``embeddings...``), as HF saves them.
 
     Raises:
         ConversionError: a parameter no rule of `model_type` covers.
     """
-    return plan_for(graph, FAMILIES[model_type].names, model_type, available)
+    fam = FAMILIES[model_type]
+    if arch is None or arch not in fam.bare:
+        return plan_for(graph, fam.names, model_type, available)
+    pre = fam.base_prefix + "."
+    if available is not None and any(n.startswith(pre) for n in available):
+        return plan_for(graph, fam.names, model_type, available)  # saved from a head model: full names
+
+    def strip(n: str) -> str:
+        if not n.startswith(pre):  # a table bug: a bare model has only base-model tensors
+            raise ConversionError(f"{model_type} {arch}: tensor {n!r} is outside the base model {fam.base_prefix!r}")
+        return n[len(pre):]
+
+    full = plan_for(graph, fam.names, model_type, None if available is None else {pre + n for n in available})
+    return [dataclasses.replace(it, groups=tuple(tuple(strip(n) for n in g) for g in it.groups),
+                                rule=dataclasses.replace(it.rule, also=tuple(strip(n) for n in it.rule.also)))
+            for it in full]
 
 
 def ignored(model_type: str, name: str) -> bool:

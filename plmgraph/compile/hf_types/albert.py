@@ -6,7 +6,7 @@ from typing import Any
 
 from ...errors import ConversionError
 from ...spec import ModelSpec
-from .base import TANH_POOLER, Cfg, F, cfg_value, classifier, mlm
+from .base import TANH_POOLER, Cfg, F, bare, cfg_value, classifier, mlm
 from .bert import bert_like, bert_names
 from .weights import QKV, R
 
@@ -57,6 +57,7 @@ FAMILY = bert_like(
     unhook=_unhook,
     extra_fields=(F("embedding_size", "embeddings.size", 128),),
     archs={
+        "AlbertModel": bare,
         "AlbertForPreTraining": lambda c: {"heads": [mlm(c), {"kind": "sop"}], "pooler": TANH_POOLER},
         "AlbertForMaskedLM": lambda c: {"heads": [mlm(c)]},
         "AlbertForSequenceClassification":

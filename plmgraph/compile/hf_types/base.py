@@ -108,6 +108,10 @@ class Family:
     hook: Hook | None = None
     unhook: Unhook | None = None
     extra_hf: Mapping[str, Any] = field(default_factory=dict)  # written on export (ids HF needs)
+    #: The bare base-model architectures (``BertModel``, ``LlamaModel``): their checkpoints hold the
+    #: tensor names without `base_prefix` + "." (HF's ``base_model_prefix``, e.g. ``bert``, ``model``).
+    bare: tuple[str, ...] = ()
+    base_prefix: str = ""
 
     def architecture(self, cfg: Cfg) -> str:
         archs = cfg.get("architectures") or []
@@ -252,10 +256,22 @@ def lm(tie_default: bool, bias: bool = False) -> Arch:
     return lambda c: {"heads": [{"kind": "lm", "tie_embeddings": tied(c, tie_default), "bias": bias}]}
 
 
+def bare(c: Cfg) -> dict[str, Any]:
+    """A bare ``*Model``: no head; ``last_hidden_state`` is the output."""
+    return {"heads": []}
+
+
 def last_token_classifier(c: Cfg) -> dict[str, Any]:
     """``*ForSequenceClassification`` of the decoders: a bias-free ``score`` on the last real token."""
     return {"heads": [{"kind": "sequence_classification", "labels": num_labels(c), "bias": False}],
             "pooler": {"kind": "last"}}
+
+
+def token_classifier(c: Cfg) -> dict[str, Any]:
+    """``*ForTokenClassification`` of the decoders: a linear ``score`` (bias unless
+    ``token_classification_bias`` is false) on every token."""
+    return {"heads": [{"kind": "token_classification", "labels": num_labels(c),
+                       "bias": bool(c.get("token_classification_bias", True))}]}
 
 
 def then(a: Hook, b: Hook | None) -> Hook:
@@ -267,3 +283,13 @@ def then(a: Hook, b: Hook | None) -> Hook:
             b(cfg, d)
 
     return both
+
+
+def unhooks(*us: Unhook) -> Unhook:
+    """Each unhook of `us`, in order."""
+
+    def all_(spec: ModelSpec, cfg: Cfg) -> None:
+        for u in us:
+            u(spec, cfg)
+
+    return all_

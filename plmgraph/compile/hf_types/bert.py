@@ -6,10 +6,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from ...errors import ConversionError
-from .base import ACT, TANH_POOLER, Arch, Cfg, F, Family, Fixed, Hook, Unhook, classifier, mlm, then
+from .base import ACT, TANH_POOLER, Arch, Cfg, F, Family, Fixed, Hook, Unhook, bare, classifier, mlm, then
 from .weights import QKV, R, Rule
 
 BERT_ARCHS: dict[str, Arch] = {
+    # The bare encoder (sentence embeddings, retrieval): last_hidden_state out.  Its checkpoint's
+    # pooler (pooler_output) is not imported: no head reads it (see `Family.bare`).
+    "Model": bare,
     "ForPreTraining": lambda c: {"heads": [mlm(c), {"kind": "nsp"}], "pooler": TANH_POOLER},
     "ForMaskedLM": lambda c: {"heads": [mlm(c)]},
     "ForSequenceClassification": lambda c: {"heads": [classifier("sequence_classification", c)],
@@ -27,8 +30,11 @@ def _needs_segments(cfg: Cfg, d: dict[str, Any]) -> None:
 
 def bert_like(model_type: str, prefix: str, *, names: Mapping[str, Rule | list[Rule]], ignored: tuple[str, ...],
               hook: Hook | None = None, unhook: Unhook | None = None, extra_fields: tuple[F, ...] = (),
-              archs: Mapping[str, Arch] | None = None) -> Family:
-    """A post-norm encoder with BertConfig's field names; `archs` defaults to ``<prefix>`` + BERT's."""
+              archs: Mapping[str, Arch] | None = None, base_prefix: str = "") -> Family:
+    """A post-norm encoder with BertConfig's field names; `archs` defaults to ``<prefix>`` + BERT's.
+
+    `base_prefix` is HF's ``base_model_prefix`` (``bert``): the bare ``<prefix>Model``'s checkpoint
+    names drop it."""
     return Family(
         model_type=model_type,
         base={"family": "encoder", "embeddings": {"norm": True}, "position": {"kind": "learned"},
@@ -57,7 +63,10 @@ def bert_like(model_type: str, prefix: str, *, names: Mapping[str, Rule | list[R
         ),
         archs=archs or {prefix + k: v for k, v in BERT_ARCHS.items()},
         names=names,
-        ignored=ignored,
+        # The bare model's pooler: HF always builds one, but nothing here reads pooler_output.
+        ignored=(*ignored, r"^pooler\."),
+        bare=(prefix + "Model",),
+        base_prefix=base_prefix or model_type,
         hook=then(_needs_segments, hook),
         unhook=unhook,
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .base import ACT, F, Family, classifier, mlm
+from .base import ACT, F, Family, bare, classifier, mlm
 from .weights import QKV, R
 
 _L = "distilbert.transformer.layer.{layer}"
@@ -26,6 +26,7 @@ FAMILY = Family(
         F("attention_dropout", "block.attention.dropout", 0.1),
     ),
     archs={
+        "DistilBertModel": bare,
         "DistilBertForMaskedLM": lambda c: {"heads": [mlm(c, "activation")]},
         "DistilBertForSequenceClassification": lambda c: {
             "heads": [classifier("sequence_classification", c)],
@@ -51,4 +52,6 @@ FAMILY = Family(
         "head/token_classification": R("classifier.{p}"),
     },
     ignored=(r"^vocab_projector\.weight$",),
+    bare=("DistilBertModel",),
+    base_prefix="distilbert",
 )

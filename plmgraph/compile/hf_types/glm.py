@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import copy
 
-from .base import ACT, F, Family, lm
-from .llama import DECODER_BASE, LAYER, LLAMA_FIELDS, llama_names
+from .base import ACT, F, Family
+from .llama import DECODER_BASE, LAYER, LLAMA_FIELDS, decoder_archs, llama_names
 from .rope import rope_hook, rope_unhook
 from .weights import R
 
@@ -16,7 +16,9 @@ FAMILY = Family(
     fields=(*LLAMA_FIELDS,
             F("attention_bias", "block.attention.qkv_bias", True),
             F("hidden_act", "block.mlp.activation", "silu", ACT)),
-    archs={"GlmForCausalLM": lm(False)},
+    archs=decoder_archs("Glm"),
+    bare=("GlmModel",),
+    base_prefix="model",
     names=llama_names({
         "mlp.up": R(f"{LAYER}.mlp.gate_up_proj.{{p}}"),
         "mlp.down": R(f"{LAYER}.mlp.down_proj.{{p}}"),

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import copy
 
-from .base import ACT, F, Family, Fixed, last_token_classifier, lm
+from .base import ACT, F, Family, Fixed, bare, last_token_classifier, lm, token_classifier
 from .openai_gpt import GPT_BASE, GPT_FIELDS, gpt_names
+from .weights import R
 
 FAMILY = Family(
     model_type="gpt2",
@@ -18,8 +19,11 @@ FAMILY = Family(
         Fixed("add_cross_attention", (False,), "a cross-attending GPT-2 is not supported"),
         Fixed("reorder_and_upcast_attn", (False, True), "fp32 upcast only; same function"),
     ),
-    archs={"GPT2LMHeadModel": lm(True), "GPT2ForSequenceClassification": last_token_classifier},
-    names=gpt_names("wte", "wpe", "ln_f"),
+    archs={"GPT2LMHeadModel": lm(True), "GPT2Model": bare, "GPT2ForSequenceClassification": last_token_classifier,
+           "GPT2ForTokenClassification": token_classifier},
+    bare=("GPT2Model",),
+    base_prefix="transformer",
+    names=gpt_names("wte", "wpe", "ln_f") | {"head/token_classification": R("classifier.{p}")},
     ignored=(r"^lm_head\.weight$", r"\.attn\.(bias|masked_bias)$"),
     init={"kind": "normal", "scaled_residual": True},  # c_proj ~ std / sqrt(2 * n_layer)
 )

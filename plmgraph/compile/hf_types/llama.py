@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from .base import ACT, F, Family, Fixed, last_token_classifier, lm
+from .base import ACT, F, Family, Fixed, bare, last_token_classifier, lm, token_classifier
 from .rope import rope_hook, rope_unhook
 from .weights import QKV, R
 
@@ -47,7 +47,16 @@ def llama_names(mlp: dict[str, Any]) -> dict[str, Any]:
         "final_norm": R("model.norm.{p}"),
         "head/lm.proj": R("lm_head.{p}"),
         "head/sequence_classification": R("score.{p}"),
+        "head/token_classification": R("score.{p}"),
     }
+
+
+def decoder_archs(prefix: str, tie_default: bool = False) -> dict[str, Any]:
+    """The architectures every ``model.layers`` decoder of transformers ships: ``<prefix>ForCausalLM``,
+    the bare ``<prefix>Model``, sequence classification (last real token) and token classification."""
+    return {f"{prefix}ForCausalLM": lm(tie_default), f"{prefix}Model": bare,
+            f"{prefix}ForSequenceClassification": last_token_classifier,
+            f"{prefix}ForTokenClassification": token_classifier}
 
 
 FAMILY = Family(
@@ -59,7 +68,9 @@ FAMILY = Family(
             F("mlp_bias", "block.mlp.bias", False),
             F("hidden_act", "block.mlp.activation", "silu", ACT)),
     fixed=(Fixed("pretraining_tp", (1, None), "tensor-parallel emulation changes the numerics"),),
-    archs={"LlamaForCausalLM": lm(False), "LlamaForSequenceClassification": last_token_classifier},
+    archs=decoder_archs("Llama"),
+    bare=("LlamaModel",),
+    base_prefix="model",
     names=llama_names({
         "mlp.up": R(f"{LAYER}.mlp.gate_proj.{{p}}", f"{LAYER}.mlp.up_proj.{{p}}", split="halves"),
         "mlp.down": R(f"{LAYER}.mlp.down_proj.{{p}}"),
@@ -68,3 +79,44 @@ FAMILY = Family(
     hook=rope_hook(10000.0),
     unhook=rope_unhook(False),
 )
+
+
+def window_hook(default: int | None) -> Any:
+    """``sliding_window`` (HF's default `default`), switched by ``use_sliding_window`` and, per layer, by
+    ``layer_types`` (Qwen2/3): the spec has one window for every layer, so a mix is refused."""
+    from ...errors import ConversionError
+
+    def hook(cfg: dict[str, Any], d: dict[str, Any]) -> None:
+        window = cfg["sliding_window"] if "sliding_window" in cfg else default
+        if "use_sliding_window" in cfg and not cfg["use_sliding_window"]:
+            window = None
+        types = set(cfg.get("layer_types") or [])
+        if types - {"full_attention", "sliding_attention"}:
+            raise ConversionError(f"config.json: layer_types {sorted(types)} has no plmgraph equivalent; "
+                                  "supported: full_attention, sliding_attention")
+        if len(types) > 1:
+            raise ConversionError(
+                f"config.json: layer_types mixes full_attention and sliding_attention layers "
+                f"(max_window_layers = {cfg.get('max_window_layers')!r}); plmgraph's block.attention.window is "
+                "one window for every layer; supported: all layers alike")
+        if types == {"full_attention"}:
+            window = None
+        if window is not None:
+            d["block"]["attention"]["window"] = int(window)
+
+    return hook
+
+
+def window_unhook(switch: bool) -> Any:
+    """block.attention.window -> ``sliding_window`` (and, with `switch`, ``use_sliding_window`` and
+    ``layer_types``: Qwen2/3)."""
+
+    def unhook(spec: Any, cfg: dict[str, Any]) -> None:
+        w = spec.block.attention.window
+        cfg["sliding_window"] = w
+        if switch:
+            cfg["use_sliding_window"] = w is not None
+            cfg["max_window_layers"] = 0 if w is not None else spec.sizes.layers
+            cfg["layer_types"] = ["sliding_attention" if w is not None else "full_attention"] * spec.sizes.layers
+
+    return unhook

@@ -12,8 +12,8 @@ import copy
 from typing import Any
 
 from ...spec import ModelSpec
-from .base import ACT, Cfg, F, Family, Fixed, lm
-from .llama import DECODER_BASE, LAYER, LLAMA_FIELDS, llama_names
+from .base import ACT, Cfg, F, Family, Fixed
+from .llama import DECODER_BASE, LAYER, LLAMA_FIELDS, decoder_archs, llama_names
 from .rope import rope_hook, rope_unhook
 from .weights import R
 
@@ -49,7 +49,9 @@ FAMILY = Family(
             F("hidden_act", "block.mlp.expert.activation", "silu", ACT),
             F("sliding_window", "block.attention.window", None)),
     fixed=(Fixed("router_jitter_noise", (0.0, 0), "plmgraph's router adds no training-time jitter"),),
-    archs={"MixtralForCausalLM": lm(False)},
+    archs=decoder_archs("Mixtral"),
+    bare=("MixtralModel",),
+    base_prefix="model",
     names=llama_names({
         "mlp.router": [R(f"{MOE}.gate.{{p}}"), R(f"{MOE_V5}.gate.{{p}}")],
         "mlp.experts.up_weight": [

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ...spec import ModelSpec
-from .base import TANH_POOLER, Cfg, cfg_value, classifier, mlm, need
+from .base import TANH_POOLER, Cfg, bare, cfg_value, classifier, mlm, need
 from .bert import bert_like, bert_names
 from .weights import R
 
@@ -34,17 +34,24 @@ NAMES = bert_names("roberta") | {
     "head/sequence_classification": R("classifier.out_proj.{p}"),
 }
 
-FAMILY = bert_like(
-    "roberta", "Roberta",
-    names=NAMES,
-    ignored=(r"^lm_head\.decoder\.weight$",),
-    hook=_hook,
-    unhook=_unhook,
-    archs={
-        # RobertaLMHead applies gelu whatever hidden_act says.
-        "RobertaForMaskedLM": lambda c: {"heads": [mlm({**c, "hidden_act": "gelu"})]},
-        "RobertaForSequenceClassification":
-            lambda c: {"heads": [classifier("sequence_classification", c)], "pooler": TANH_POOLER},
-        "RobertaForTokenClassification": lambda c: {"heads": [classifier("token_classification", c)]},
-    },
-)
+def roberta_like(model_type: str, prefix: str) -> Any:
+    """RoBERTa's family under another model_type and class prefix (XLM-RoBERTa: the same classes)."""
+    return bert_like(
+        model_type, prefix,
+        names=NAMES,
+        ignored=(r"^lm_head\.decoder\.weight$",),
+        hook=_hook,
+        unhook=_unhook,
+        base_prefix="roberta",
+        archs={
+            f"{prefix}Model": bare,
+            # RobertaLMHead applies gelu whatever hidden_act says.
+            f"{prefix}ForMaskedLM": lambda c: {"heads": [mlm({**c, "hidden_act": "gelu"})]},
+            f"{prefix}ForSequenceClassification":
+                lambda c: {"heads": [classifier("sequence_classification", c)], "pooler": TANH_POOLER},
+            f"{prefix}ForTokenClassification": lambda c: {"heads": [classifier("token_classification", c)]},
+        },
+    )
+
+
+FAMILY = roberta_like("roberta", "Roberta")

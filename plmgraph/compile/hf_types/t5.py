@@ -7,11 +7,14 @@ from typing import Any
 
 from ...errors import ConversionError
 from ...spec import ModelSpec
-from .base import ACT, Cfg, F, Family, cfg_value, lm, need
+from .base import ACT, Cfg, F, Family, bare, cfg_value, lm, need
 from .weights import QKV, R
 
 
 def _hook(cfg: Cfg, d: dict[str, Any]) -> None:
+    if (cfg.get("architectures") or [None])[0] == "T5EncoderModel":  # the encoder stack alone
+        d["family"] = "encoder"
+        d.pop("decoder", None)
     proj = cfg_value(cfg, "feed_forward_proj", "relu")
     m = re.fullmatch(r"(gated-)?(\w+)", proj)
     act = m.group(2) if m else proj
@@ -28,7 +31,8 @@ def _hook(cfg: Cfg, d: dict[str, Any]) -> None:
             "config.json: scale_decoder_outputs = true with tie_word_embeddings = false: plmgraph's lm head "
             "scales only a tied projection (heads[].scale_tied)"
         )
-    d["heads"][0]["scale_tied"] = scale
+    if d["heads"]:
+        d["heads"][0]["scale_tied"] = scale
 
 
 def _unhook(spec: ModelSpec, cfg: Cfg) -> None:
@@ -90,7 +94,7 @@ FAMILY = Family(
         F("dropout_rate", "block.dropout", 0.1),
         F("dropout_rate", "embeddings.dropout", 0.1),
     ),
-    archs={"T5ForConditionalGeneration": lm(True)},
+    archs={"T5ForConditionalGeneration": lm(True), "T5Model": bare, "T5EncoderModel": bare},
     names=_names(),
     ignored=(r"^(encoder|decoder)\.embed_tokens\.weight$", r"^lm_head\.weight$"),
     init={"kind": "fan_in"},  # T5PreTrainedModel._init_weights (initializer_factor scales it; 1.0 here)

@@ -9,7 +9,8 @@ layers per group), ``{expert}`` and ``{p}`` (the parameter's last name, ``weight
 A `Rule` says how the HF tensors become the plmgraph one, with the few transforms real
 checkpoints need: concatenate on dim 0 (q, k, v -> ``qkv``; gate, up -> gated ``up``),
 transpose (GPT's Conv1D), drop a leading 1 (ViT's ``[1, N, H]`` position table), stack
-experts (Mixtral).  Every transform is invertible, so `to_hf` reads the same table.
+experts (Mixtral),
+reorder a fused qkv laid out per head (GPT-NeoX).  Every transform is invertible, so `to_hf` reads the same table.
 
 Lookup order for a parameter ``attn.qkv.weight`` of role ``attn`` in stack ``decoder``:
 ``decoder:attn.qkv.weight``, ``attn.qkv.weight``, ``decoder:attn.qkv``, ``attn.qkv``,
@@ -48,6 +49,7 @@ class Rule:
     only: str | None = None  # applies only to nodes of this kind
     also: tuple[str, ...] = ()  # other names HF keeps for the same tensor: written on export, ignored on import
     heads: bool = False  # HF splits the heads * head_dim axis into [heads, head_dim] (XLNet's [H, n, d])
+    qkv_per_head: bool = False  # one fused qkv whose rows are [head, (q, k, v), head_dim] (GPT-NeoX)
 
 
 def R(*names: str, **kw: Any) -> Rule:
@@ -73,6 +75,7 @@ class Item:
     groups: tuple[tuple[str, ...], ...]  # per expert (or one): the HF names concatenated
     sizes: tuple[int, ...]  # dim-0 sizes of the names (before transpose/lead)
     heads: tuple[int, int] | None = None  # (heads, head_dim) when the rule splits the last axis
+    per_head: tuple[int, int] | None = None  # (heads, head_dim) of a `Rule.qkv_per_head` tensor
 
     @property
     def hf_names(self) -> list[str]:
@@ -170,4 +173,22 @@ def _item(graph: ArchGraph, spec: Any, node: str, d: dict[str, Any], param: str,
     experts = range(shape[0]) if rule.experts else [None]
     groups = tuple(tuple(n.format(**fmt, expert=e) for n in rule.names) for e in experts)
     heads = (d["attrs"]["heads"], d["attrs"]["head_dim"]) if rule.heads else None
-    return Item(f"{node}.{param}", shape, rule, groups, _split_sizes(rule, d, shape), heads)
+    per_head = None
+    if rule.qkv_per_head:
+        if d["attrs"]["kv_heads"] != d["attrs"]["heads"]:
+            raise ConversionError(f"{node}: a per-head fused qkv needs kv_heads == heads "
+                                  f"({d['attrs']['kv_heads']} != {d['attrs']['heads']})")
+        per_head = (d["attrs"]["heads"], d["attrs"]["head_dim"])
+    return Item(f"{node}.{param}", shape, rule, groups, _split_sizes(rule, d, shape), heads, per_head)
+
+
+def qkv_from_per_head(t: Any, n: int, d: int) -> Any:
+    """Rows [head, (q, k, v), head_dim] (GPT-NeoX) -> plmgraph's [q; k; v] (a torch tensor)."""
+    rest = tuple(t.shape[1:])
+    return t.reshape(n, 3, d, *rest).transpose(0, 1).reshape(3 * n * d, *rest)
+
+
+def qkv_to_per_head(t: Any, n: int, d: int) -> Any:
+    """The inverse of `qkv_from_per_head`."""
+    rest = tuple(t.shape[1:])
+    return t.reshape(3, n, d, *rest).transpose(0, 1).reshape(3 * n * d, *rest)
