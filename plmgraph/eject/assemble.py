@@ -105,7 +105,7 @@ class _Writer:
             if d["axis"] not in ("input", "op", "residual"):
                 piece(self.g, nid)  # every kind with a module writes its source, or refuses naming itself
         for name, facts in self.stacks.items():
-            if facts["residual"] not in ("sequential", "parallel"):
+            if facts["residual"] not in ("sequential", "parallel", "deepnorm"):
                 raise NotCompiledYet(f"block kind 'residual/{facts['residual']}' cannot be ejected yet "
                                      f"({name}: only sequential sublayers are written)")
             if self.has(f"{name}.embed.token"):
@@ -132,6 +132,10 @@ class _Writer:
         if drop:
             self.config["dropout"] = drop
         d = (lambda y: f"self.drop({y})") if drop else (lambda y: y)
+        add = self.g.node(f"{s[0]}.layers.0.{'add' if parallel else 'attn_add'}")
+        deepnorm = add["kind"] == "residual/deepnorm"
+        if deepnorm:
+            self.config["deepnorm_alpha"] = add["attrs"]["alpha"]
         init = [f"self.attn_norm = {norm}", f"self.attn = {attn}"]
         if post_norm:
             init.append(f"self.attn_post_norm = {norm}")
@@ -146,6 +150,8 @@ class _Writer:
             init.append(f"self.mlp_post_norm = {norm}")
         if drop:
             init.append("self.drop = nn.Dropout(cfg.dropout)")
+        if deepnorm:
+            init.append("self.alpha = cfg.deepnorm_alpha  # DeepNorm (Wang et al. 2022): x = LN(α·x + f(x))")
         args = ["x: torch.Tensor", "mask: torch.Tensor"]
         attn_args = "mask"
         if rotary:
@@ -156,7 +162,8 @@ class _Writer:
 
         def sub(name: str, call: str) -> str:
             if placement == "post":
-                return f"x = self.{name}_norm(x + {d(call.format(h='x'))})"
+                scaled = "self.alpha * x" if deepnorm else "x"
+                return f"x = self.{name}_norm({scaled} + {d(call.format(h='x'))})"
             y = call.format(h=f"self.{name}_norm(x)")
             if post_norm:
                 y = f"self.{name}_post_norm({y})"

@@ -204,6 +204,38 @@ def t5_relative(a: dict[str, Any]) -> Piece:
                  config={"rel_buckets": a["buckets"], "rel_max_distance": a["max_distance"]}, call="{m}(T)")
 
 
+ALIBI = '''
+class Alibi(nn.Module):
+    """ALiBi (Press et al. 2022): -slope * distance added to each head's scores, slopes
+    2^(-8i/n); no position parameters, so it extrapolates to longer inputs."""
+
+    def __init__(self, cfg: Config, bidirectional: bool) -> None:
+        super().__init__()
+        self.heads, self.bidirectional = cfg.heads, bidirectional
+
+    def slopes(self) -> list[float]:
+        closest = 2 ** math.floor(math.log2(self.heads))
+        base = 2 ** (-(2 ** -(math.log2(closest) - 3)))
+        slopes = [base ** (i + 1) for i in range(closest)]
+        if closest != self.heads:  # interleave the next power of two's slopes (BLOOM)
+            extra = 2 ** (-(2 ** -(math.log2(2 * closest) - 3)))
+            slopes += [extra ** (2 * i + 1) for i in range(self.heads - closest)]
+        return slopes
+
+    def forward(self, T: int) -> torch.Tensor:
+        pos = torch.arange(T)
+        dist = (pos[None, :] - pos[:, None]).float()  # [T, T]: key - query
+        dist = {dist}
+        slopes = torch.tensor(self.slopes())
+        return (slopes[:, None, None] * dist[None])[None]  # [1, heads, T, T]
+'''
+
+
+def alibi(a: dict[str, Any]) -> Piece:
+    code = ALIBI.format(dist="-dist.abs() if self.bidirectional else dist")
+    return Piece(defs=(code,), make="Alibi(cfg, bidirectional={bidirectional})", call="{m}(T)")
+
+
 # -------------------------------------------------------------------------- attention
 
 ATTENTION = '''
@@ -228,9 +260,12 @@ class {cls}(nn.Module):
 
 
 def _attention(a: dict[str, Any], cross: bool) -> Piece:
-    if a.get("qk_norm"):
-        raise refuse("attention/cross" if cross else "attention/self", "qk_norm is not written yet")
     n, kv = a["heads"], a["kv_heads"]
+    qk_norm = None
+    if a.get("qk_norm"):  # the block's norm over each head's dims (OLMo, Qwen3)
+        norm = a["norm"]
+        qk_norm = (f"nn.LayerNorm(cfg.head_dim, eps=cfg.norm_eps{'' if norm.get('bias', True) else ', bias=False'})"
+                   if norm["kind"] == "layernorm" else "RMSNorm(cfg.head_dim, cfg.norm_eps)")
     qb, ob = a["qkv_bias"], a["out_bias"]
     if cross:
         init = [f"self.q = nn.Linear(cfg.hidden, cfg.heads * cfg.head_dim, bias={qb})",
@@ -259,6 +294,10 @@ def _attention(a: dict[str, Any], cross: bool) -> Piece:
         if kv != n:
             doc = doc[:-1] + f",\n    with {kv} key/value heads shared by groups of query heads ({kinds})."
     init.append(f"self.out = nn.Linear(cfg.heads * cfg.head_dim, cfg.hidden, bias={ob})")
+    if qk_norm is not None:
+        init += [f"self.q_norm = {qk_norm}", f"self.k_norm = {qk_norm}"]
+        at = next(i for i, line in enumerate(body) if line.startswith(("v = v.view", "# k, v:"))) + 1
+        body.insert(at, "q, k = self.q_norm(q), self.k_norm(k)  # per head, before the scores")
     if kv != n:
         body += ["# each key/value head serves n // kv query heads",
                  "k = k.repeat_interleave(n // kv, dim=1)  # [B, n, S, d]",

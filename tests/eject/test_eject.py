@@ -188,3 +188,41 @@ def test_pg_eject_is_callable_after_importing_the_package():
 
     package = sys.modules["plmgraph.eject"]
     assert callable(pg.eject) and pg.eject("gpt2") == package.eject("gpt2") == package("gpt2")
+
+
+#: Wiring and kinds no zoo spec ejects with, as edits of a tiny zoo spec.
+VARIANTS = {
+    "sandwich": ("gpt2", "block.placement=sandwich"),
+    "sinusoidal": ("bert-base", "position={kind: sinusoidal}"),
+    "alibi causal": ("gpt2", "position={kind: alibi}"),
+    "alibi bidirectional": ("bert-base", "position={kind: alibi}"),
+    "qk_norm rmsnorm": ("llama2-7b", "block.attention.qk_norm=true"),
+    "qk_norm layernorm": ("gpt2", "block.attention.qk_norm=true"),
+    "shared parallel norm": ("pythia-1.4b", "block.residual.shared_norm=true"),
+    "deepnorm": ("bert-base", "block.residual={kind: deepnorm}"),
+    "rmsnorm offset": ("llama2-7b", "block.norm.offset=1.0"),
+    "partial rotary": ("llama2-7b", "position.fraction=0.5"),
+}
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_variants_match_the_compiled_module(variant, tmp_path):
+    name, edit = VARIANTS[variant]
+    spec = pg.load_spec(tiny(name), edit)
+    path = tmp_path / "variant.py"
+    path.write_text(pg.eject(spec), encoding="utf-8")
+    mod = load_ejected(path)
+    model = pg.build(spec, seed=0).eval()
+    with torch.no_grad():  # nonzero offsets and biases everywhere, so a missed term shows
+        for p in model.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    ejected = mod.Model(mod.Config()).eval()
+    ejected.load_state_dict(model.state_dict(), strict=True)
+    x = inputs(spec)
+    with torch.no_grad():
+        want, got = model(**x), ejected(**x)
+    torch.testing.assert_close(got["last_hidden_state"], want.last_hidden_state)
+    for head, logits in want.head_outputs.items():
+        torch.testing.assert_close(got[head], logits)
+    r = subprocess.run(["ruff", "format", "--isolated", "--check", str(path)], capture_output=True, text=True)
+    assert shutil.which("ruff") is None or r.returncode == 0, r.stdout

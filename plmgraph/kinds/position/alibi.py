@@ -56,3 +56,8 @@ class AlibiPositionKind(AttentionPosition):
             zh="ALiBi（Press 等 2022）：不用位置嵌入，每个头在注意力分数上加一个与距离成正比的惩罚："
             "`softmax(qᵢ·kⱼ/√d − m_h·(i − j))`，斜率 `m_h = 2^(−8h/H)`；能外推到比训练时更长的序列。",
         )
+
+    def eject(self, a):  # noqa: ANN001, ANN201
+        from ...eject.pieces import alibi
+
+        return alibi(a)
