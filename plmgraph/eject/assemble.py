@@ -497,7 +497,7 @@ class _Writer:
             if k in c and c[k] != v:
                 t[k] = v
         if "kv_heads" in c:
-            t["kv_heads"] = 1 if c["kv_heads"] == 1 else (2 if c["kv_heads"] < c["heads"] else 4)
+            t["kv_heads"] = 1 if c["kv_heads"] == 1 else 2
         if "rotary_dim" in c:
             t["rotary_dim"] = 16 * c["rotary_dim"] // c["head_dim"]
         if "top_k" in c:

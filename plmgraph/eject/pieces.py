@@ -244,14 +244,14 @@ class {cls}(nn.Module):
 
     def __init__(self, cfg: Config) -> None:
         super().__init__()
-        self.heads, self.kv_heads, self.head_dim = cfg.heads, cfg.kv_heads, cfg.head_dim
+{heads}
 {init}
     def forward(
         self,
 {args}
     ) -> torch.Tensor:
         B, T, _ = x.shape
-        n, kv, d = self.heads, self.kv_heads, self.head_dim
+{unpack}
 {body}
         y = F.scaled_dot_product_attention({sdpa})
         y = y.transpose(1, 2).reshape(B, T, n * d)  # [B, T, n*d]
@@ -304,6 +304,16 @@ def _attention(a: dict[str, Any], cross: bool) -> Piece:
                  "v = v.repeat_interleave(n // kv, dim=1)  # [B, n, S, d]"]
     sdpa = "q, k, v, attn_mask=mask"
     config: dict[str, Any] = {"heads": n, "kv_heads": kv, "head_dim": a["head_dim"]}
+    heads = "        self.heads, self.kv_heads, self.head_dim = cfg.heads, cfg.kv_heads, cfg.head_dim"
+    unpack = "        n, kv, d = self.heads, self.kv_heads, self.head_dim"
+    if kv == n:  # multi-head attention: as many key/value heads as query heads
+        del config["kv_heads"]
+        heads = "        self.heads, self.head_dim = cfg.heads, cfg.head_dim"
+        unpack = "        n, d = self.heads, self.head_dim"
+        init = [line.replace("(cfg.heads + 2 * cfg.kv_heads)", "3 * cfg.heads").replace("cfg.kv_heads", "cfg.heads")
+                for line in init]
+        body = [line.replace("[n * d, kv * d, kv * d]", "n * d").replace("2 * kv", "2 * n")
+                .replace(", kv, d)", ", n, d)").replace("[B, kv,", "[B, n,") for line in body]
     if a["dropout"]:
         init.append("self.dropout = cfg.attn_dropout")
         sdpa += ", dropout_p=self.dropout if self.training else 0.0"
@@ -312,7 +322,7 @@ def _attention(a: dict[str, Any], cross: bool) -> Piece:
         sdpa += f", scale={a['scale']!r}"
         if a["scale"] == 1.0:
             body.append("# no 1/sqrt(d) on the scores: T5 folds it into the initialisation")
-    code = ATTENTION.format(cls="CrossAttention" if cross else "SelfAttention", doc=doc,
+    code = ATTENTION.format(cls="CrossAttention" if cross else "SelfAttention", doc=doc, heads=heads, unpack=unpack,
                             init="".join(f"        {line}\n" for line in init),
                             args="\n".join(f"        {x}," for x in args),
                             body="\n".join(f"        {line}" for line in body), sdpa=sdpa)
