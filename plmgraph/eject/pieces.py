@@ -126,13 +126,13 @@ class Rotary(nn.Module):
     def __init__(self, cfg: Config) -> None:
         super().__init__()
         self.dim, self.theta = cfg.rotary_dim, cfg.rope_theta
-
+{scaling_init}
     def forward(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         step = torch.arange(0, self.dim, 2, device=positions.device).float()
         inv_freq = 1.0 / (self.theta ** (step / self.dim))  # [d/2]
-        freqs = positions.float()[..., None] * inv_freq  # [B, T, d/2]
+{scaling}        freqs = positions.float()[..., None] * inv_freq  # [B, T, d/2]
         emb = {emb}  # [B, T, d]
-        return emb.cos()[:, None], emb.sin()[:, None]  # [B, 1, T, d] each
+        return {cos}, {sin}  # [B, 1, T, d] each
 
 
 def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
@@ -149,8 +149,9 @@ _PAIRS = '''    rd = cos.shape[-1]
 
 
 def rope(a: dict[str, Any]) -> Piece:
-    if a.get("scaling"):
-        raise refuse("position/rope", f"rope scaling ({a['scaling']['kind']}) is not written yet")
+    sc = a.get("scaling")
+    if sc and sc["kind"] == "dynamic":
+        raise refuse("position/rope", "dynamic (NTK) rope scaling is not written yet")
     inter = a["interleaved"]
     body = _PAIRS if inter else _HALVES
     body += "\n    rot = (x[..., :rd].float() * cos + turned.float() * sin).to(x.dtype)"
@@ -162,9 +163,51 @@ def rope(a: dict[str, Any]) -> Piece:
     pairs = "adjacent pairs (x0, x1), (x2, x3), ..." if inter else "the two halves"
     if a["rotary_dim"] < a["head_dim"]:
         pairs += f" of the first {a['rotary_dim']} dims"
-    code = ROTARY.format(emb=emb, pairs=pairs, body=body)
-    return Piece(defs=(code,), make="Rotary(cfg)", config={"rotary_dim": a["rotary_dim"], "rope_theta": a["theta"]},
-                 call="{m}(positions)")
+    config = {"rotary_dim": a["rotary_dim"], "rope_theta": a["theta"]}
+    scaling, scaling_init, cos, sin = "", "", "emb.cos()[:, None]", "emb.sin()[:, None]"
+    if sc:
+        config["rope_factor"] = sc["factor"]
+        scaling_init = "        self.factor = cfg.rope_factor\n"
+        if sc["kind"] != "linear":
+            config["rope_original_max_positions"] = sc.get("original_max_positions") or a["max_positions"]
+            scaling_init += "        self.original = cfg.rope_original_max_positions\n"
+        scaling = ROPE_SCALING[sc["kind"]]
+        if sc["kind"] == "llama3":
+            config["rope_low_freq_factor"] = sc.get("low_freq_factor") or 1.0
+            config["rope_high_freq_factor"] = sc.get("high_freq_factor") or 4.0
+            scaling_init += "        self.low, self.high = cfg.rope_low_freq_factor, cfg.rope_high_freq_factor\n"
+        if sc["kind"] == "yarn":
+            cos, sin = "(emb.cos() * scale)[:, None]", "(emb.sin() * scale)[:, None]"
+    code = ROTARY.format(emb=emb, pairs=pairs, body=body, scaling=scaling, scaling_init=scaling_init, cos=cos,
+                         sin=sin)
+    return Piece(defs=(code,), make="Rotary(cfg)", config=config, call="{m}(positions)")
+
+
+#: Context scaling of the rotary frequencies, as Hugging Face ``modeling_rope_utils`` does it.
+ROPE_SCALING = {
+    "linear": "        inv_freq = inv_freq / self.factor  # linear interpolation (Chen et al. 2023)\n",
+    "llama3": """        # Llama 3.1: long wavelengths slowed by factor, short kept, a smooth ramp between
+        wavelen = 2 * math.pi / inv_freq
+        low_wavelen, high_wavelen = self.original / self.low, self.original / self.high
+        scaled = torch.where(wavelen > low_wavelen, inv_freq / self.factor, inv_freq)
+        smooth = (self.original / wavelen - self.low) / (self.high - self.low)
+        smoothed = (1 - smooth) * scaled / self.factor + smooth * scaled
+        medium = (wavelen >= high_wavelen) & (wavelen <= low_wavelen)
+        inv_freq = torch.where(medium, smoothed, scaled)
+""",
+    "yarn": """        # YaRN (Peng et al. 2023): interpolate low frequencies, keep high ones, ramp between
+        # the dims that turn 32 times and once over the original context
+        log_base = 2 * math.log(self.theta)
+        lo = math.floor(self.dim * math.log(self.original / (32 * 2 * math.pi)) / log_base)
+        hi = math.ceil(self.dim * math.log(self.original / (1 * 2 * math.pi)) / log_base)
+        lo, hi = max(lo, 0), min(hi, self.dim - 1)
+        hi = hi + 0.001 if lo == hi else hi
+        ramp = (torch.arange(self.dim // 2, device=positions.device) - lo) / (hi - lo)
+        keep = 1 - ramp.float().clamp(0, 1)
+        inv_freq = (inv_freq / self.factor) * (1 - keep) + inv_freq * keep
+        scale = 0.1 * math.log(self.factor) + 1.0 if self.factor > 1 else 1.0
+""",
+}
 
 
 T5_BIAS = '''

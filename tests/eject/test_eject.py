@@ -202,6 +202,10 @@ VARIANTS = {
     "deepnorm": ("bert-base", "block.residual={kind: deepnorm}"),
     "rmsnorm offset": ("llama2-7b", "block.norm.offset=1.0"),
     "partial rotary": ("llama2-7b", "position.fraction=0.5"),
+    "rope linear": ("llama2-7b", "position.scaling={kind: linear, factor: 2.0}"),
+    "rope llama3": ("llama2-7b", "position.scaling={kind: llama3, factor: 8.0, original_max_positions: 16, "
+                                 "low_freq_factor: 1.0, high_freq_factor: 4.0}"),
+    "rope yarn": ("llama2-7b", "position.scaling={kind: yarn, factor: 4.0, original_max_positions: 16}"),
 }
 
 
