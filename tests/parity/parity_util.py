@@ -81,9 +81,13 @@ def check_encoder(hf: Any, model: Any, vocab: int, heads: dict[str, str], segmen
 
 
 @torch.no_grad()
-def check_decoder(hf: Any, model: Any, vocab: int, head: str = "lm", hf_cache: bool = True) -> None:
-    """Logits and last hidden state with right padding, then one more token through the KV cache."""
+def check_decoder(hf: Any, model: Any, vocab: int, head: str = "lm", hf_cache: bool = True,
+                  left_pad: bool = False) -> None:
+    """Logits and last hidden state with right padding (`left_pad`: left), then one more token through
+    the KV cache."""
     x, mask = ids(vocab), right_padded()
+    if left_pad:
+        mask = mask.flip(1)
     ref = hf(input_ids=x, attention_mask=mask, use_cache=hf_cache, output_hidden_states=True)
     out = model(x, attention_mask=mask, use_cache=True)
     close(out.head_outputs[head], ref.logits, "logits", mask)

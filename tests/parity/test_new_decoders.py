@@ -48,6 +48,12 @@ CASES = {
             lambda s: s.position.offset == 2 and s.position.padding_aware and s.block.placement == "pre"),
     "opt-post": (tf.OPTConfig, "OPT", dict(ffn_dim=56, do_layer_norm_before=False, enable_bias=False),
                  lambda s: s.block.placement == "post" and not s.decoder.final_norm),
+    "stablelm": (tf.StableLmConfig, "StableLm", dict(use_qkv_bias=True, layer_norm_eps=1e-6),
+                 lambda s: s.position.fraction == 0.25 and s.block.attention.qkv_bias
+                 and s.block.norm.kind == "layernorm"),
+    "stablelm-parallel": (tf.StableLmConfig, "StableLm", dict(use_parallel_residual=True, partial_rotary_factor=0.5),
+                          lambda s: s.block.residual.kind == "parallel" and s.block.residual.shared_norm
+                          and s.position.fraction == 0.5),
     "phi3": (tf.Phi3Config, "Phi3", dict(sliding_window=5),
              lambda s: s.block.mlp.kind == "gated" and s.block.attention.window == 5),
 }
@@ -89,3 +95,48 @@ def test_classifiers(tmp_path, case):
     hf, model = _pair(case, tmp_path / "tok", "ForTokenClassification", num_labels=4)
     check_token_classifier(hf, model, V)
     roundtrip(hf, model, tmp_path / "tok")
+
+
+@pytest.mark.parametrize("rotary_dim", [4, 8])
+def test_gptj(tmp_path, rotary_dim):
+    """GPT-J: parallel attention and MLP on one shared LayerNorm, interleaved partial rotary, biased lm head."""
+    torch.manual_seed(0)
+    cfg = tf.GPTJConfig(vocab_size=V, n_embd=32, n_layer=2, n_head=4, n_inner=48, n_positions=64,
+                        rotary_dim=rotary_dim, layer_norm_epsilon=1e-6)
+    hf = tf.GPTJForCausalLM(cfg)
+    randomize(hf)
+    model = save_and_import(hf, tmp_path / "hf")
+    s = model.spec
+    assert s.block.residual.kind == "parallel" and s.block.residual.shared_norm and s.position.interleaved
+    assert s.position.fraction == rotary_dim / 8 and s.heads[0].bias
+    check_decoder(hf, model, V)
+    roundtrip(hf, model, tmp_path)
+    hf = tf.GPTJModel(cfg)
+    randomize(hf)
+    model = save_and_import(hf, tmp_path / "bare")
+    check_bare(hf, model, V, decoder=True)
+
+
+@pytest.mark.parametrize("heads", [4, 6])  # 6: ALiBi slopes for a head count that is not a power of 2
+def test_bloom(tmp_path, heads):
+    """BLOOM: ALiBi, embedding LayerNorm, per-head fused query_key_value, every architecture."""
+    torch.manual_seed(0)
+    cfg = tf.BloomConfig(vocab_size=V, hidden_size=8 * heads, n_layer=2, n_head=heads, layer_norm_epsilon=1e-6,
+                         pad_token_id=0, num_labels=3)
+    hf = tf.BloomForCausalLM(cfg)
+    randomize(hf)
+    model = save_and_import(hf, tmp_path / "lm")
+    assert model.spec.position.kind == "alibi" and model.spec.embeddings.norm
+    # HF numbers BLOOM's ALiBi positions over the real tokens: a cached step after right padding (a gap
+    # of pads before the new token) sees other distances, so the cached step runs after left padding,
+    # where it is the same model; right padding is checked without the cache (the classifiers below).
+    check_decoder(hf, model, V, left_pad=True)
+    roundtrip(hf, model, tmp_path / "lm")
+    for arch, check in (("BloomModel", lambda h, m: check_bare(h, m, V)),
+                        ("BloomForSequenceClassification", lambda h, m: check_last_token_classifier(h, m, V)),
+                        ("BloomForTokenClassification", lambda h, m: check_token_classifier(h, m, V))):
+        hf = getattr(tf, arch)(cfg)
+        randomize(hf)
+        model = save_and_import(hf, tmp_path / arch)
+        check(hf, model)
+        roundtrip(hf, model, tmp_path / arch)

@@ -34,12 +34,15 @@ from . import (
     albert,
     bart,
     bert,
+    bloom,
+    camembert,
     distilbert,
     ernie,
     gemma,
     glm,
     gpt2,
     gpt_neox,
+    gptj,
     llama,
     mistral,
     mixtral,
@@ -49,6 +52,7 @@ from . import (
     qwen2,
     qwen3,
     roberta,
+    stablelm,
     starcoder2,
     t5,
     vit,
@@ -62,7 +66,7 @@ from .weights import ALWAYS_IGNORED, Item, plan_for
 # task types is a BERT, so bert comes first.
 _MODULES = (bert, ernie, roberta, albert, distilbert, openai_gpt, gpt2, t5, bart, llama, mixtral, glm, vit, xlnet,
             mistral, qwen2, qwen3, gemma, starcoder2, phi3, gpt_neox, opt,
-            xlm_roberta)
+            xlm_roberta, camembert, gptj, stablelm, bloom)
 
 #: model_type -> its `Family`: the one registry import, export and the tensor check read.
 FAMILIES: dict[str, Family] = {}
