@@ -261,6 +261,9 @@ class _Writer:
         if self.encdec and any(self.has(f"{s}.final_norm") != bool(final) for s in names):
             raise NotCompiledYet(f"cannot eject {self.spec.name!r}: a final norm in one stack only")
         causal_attrs = {s: self.g.node(f"{s}.layers.0.attn")["attrs"]["mask"] == "causal" for s in names}
+        prefix = self.g.node(f"{first}.layers.0.attn")["attrs"]["mask"] == "prefix"
+        if prefix and self.encdec:
+            raise NotCompiledYet(f"cannot eject {self.spec.name!r}: a prefix mask in an encoder-decoder")
         init: list[str] = []
         if emb is not None:
             init.append("self.embed = Embeddings(cfg)")
@@ -301,7 +304,7 @@ class _Writer:
         body.append("visible = torch.ones(T, T, dtype=torch.bool, device=x.device)")
         if self.encdec:
             body += ["if self.causal:", "    visible = visible.tril()  # no looking ahead"]
-        elif causal_attrs[first]:
+        elif causal_attrs[first] or prefix:
             body.append("visible = visible.tril()  # causal: no looking ahead")
         window = self.g.node(f"{first}.layers.0.attn")["attrs"]["window"]
         if window is not None:
@@ -314,7 +317,15 @@ class _Writer:
                      "visible = visible & " + ("(dist < cfg.window)" if causal_attrs[first]
                                                else "(dist.abs() < cfg.window)").replace("cfg.", "self.")]
             init.append("self.window = cfg.window")
-        body += ["visible = visible[None, None]  # [1, 1, T, T]", "if attention_mask is not None:",
+        if prefix:
+            args.append("prefix_lengths: torch.Tensor | None = None")
+            body += ["# GLM's prefix LM (Du et al. 2022): each query also sees its sequence's prefix",
+                     "pos = torch.arange(T, device=x.device)",
+                     "in_prefix = pos[None, :] < prefix_lengths[:, None]  # [B, T]",
+                     "visible = visible[None, None] | in_prefix[:, None, None, :]  # [B, 1, T, T]"]
+        else:
+            body.append("visible = visible[None, None]  # [1, 1, T, T]")
+        body += ["if attention_mask is not None:",
                  "    keep = attention_mask[:, None, None, :].bool()  # [B, 1, 1, T]",
                  "    visible = visible & keep  # [B, 1, T, T]: padding is never a key",
                  "mask = additive(visible, x.dtype)"]
@@ -419,6 +430,8 @@ class _Writer:
         for r, a in (("segment", "token_type_ids"), ("task_type", "task_type_ids")):
             if self.has(f"{first}.embed.{r}"):
                 args.append(f"{a}: torch.Tensor | None = None")
+        if self.g.node(f"{first}.layers.0.attn")["attrs"]["mask"] == "prefix":
+            args.append("prefix_lengths: torch.Tensor | None = None")
         return args
 
     # ------------------------------------------------------------------ file
@@ -517,7 +530,12 @@ class _Writer:
         if self.encdec:
             lines.append("    out = model(ids, ids, attention_mask=mask, decoder_attention_mask=mask)\n")
         else:
-            lines.append("    out = model(ids, attention_mask=mask)\n")
+            first = next(iter(self.stacks))
+            if self.g.node(f"{first}.layers.0.attn")["attrs"]["mask"] == "prefix":
+                lines.append("    prefix = torch.tensor([3, 2])  # the bidirectional part of each sequence\n")
+                lines.append("    out = model(ids, attention_mask=mask, prefix_lengths=prefix)\n")
+            else:
+                lines.append("    out = model(ids, attention_mask=mask)\n")
         return "".join(lines)
 
 

@@ -373,8 +373,6 @@ def _attention(a: dict[str, Any], cross: bool) -> Piece:
 
 
 def self_attention(a: dict[str, Any]) -> Piece:
-    if a["mask"] == "prefix":
-        raise refuse("attention/self", "the prefix (blank-infilling) mask is not written yet")
     return _attention(a, cross=False)
 
 

@@ -24,8 +24,7 @@ from plmgraph.spec import zoo_names
 
 #: The zoo specs that refuse, and the block kind each refusal names.
 REFUSED = {
-    "glm": "attention/self",  # the prefix (blank-infilling) mask, GLM 2D positions
-    "glm-130b": "attention/self",  # prefix mask; DeepNorm residual
+    "glm": "position/glm_2d",  # GLM's 2D positions (position in the text, position in the span)
     "transformer-xl": "attention/segment_memory",
     "xlnet-base": "attention/two_stream",
 }
@@ -75,6 +74,8 @@ def inputs(spec) -> dict:  # noqa: ANN001
         dmask[1, 7:] = 0
         return {"input_ids": ids, "attention_mask": mask, "decoder_input_ids": dec, "decoder_attention_mask": dmask}
     out = {"input_ids": ids, "attention_mask": mask}
+    if pg.resolve(spec).node(f"{next(iter(spec.stacks))}.layers.0.attn")["attrs"]["mask"] == "prefix":
+        out["prefix_lengths"] = torch.tensor([4, 2])  # GLM: bidirectional over each sequence's prefix
     if spec.embeddings.segments and spec.embeddings.segments > 1:
         out["token_type_ids"] = (torch.arange(12)[None] >= 5).long().expand(2, 12)
     return out
