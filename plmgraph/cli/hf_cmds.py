@@ -42,7 +42,7 @@ def check_config(path: Path) -> None:
         return
     try:
         cfg: Any = json.loads(f.read_text(encoding="utf-8"))
-    except (ValueError, OSError):
+    except (ValueError, OSError, RecursionError):
         return
     if not isinstance(cfg, dict):
         raise ConversionError(f"{f}: a Hugging Face config.json is a JSON object ({{\"model_type\": ...}}), "

@@ -150,6 +150,7 @@ def test_import_plmgraph_is_free_and_every_public_name_resolves():
                                    "plmgraph.spec.validate", "plmgraph.exporters.graphviz", "plmgraph.cli.spec_cmds"])
 def test_any_subpackage_can_be_imported_first(first):
     """Nothing is imported for you by ``import plmgraph`` any more, so no import order may matter."""
-    code = f"import {first}\nfrom plmgraph.spec import load_spec, validate\nassert callable(validate)\nload_spec('gpt2')\n"
+    code = (f"import {first}\nfrom plmgraph.spec import load_spec, validate\n"
+            "assert callable(validate)\nload_spec('gpt2')\n")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_env(), timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]

@@ -200,6 +200,17 @@ def test_import_hf_config_json_of_the_wrong_shape(cli, tmp_path, config, match, 
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("spec_only", [False, True])
+def test_import_hf_config_json_nested_too_deeply_is_one_message(cli, tmp_path, spec_only):
+    d = tmp_path / "hf"
+    d.mkdir()
+    (d / "config.json").write_text("[" * 100_000 + "]" * 100_000)
+    _, err = invoke(cli, "import-hf", d, "-o", tmp_path / "out", *(["--spec-only"] if spec_only else []), code=1)
+    assert err.count("error:") == 1 and "config.json" in err
+    assert not (tmp_path / "out").exists()
+
+
+
 # --------------------------------------------------------------- draw, diff, export
 
 
