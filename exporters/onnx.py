@@ -361,7 +361,10 @@ def verify_onnx(model: nn.Module, path: str | Path, *, kv_cache: bool = False, b
     ort = import_onnxruntime()
     path = Path(path)
     sig = signature(model, kv_cache)
-    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    try:
+        sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    except Exception as e:  # onnxruntime raises its own types for a missing, empty or foreign file
+        raise ExportError(f"{path}: ONNX Runtime cannot load it ({str(e).splitlines()[0][:200]})") from None
     got_names = [o.name for o in sess.get_outputs()]
     if got_names != sig.outputs:
         raise ExportError(f"{path} has outputs {got_names}, expected {sig.outputs} for this model")

@@ -25,9 +25,13 @@ class ExportError(PlmgraphError):
     """A model cannot be exported (e.g. to ONNX), or the exported graph disagrees with PyTorch."""
 
 
+class ResourceError(PlmgraphError):
+    """The machine cannot do what was asked: a model larger than the memory it would be built in."""
+
+
 class UsageError(PlmgraphError):
     """A command was called with options that do not fit together (exit status 2)."""
 
 
-__all__ = ["CheckpointError", "ConversionError", "ExportError", "InputError", "PlmgraphError", "Problem", "SpecError",
-           "UsageError"]
+__all__ = ["CheckpointError", "ConversionError", "ExportError", "InputError", "PlmgraphError", "Problem",
+           "ResourceError", "SpecError", "UsageError"]

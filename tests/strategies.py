@@ -218,7 +218,7 @@ def specs(draw: Any, *, family: str | None = None) -> dict[str, Any]:
     for i, k in enumerate(chosen):
         h: dict[str, Any] = {"kind": k, "name": f"h{i}_{k}"[:20]}
         if k in ("lm", "mlm"):
-            h["tie_embeddings"] = draw(st.booleans())
+            h["tie_embeddings"] = not patches and draw(st.booleans())  # an image model has no token matrix
             h["bias"] = draw(st.booleans())
             if draw(st.booleans()) or (h["tie_embeddings"] and E != hidden):
                 h["transform"] = {"activation": draw(st.sampled_from(ACTIVATIONS)), "norm": draw(st.booleans())}

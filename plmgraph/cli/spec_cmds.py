@@ -109,8 +109,10 @@ def validate_cmd(
             failed = True
             results.append({"spec": ref, "ok": False, "problems": [p.to_json() for p in e.problems]})
             if not as_json:
-                for p in e.problems:
+                for p in e.problems[: e.SHOWN]:
                     err.print(f"[bold red]error:[/] {_esc(str(p))}", highlight=False)
+                if len(e.problems) > e.SHOWN:
+                    err.print(f"... and {len(e.problems) - e.SHOWN} more problems", highlight=False)
         except PlmgraphError as e:
             failed = True
             results.append({"spec": ref, "ok": False, "problems": [{"file": None, "message": str(e)}]})

@@ -15,11 +15,13 @@ of stages:
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import torch
 from torch import nn
 
+from ..errors import ResourceError
 from ..graph.arch import ArchGraph, resolve
 from ..kinds import kind as block_kind
 from .block import Block, Stack
@@ -64,9 +66,56 @@ def build(spec_or_graph: Any, device: str | torch.device | None = None, dtype: t
         model.to(getattr(torch, dtype) if isinstance(dtype, str) else dtype)
     device = torch.device(device if device is not None else "cpu")
     if device.type != "meta":
-        model.to_empty(device=device)
+        check_memory(model, graph, device)
+        try:
+            model.to_empty(device=device)
+        except (torch.OutOfMemoryError, RuntimeError) as e:
+            if "memory" not in str(e).lower():
+                raise
+            raise ResourceError(f"{graph.name}: could not allocate its parameters on {device}: "
+                                f"{str(e).splitlines()[0][:200]}") from None
         model.init_weights(seed)
     return model
+
+
+def available_memory(device: torch.device) -> int | None:
+    """Bytes free for new tensors on `device` (CPU: the kernel's MemAvailable), or None when unknown."""
+    if device.type == "cuda":
+        try:
+            return torch.cuda.mem_get_info(device)[0]
+        except (RuntimeError, AssertionError):
+            return None
+    if device.type == "cpu":
+        try:
+            for line in open("/proc/meminfo", encoding="ascii"):
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+        except (OSError, ValueError, IndexError):
+            pass
+        try:
+            return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError, AttributeError):
+            return None
+    return None
+
+
+def check_memory(model: nn.Module, graph: ArchGraph, device: torch.device) -> None:
+    """Refuse, before allocating anything, a model whose parameters and buffers do not fit in the
+    memory `device` has free (a 10**12-token vocabulary, LLaMA-2 7B in fp32 on a laptop)."""
+    tensors = {id(t): t for t in (*model.parameters(), *model.buffers())}.values()
+    need = sum(t.numel() * t.element_size() for t in tensors)
+    free = available_memory(device)
+    if free is not None and need > free:
+        dtype = next(iter(model.parameters()), torch.empty(0)).dtype
+        raise ResourceError(
+            f"{graph.name}: building on {device} needs {_gib(need)} for {graph.num_params():,} parameters in "
+            f"{str(dtype).replace('torch.', '')}, but only {_gib(free)} is free; build on the meta device "
+            "(--device meta), in a smaller dtype (--dtype bfloat16), or on a larger machine"
+        )
+
+
+def _gib(n: int) -> str:
+    return f"{n / 2**30:,.1f} GiB" if n >= 2**30 else f"{n / 2**20:,.1f} MiB"
 
 
 def check_tuning(graph: ArchGraph) -> None:

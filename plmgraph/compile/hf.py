@@ -49,8 +49,10 @@ def read_config(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"{p}: no config.json")
     try:
         return json.loads(f.read_text())
-    except json.JSONDecodeError as e:
-        raise CheckpointError(f"{f}: not valid JSON ({e})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{f}: not valid JSON ({str(e)[:200]})") from None
+    except RecursionError:
+        raise CheckpointError(f"{f}: JSON nested too deeply to be a config") from None
 
 
 def _spec_name(path: Path) -> str:
@@ -69,8 +71,14 @@ def _files(path: Path) -> dict[str, Path]:
     if index.exists():
         try:
             wm = json.loads(index.read_text())["weight_map"]
-        except (json.JSONDecodeError, KeyError) as e:
+        except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError) as e:
             raise CheckpointError(f"{index}: not a safetensors index ({e})") from None
+        if not isinstance(wm, dict) or not all(isinstance(v, str) for v in wm.values()):
+            raise CheckpointError(f"{index}: weight_map must map tensor names to shard file names")
+        outside = sorted({v for v in wm.values() if not (path / v).resolve().is_relative_to(path.resolve())})
+        if outside:
+            raise CheckpointError(f"{index} names shard files outside the checkpoint folder: "
+                                  + ", ".join(repr(v[:80]) for v in outside[:3]))
         out = {k: path / v for k, v in wm.items()}
         missing = sorted({str(f.name) for f in out.values() if not f.exists()})
         if missing:
@@ -240,6 +248,9 @@ def from_hf(path: str | Path, device: Any = None, dtype: Any = None) -> Any:
     spec = spec_from_hf(path)
     graph = resolve(spec)
     sd = load_state_dict(path, graph, dtype)
+    from .io import check_values
+
+    check_values(sd, str(path))
     if dtype is None:
         floats = [t.dtype for t in sd.values() if t.is_floating_point()]
         dtype = floats[0] if floats else torch.float32

@@ -224,4 +224,22 @@ def load_weights(model: torch.nn.Module, tensors: dict[str, torch.Tensor], sourc
     if problems:
         raise CheckpointError(f"{source} does not fit {model.spec.name} "
                               f"({math.fsum(math.prod(s) for s in want.values()):,.0f} params): " + "; ".join(problems))
+    check_values(tensors, source)
     model.load_state_dict(tensors, strict=True, assign=True)
+
+
+def check_values(tensors: dict[str, torch.Tensor], source: str) -> None:
+    """Weights are floating-point and finite: an all-NaN (or int, or bool) checkpoint is refused, not
+    loaded into a model that then answers NaN.
+
+    Raises:
+        CheckpointError: naming the first tensors that are not floating point or hold NaN / inf.
+    """
+    not_float = [f"{k} ({str(t.dtype).replace('torch.', '')})" for k, t in tensors.items() if not t.is_floating_point()]
+    if not_float:
+        raise CheckpointError(f"{source}: weights must be floating point; {len(not_float)} tensors are not: "
+                              + ", ".join(not_float[:5]))
+    bad = [k for k, t in tensors.items() if t.numel() and not bool(torch.isfinite(t).all())]
+    if bad:
+        raise CheckpointError(f"{source}: {len(bad)} of {len(tensors)} tensors hold NaN or infinite values "
+                              f"({', '.join(bad[:5])}{', ...' if len(bad) > 5 else ''}); the checkpoint is corrupt")

@@ -100,7 +100,8 @@ class Strict(BaseModel):
     """Base for every spec class: unknown keys are errors, values are validated on assignment."""
 
     model_config = ConfigDict(
-        extra="forbid", validate_assignment=True, frozen=False, json_schema_extra=_describe_tag
+        extra="forbid", validate_assignment=True, frozen=False, json_schema_extra=_describe_tag,
+        allow_inf_nan=False,  # `eps: .inf`, `theta: .nan` are typos or attacks, never sizes
     )
 
 

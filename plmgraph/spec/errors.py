@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 
 @dataclass(frozen=True)
@@ -69,8 +69,14 @@ class SpecError(PlmgraphError):
     def __post_init__(self) -> None:
         super().__init__(str(self))
 
+    #: The most problems a message lists; a file with thousands of bad keys gets a count, not a book.
+    SHOWN: ClassVar[int] = 10
+
     def __str__(self) -> str:
-        return "\n".join(str(p) for p in self.problems)
+        shown = [str(p) for p in self.problems[: self.SHOWN]]
+        if len(self.problems) > self.SHOWN:
+            shown.append(f"... and {len(self.problems) - self.SHOWN} more problems")
+        return "\n".join(shown)
 
     @classmethod
     def one(cls, message: str, file: str | Path | None = None, line: int | None = None,

@@ -59,7 +59,10 @@ def find_spec(ref: str | Path, relative_to: Path | None = None) -> Path:
     looks_like_path = ref_s.endswith((".yaml", ".yml")) or "/" in ref_s or "\\" in ref_s
     for c in candidates:
         if c.is_file():
-            return c.resolve()
+            found = c.resolve()
+            if relative_to is not None:
+                _check_parent(ref_s, found, relative_to)
+            return found
     if ref_s and not looks_like_path:
         z = zoo_dir() / f"{ref_s}.yaml"
         if z.is_file():
@@ -78,6 +81,18 @@ def find_spec(ref: str | Path, relative_to: Path | None = None) -> Path:
     raise SpecError.one(
         f"{ref_s!r} is not a spec file or zoo name{hint} (zoo: {', '.join(names)})"
     )
+
+
+def _check_parent(ref: str, found: Path, folder: Path) -> None:
+    """What `extends` may reference: a ``.yaml`` / ``.yml`` file in the extending spec's folder or
+    below it (symlinks resolved), or a zoo name; never a file elsewhere (``/etc/passwd``)."""
+    short = ref if len(ref) <= 80 else ref[:77] + "..."
+    if found.suffix.lower() not in (".yaml", ".yml"):
+        raise SpecError.one(f"{short!r} is not a spec file (a spec file ends in .yaml or .yml)")
+    base = folder.resolve()
+    if not found.is_relative_to(base) and not found.is_relative_to(zoo_dir().resolve()):
+        raise SpecError.one(f"{short!r} is outside the spec's folder ({base}); extends names a zoo spec "
+                            "or a spec file in the same folder or below it")
 
 
 @dataclass

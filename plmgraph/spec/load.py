@@ -71,7 +71,8 @@ def load_text(text: str, file: str = "<string>") -> Loaded:
     if data is None:  # no document, only comments, or a bare `---`
         raise SpecError.one("file is empty; a spec is a YAML mapping with at least `name`", file)
     if not isinstance(data, dict):
-        what = "list" if isinstance(data, list) else f"single value ({data!r})"
+        shown = repr(data) if len(repr(data)) <= 60 else repr(data)[:60] + "..."  # a short excerpt, never the file
+        what = "list" if isinstance(data, list) else f"single value ({shown})"
         raise SpecError.one(
             f"a spec must be a YAML mapping of `key: value` lines, got a {what}",
             file, node.start_mark.line + 1, node.start_mark.column + 1,

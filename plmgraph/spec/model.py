@@ -28,6 +28,10 @@ from .blocks import (
 from .heads import HEAD_KINDS, FullTuning, Head, Init, NormalInit, Objective, Pooler, Tuning
 
 FORMAT_VERSION = 1
+#: The deepest stack a spec may declare. The graph has a node per layer (so a million layers would
+#: take minutes and gigabytes to resolve); DeepNet's 1000-layer Transformer is the deepest published.
+MAX_LAYERS = 4096
+Layers = Annotated[PositiveInt, Field(le=MAX_LAYERS)]
 NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$"
 
 
@@ -36,7 +40,7 @@ class Sizes(Strict):
 
     vocab: PositiveInt | None = Field(None, description="Vocabulary size (omit for image-only models).")
     hidden: PositiveInt = Field(description="Model width d_model.")
-    layers: PositiveInt = Field(description="Layers per stack (a stack may override).")
+    layers: Layers = Field(description=f"Layers per stack (a stack may override); at most {MAX_LAYERS}.")
     heads: PositiveInt = Field(description="Attention (query) heads.")
     ffn: PositiveInt | None = Field(None, description="MLP inner width. Default: 4 * hidden.")
     max_positions: PositiveInt | None = Field(
@@ -82,7 +86,7 @@ class Embeddings(Strict):
 class Stack(Strict):
     """One stack of identical layers (encoder or decoder)."""
 
-    layers: PositiveInt | None = Field(None, description="Number of layers. Default: sizes.layers.")
+    layers: Layers | None = Field(None, description=f"Number of layers (at most {MAX_LAYERS}). Default: sizes.layers.")
     block: Block = Field(default_factory=Block, description="The layer, merged onto the top-level block.")
     final_norm: bool | None = Field(
         None, description="Normalise the stack output. Default: true for pre/sandwich, false for post."
@@ -257,6 +261,9 @@ class ModelSpec(Strict):
                     (("heads", i, "transform"), f"a tied {head.kind} head projects hidden ({s.hidden}) onto the "
                      f"embedding matrix of width embeddings.size ({emb.size}); add a `transform` or untie it")
                 )
+            if head.kind in ("lm", "mlm") and head.tie_embeddings and emb.patches is not None:
+                errs.append((("heads", i, "tie_embeddings"), f"a tied {head.kind} head reuses the token embedding, "
+                             "and a model that reads image patches has none; set tie_embeddings: false"))
             if head.kind == "image_classification" and emb.patches is None:
                 errs.append((("heads", i, "kind"), "image_classification needs embeddings.patches"))
         if self.pooler is None and any(getattr(h, "pooled", False) for h in self.heads):

@@ -36,7 +36,7 @@ def test_build_usage_and_spec_errors():
     r = runner.invoke(app, ["build", "gpt2", "--dtype", "int8"])
     assert r.exit_code == 2 and "--dtype 'int8' is not one of" in r.output
     r = runner.invoke(app, ["build", "xlnet-base", "-O", "attention.qk_norm=true"])
-    assert r.exit_code == 1 and "qk_norm with attention/two_stream attention is not supported" in r.output
+    assert r.exit_code == 1 and "two_stream attention has no q/k norm" in r.output  # refused at validation
     assert "Traceback" not in r.output
     r = runner.invoke(app, ["build", "no-such-spec"])
     assert r.exit_code == 1 and "Traceback" not in r.output

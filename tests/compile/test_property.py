@@ -258,6 +258,9 @@ def _base(**over: Any) -> dict[str, Any]:
     (_base(heads=[{"kind": "lm", "name": "keys"}]), "reserved"),
     # a mask token nothing reads would never train
     (_base(embeddings={"mask_token": True}), "two_stream"),
+    # a tied LM head on an image model looked for a token embedding that does not exist (KeyError at build)
+    (_base(family="encoder", embeddings={"patches": {"image_size": 16, "patch_size": 8}}, heads=[{"kind": "lm"}]),
+     "reads image patches has none"),
     # an encoder-decoder whose decoder ignores the encoder: the encoder never trains
     (_base(family="encoder-decoder", decoder={"block": {"cross_attention": False}}), "never reads the encoder"),
     # two_stream without the mask token its query stream starts from crashed in forward
