@@ -21,10 +21,12 @@ import math
 import torch
 from torch import Tensor, nn
 
+from .embedding import Embedding
+
 # ------------------------------------------------------------- added to the input
 
 
-class LearnedPosition(nn.Embedding):
+class LearnedPosition(Embedding):  # no random init on the meta device
     """A learned table of absolute positions; row ``offset + i`` is position ``i``
     (RoBERTa and BART keep two rows before the first position)."""
 
