@@ -465,12 +465,17 @@ def export_onnx(model: nn.Module, path: str | Path, kv_cache: bool = False, opti
         import_onnxruntime()  # fail before a minute of export, with the install hint
     stage("export")
     path = export_graph(model, path, sig, optimize=optimize, opset=opset, batch=batch, seq=seq)
-    if optimize:
-        stage("optimize")
-        optimize_graph(path)
-    if verify:
-        stage("verify")
-        log.info("%s", verify_onnx(model, path, kv_cache=kv_cache, batch=batch, seq=seq, atol=atol))
+    try:
+        if optimize:
+            stage("optimize")
+            optimize_graph(path)
+        if verify:
+            stage("verify")
+            log.info("%s", verify_onnx(model, path, kv_cache=kv_cache, batch=batch, seq=seq, atol=atol))
+    except BaseException:  # a graph that failed optimisation or verification is not left behind
+        for written in (path, path.with_name(path.name + ".data")):
+            written.unlink(missing_ok=True)
+        raise
     return path
 
 

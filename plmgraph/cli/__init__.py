@@ -145,10 +145,16 @@ def print_json(data: Any) -> None:
 
 def main() -> None:
     """Console-script entry point."""
-    from . import build_cmds, diff_cmds, export_cmds, hf_cmds, spec_cmds  # noqa: F401  (each registers its commands on `app`)
-    from . import eject_cmds  # noqa: F401
-    from . import report_cmds  # noqa: F401
-    from . import train_cmds  # noqa: F401  (train, eval, generate)
+    from . import (  # noqa: F401  (each registers its commands on `app`)
+        build_cmds,
+        diff_cmds,
+        eject_cmds,  # noqa: F401
+        export_cmds,
+        hf_cmds,
+        report_cmds,  # noqa: F401
+        spec_cmds,
+        train_cmds,  # noqa: F401  (train, eval, generate)
+    )
 
     app()
 

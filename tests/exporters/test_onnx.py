@@ -295,3 +295,11 @@ def test_cli_errors(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "onnxruntime", None)
     r = runner.invoke(app, ["export", "gpt2", *TINY, "-o", str(tmp_path / "g.onnx")])
     assert r.exit_code == 1 and "plmgraph[cpu]" in r.output and "Traceback" not in r.output
+
+
+def test_a_failed_verification_leaves_no_file(tmp_path):
+    model = pg.build(tiny("gpt2"), seed=0).eval()
+    path = tmp_path / "strict.onnx"
+    with pytest.raises(ExportError, match=r"differs from PyTorch"):  # fp32 rounding alone exceeds 1e-12
+        pg.export_onnx(model, path, atol=1e-12)
+    assert not path.exists() and not path.with_name("strict.onnx.data").exists()
