@@ -102,6 +102,7 @@ class Strict(BaseModel):
     model_config = ConfigDict(
         extra="forbid", validate_assignment=True, frozen=False, json_schema_extra=_describe_tag,
         allow_inf_nan=False,  # `eps: .inf`, `theta: .nan` are typos or attacks, never sizes
+        defer_build=True,  # each class builds its validator on first use: spec commands start faster
     )
 
 
