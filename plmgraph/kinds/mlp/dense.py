@@ -50,10 +50,13 @@ class DenseKind(Kind):
     def label(self, a: Attrs) -> tuple[str, str]:
         return f"{self.words(a)} MLP", f"{a['hidden']}→{a['ffn']}→{a['hidden']}"
 
-    def build(self, node):  # noqa: ANN001, ANN201
-        from ...compile.mlp import DenseMLP as TorchDenseMLP
+    #: The torch module in plmgraph/compile/mlp.py (the gated kind reuses every other facet).
+    torch_class = "DenseMLP"
 
-        return TorchDenseMLP(node["hidden"], node["ffn"], node["activation"], node["bias"])
+    def build(self, node):  # noqa: ANN001, ANN201
+        from ...compile import mlp
+
+        return getattr(mlp, self.torch_class)(node["hidden"], node["ffn"], node["activation"], node["bias"])
 
     def init(self, module, rule) -> None:  # noqa: ANN001
         rule.linear(module.up)

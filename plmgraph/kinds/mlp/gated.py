@@ -9,8 +9,8 @@ from typing import Literal
 
 from pydantic import Field, PositiveInt
 
-from ..base import Activation, Aspect, Attrs, Kind, Shape, Strict, mm, onoff, register
-from .dense import projections
+from ..base import Activation, Attrs, Shape, Strict, register
+from .dense import DenseKind, projections
 
 
 class GatedMLP(Strict):
@@ -27,36 +27,19 @@ GATED = {"silu": "SwiGLU", "gelu": "GeGLU", "gelu_tanh": "GeGLU (tanh)", "relu":
 
 
 @register
-class GatedKind(Kind):
-    """Attrs: ``hidden``, ``ffn``, ``activation``, ``bias``."""
+class GatedKind(DenseKind):
+    """Attrs: ``hidden``, ``ffn``, ``activation``, ``bias``. FLOPs, diff facts, label and init are the
+    dense MLP's (the fused [gate; up] projection is one ``up``); shapes, words and torch module differ."""
 
     name = "mlp/gated"
     spec = GatedMLP
+    torch_class = "GatedMLP"
 
     def params(self, a: Attrs) -> dict[str, Shape]:
         return projections(a["hidden"], a["ffn"], 2 * a["ffn"], a["bias"])
 
-    def flops(self, a: Attrs, params: dict[str, Shape], T: int) -> int:
-        return mm(params, "up.weight", "down.weight")
-
     def words(self, a: Attrs) -> str:
         return GATED.get(a["activation"], f"gated {a['activation']}")
-
-    def aspects(self, a: Attrs, role: str) -> list[Aspect]:
-        return [Aspect("MLP", self.words(a), (self.name, a["activation"], None, None)),
-                Aspect("MLP bias", onoff(a["bias"]), a["bias"])]
-
-    def label(self, a: Attrs) -> tuple[str, str]:
-        return f"{self.words(a)} MLP", f"{a['hidden']}→{a['ffn']}→{a['hidden']}"
-
-    def build(self, node):  # noqa: ANN001, ANN201
-        from ...compile.mlp import GatedMLP as TorchGatedMLP
-
-        return TorchGatedMLP(node["hidden"], node["ffn"], node["activation"], node["bias"])
-
-    def init(self, module, rule) -> None:  # noqa: ANN001
-        rule.linear(module.up)
-        rule.linear(module.down, residual=True)  # writes into the residual stream
 
     def explain(self, lang: str) -> str:
         return self.explained(
