@@ -154,7 +154,13 @@ def check(items: list[Item], shapes: dict[str, tuple[int, ...]], model_type: str
     if extra:
         problems.append(f"unexpected tensors: {_fmt(extra, shapes)}")
     if wrong:
-        problems.append("wrong shapes: " + "; ".join(sorted(wrong)[:12]))
+        problems.append(f"{len(wrong)} tensor(s) of the wrong shape, e.g. " + "; ".join(sorted(wrong)[:3]))
+        had = {d for s in shapes.values() for d in s}
+        odd = sorted({d for n, s in want.items() if n in shapes and tuple(shapes[n]) != tuple(s) for d in s} - had)
+        if odd:  # a config size (hidden_size: 10**12) no tensor of the checkpoint has
+            problems.append("the config gives sizes no tensor of the checkpoint has: "
+                            + ", ".join(map(str, odd[:4])) + (" ..." if len(odd) > 4 else "")
+                            + " (check its hidden_size, intermediate_size, heads and vocab_size)")
     if problems:
         raise CheckpointError(f"checkpoint does not fit the {model_type} config: " + " | ".join(problems))
 

@@ -257,3 +257,15 @@ def test_hostile_onnx_file_is_a_clean_error(tmp_path, content):
     p.write_bytes(content)
     with pytest.raises(PlmgraphError):
         verify_onnx(pg.build(tiny("gpt2"), seed=0).eval(), p)
+
+
+@pytest.mark.parametrize("size", [10**12, 10**30])
+def test_absurd_config_size_is_one_short_message(tmp_path, size):
+    """A config.json whose hidden_size is absurd names the size the checkpoint lacks, in a few lines
+    (not one line per tensor)."""
+    d = checkpoint(tmp_path, LLAMA)
+    (d / "config.json").write_text(json.dumps({**LLAMA, "hidden_size": size}))
+    text = run_hostile("import-hf", str(d), "-o", str(tmp_path / "out"))
+    assert len(text) < 700, text
+    assert str(size) in text and "hidden_size" in text and "e.g." in text
+    assert not (tmp_path / "out").exists()
