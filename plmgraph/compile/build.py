@@ -7,10 +7,12 @@ object (ALBERT), and a tied head reads the embedding it is ``tied_to``.  The str
 of stages:
 
     resolve       spec / name / path -> ArchGraph (unless given one)
-    tuning        the spec's tuning kind must be compiled (only ``full`` is; the rest refuse)
+    tuning plan   the spec's tuning kind plans what it adds (bad options fail here, before any work)
     construct     modules on the meta device (instant, no memory)
     check names   named parameters == graph.param_shapes(), or a compiler bug is reported
     cast, place   dtype, then ``to_empty(device)`` and `PLMModel.init_weights`
+    tuning        `plmgraph.tuning.apply`: attach the tuning kind's modules, freeze the rest
+                  (``model.tuning`` is the plan; ``tuning: full`` trains everything)
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ def build(spec_or_graph: Any, device: str | torch.device | None = None, dtype: t
     """
     graph = spec_or_graph if isinstance(spec_or_graph, ArchGraph) else resolve(spec_or_graph)
     check_tuning(graph)
+    from ..tuning import apply as apply_tuning
     with torch.device("meta"):
         model = _Compiler(graph).model()
     check_names(model, graph)
@@ -75,6 +78,7 @@ def build(spec_or_graph: Any, device: str | torch.device | None = None, dtype: t
             raise ResourceError(f"{graph.name}: could not allocate its parameters on {device}: "
                                 f"{str(e).splitlines()[0][:200]}") from None
         model.init_weights(seed)
+    apply_tuning(model, graph, seed=seed)
     return model
 
 
@@ -119,12 +123,12 @@ def _gib(n: int) -> str:
 
 
 def check_tuning(graph: ArchGraph) -> None:
-    """Ask the spec's tuning kind (plmgraph/kinds/tuning/) whether it compiles: ``full`` adds
-    nothing; LoRA, adapters, prefix tuning and BitFit raise `NotCompiledYet` rather than
-    silently training every parameter."""
-    tuning = graph.spec.tuning
-    name = f"tuning/{tuning.kind}"
-    block_kind(name).build(Node("tuning", name, tuning.model_dump(exclude={"kind"}), {}))
+    """Ask the spec's tuning kind (plmgraph/kinds/tuning/) for its plan before anything is built: bad
+    options raise `TuningError`, a kind not compiled yet `NotCompiledYet`, rather than silently
+    training every parameter. `plmgraph.tuning.apply` attaches it after the base is built."""
+    from ..tuning import plan
+
+    plan(graph)
 
 
 def check_names(model: nn.Module, graph: ArchGraph) -> None:

@@ -1,11 +1,11 @@
-"""Full fine-tuning: every parameter trains (the default, and the only tuning kind compiled yet)."""
+"""Full fine-tuning: every parameter trains (the default)."""
 
 from __future__ import annotations
 
 from typing import Literal
 
 from ..base import Attrs, Shape, Strict, register
-from ._shared import TuningKind
+from ._shared import TuningKind, make_plan
 
 
 class FullTuning(Strict):
@@ -26,11 +26,11 @@ class FullKind(TuningKind):
     def flops(self, a: Attrs, params: dict[str, Shape], T: int) -> int:
         return 0  # adds no computation
 
-    def build(self, node):  # noqa: ANN001, ANN201
-        return None  # nothing to add or freeze: the built model trains as it is
+    def plan(self, graph, a: Attrs):  # noqa: ANN001, ANN201
+        return make_plan(self, graph, a, kept=tuple(graph.param_shapes()))  # everything trains
 
-    def init(self, module, rule) -> None:  # noqa: ANN001
-        pass  # no tensors of its own
+    def attach(self, model, plan, generator) -> None:  # noqa: ANN001
+        pass  # nothing to add or freeze: the built model trains as it is
 
     def explain(self, lang: str) -> str:
         return self.explained(
