@@ -41,6 +41,7 @@ from . import (
     gemma,
     glm,
     gpt2,
+    gpt_bigcode,
     gpt_neox,
     gptj,
     llama,
@@ -51,6 +52,7 @@ from . import (
     phi3,
     qwen2,
     qwen3,
+    qwen3_moe,
     roberta,
     stablelm,
     starcoder2,
@@ -66,7 +68,8 @@ from .weights import ALWAYS_IGNORED, Item, plan_for
 # task types is a BERT, so bert comes first.
 _MODULES = (bert, ernie, roberta, albert, distilbert, openai_gpt, gpt2, t5, bart, llama, mixtral, glm, vit, xlnet,
             mistral, qwen2, qwen3, gemma, starcoder2, phi3, gpt_neox, opt,
-            xlm_roberta, camembert, gptj, stablelm, bloom)
+            xlm_roberta, camembert, gptj, stablelm, bloom, qwen3_moe,
+            gpt_bigcode)
 
 #: model_type -> its `Family`: the one registry import, export and the tensor check read.
 FAMILIES: dict[str, Family] = {}

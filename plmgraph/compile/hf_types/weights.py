@@ -50,6 +50,7 @@ class Rule:
     also: tuple[str, ...] = ()  # other names HF keeps for the same tensor: written on export, ignored on import
     heads: bool = False  # HF splits the heads * head_dim axis into [heads, head_dim] (XLNet's [H, n, d])
     qkv_per_head: bool = False  # one fused qkv whose rows are [head, (q, k, v), head_dim] (GPT-NeoX)
+    mqa_plain: bool = False  # with qkv_per_head: a multi-query qkv (kv_heads 1) is plain [q; k; v] (GPTBigCode)
 
 
 def R(*names: str, **kw: Any) -> Rule:
@@ -174,7 +175,7 @@ def _item(graph: ArchGraph, spec: Any, node: str, d: dict[str, Any], param: str,
     groups = tuple(tuple(n.format(**fmt, expert=e) for n in rule.names) for e in experts)
     heads = (d["attrs"]["heads"], d["attrs"]["head_dim"]) if rule.heads else None
     per_head = None
-    if rule.qkv_per_head:
+    if rule.qkv_per_head and not (rule.mqa_plain and d["attrs"]["kv_heads"] == 1):
         if d["attrs"]["kv_heads"] != d["attrs"]["heads"]:
             raise ConversionError(f"{node}: a per-head fused qkv needs kv_heads == heads "
                                   f"({d['attrs']['kv_heads']} != {d['attrs']['heads']})")
