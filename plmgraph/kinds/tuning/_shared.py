@@ -4,6 +4,7 @@ not compiled yet."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from ..base import Aspect, Attrs, Kind, Shape, num
@@ -118,6 +119,135 @@ def layer_sites(graph: Any) -> list[dict[str, Any]]:
                 site[graph.node(nid)["role"]] = nid
             out.append(site)
     return out
+
+
+#: Projection targets by node role: ``<role>.<projection>``. A fused projection (self-attention's
+#: ``qkv``, a gated MLP's ``up`` = ``[gate; up]``) can be targeted whole or by its slices.
+TARGETS = ("attn.qkv", "attn.q", "attn.k", "attn.v", "attn.out", "cross.q", "cross.kv", "cross.k", "cross.v",
+           "cross.out", "mlp.gate_up", "mlp.gate", "mlp.up", "mlp.down")
+#: Older short names, kept valid.
+ALIASES = {"q": ("attn.q",), "k": ("attn.k",), "v": ("attn.v",), "o": ("attn.out",),
+           "mlp": ("mlp.gate", "mlp.up", "mlp.down")}
+
+
+def expand_targets(targets: list[str]) -> list[str]:
+    out: list[str] = []
+    for t in targets:
+        for x in ALIASES.get(t, (t,)):
+            if x not in out:
+                out.append(x)
+    return out
+
+
+@dataclass(frozen=True)
+class Projection:
+    """One targeted projection of one layer: rows ``start:stop`` of the linear at module path ``host``."""
+
+    target: str  # "attn.q"
+    host: str  # "decoder.layers.0.attn.qkv" (an nn.Linear)
+    key: str  # "q" ("all" when the whole projection is targeted)
+    start: int
+    stop: int
+    fan_in: int
+    layer: int
+    stack: str
+    runs: int  # how many layers run this module (ALBERT's shared layers: several)
+
+    @property
+    def rows(self) -> int:
+        return self.stop - self.start
+
+
+def _slices(d: dict[str, Any]) -> dict[str, tuple[str, str, int, int, int]]:
+    """target -> (projection param, key, start, stop, fan_in) for the node `d`'s weights."""
+    role, a, p = d["role"], d["attrs"], d["params"]
+    out: dict[str, tuple[str, str, int, int, int]] = {}
+
+    def whole(target: str, proj: str) -> None:
+        if f"{proj}.weight" in p and len(p[f"{proj}.weight"]) == 2:
+            rows, fan_in = p[f"{proj}.weight"]
+            out[target] = (proj, "all", 0, rows, fan_in)
+
+    if d["axis"] == "attention":
+        if role not in ("attn", "cross"):
+            return out
+        whole(f"{role}.out", "out")
+        n, hd = a.get("heads"), a.get("head_dim")
+        if "qkv.weight" in p and n and hd:
+            rows, fan_in = p["qkv.weight"]
+            q = n * hd
+            kv = (rows - q) // 2
+            whole(f"{role}.qkv", "qkv")
+            for k, (s0, s1) in {"q": (0, q), "k": (q, q + kv), "v": (q + kv, rows)}.items():
+                out[f"{role}.{k}"] = ("qkv", k, s0, s1, fan_in)
+        if "q.weight" in p:
+            whole(f"{role}.q", "q")
+        if "kv.weight" in p:
+            rows, fan_in = p["kv.weight"]
+            whole(f"{role}.kv", "kv")
+            out[f"{role}.k"] = ("kv", "k", 0, rows // 2, fan_in)
+            out[f"{role}.v"] = ("kv", "v", rows // 2, rows, fan_in)
+    elif d["axis"] == "mlp" and role == "mlp":
+        whole("mlp.down", "down")
+        if d["kind"] == "mlp/gated" and "up.weight" in p:
+            rows, fan_in = p["up.weight"]
+            whole("mlp.gate_up", "up")
+            out["mlp.gate"] = ("up", "gate", 0, rows // 2, fan_in)
+            out["mlp.up"] = ("up", "up", rows // 2, rows, fan_in)
+        elif d["kind"] == "mlp/dense":
+            whole("mlp.up", "up")
+    return out
+
+
+def projections(graph: Any, targets: list[str], what: str) -> list[Projection]:
+    """The projections of every distinct layer that `targets` name (see `TARGETS`; aliases expanded).
+
+    Raises:
+        TuningError: a target no layer of this model has (the message lists the ones it has), or
+            overlapping targets (``attn.qkv`` with ``attn.q``).
+    """
+    from ...tuning import TuningError
+
+    wanted = expand_targets(targets)
+    unknown = [t for t in wanted if t not in TARGETS]
+    runs: dict[str, int] = {}
+    for stack, facts in graph.stacks().items():
+        for i in range(facts["layers"]):
+            owner = graph.node(f"{stack}.layers.{i}.attn")["group"]
+            runs[owner] = runs.get(owner, 0) + 1
+    found: list[Projection] = []
+    available: list[str] = []
+    for site in layer_sites(graph):
+        n = runs.get(f"{site['module']}.attn", 1)
+        for role in ("attn", "cross", "mlp"):
+            if role not in site:
+                continue
+            d = graph.node(site[role])
+            table = _slices(d)
+            available += [t for t in table if t not in available]
+            for t in wanted:
+                if t in table:
+                    proj, key, s0, s1, fan_in = table[t]
+                    found.append(Projection(t, f"{site[role]}.{proj}", key, s0, s1, fan_in, site["layer"],
+                                            site["stack"], n))
+    order = [t for t in TARGETS if t in available]
+    if unknown or not wanted:
+        raise TuningError(f"{what} targets {', '.join(map(repr, unknown)) or 'none'}: not a target; this model "
+                          f"has {', '.join(order) or 'no projections to target'} (aliases: q, k, v, o, mlp)")
+    missing = [t for t in wanted if t not in available]
+    if missing:
+        raise TuningError(f"{what} targets {', '.join(map(repr, missing))} match no module of {graph.name}; "
+                          f"its layers have {', '.join(order) or 'no projections to target'}")
+    by_host: dict[str, list[Projection]] = {}
+    for pr in found:
+        by_host.setdefault(pr.host, []).append(pr)
+    for host, prs in by_host.items():
+        prs.sort(key=lambda x: x.start)
+        for a_, b_ in zip(prs, prs[1:], strict=False):
+            if b_.start < a_.stop:
+                raise TuningError(f"{what} targets {a_.target!r} and {b_.target!r} overlap in {host} (a fused "
+                                  f"projection is targeted whole or by its slices, not both)")
+    return found
 
 
 def _text(v: Any) -> str:

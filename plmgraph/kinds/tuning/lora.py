@@ -1,4 +1,12 @@
-"""LoRA (Hu et al. 2021): low-rank updates ``W + (alpha/rank) B A`` on chosen projections. Not compiled yet."""
+"""LoRA (Hu et al. 2021): low-rank updates ``W + s·B A`` on chosen projections, ``s = alpha / rank``
+(rsLoRA, Kalajdzievski 2023: ``alpha / sqrt(rank)``).
+
+Targets are projections named by node role (see `_shared.TARGETS`): ``attn.qkv`` (the fused
+projection, one adapter), ``attn.q`` / ``attn.k`` / ``attn.v`` (one adapter per slice of the fused
+qkv, as PEFT puts one on each of LLaMA's ``q_proj`` / ``k_proj`` / ``v_proj``), ``attn.out``,
+``cross.*``, ``mlp.up`` / ``mlp.down`` and, on gated MLPs, ``mlp.gate`` / ``mlp.up`` (the two halves
+of plmgraph's fused ``up``) or ``mlp.gate_up`` (both). The old short names ``q k v o mlp`` still work.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +14,10 @@ from typing import Annotated, Literal
 
 from pydantic import Field, PositiveInt
 
-from ..base import Probability, Strict, register
-from ._shared import NotCompiledTuning
+from ..base import Attrs, Probability, Strict, register
+from ._shared import TARGETS, TuningKind, make_plan, projections
+
+Target = Literal[TARGETS + ("q", "k", "v", "o", "mlp")]  # type: ignore[valid-type]
 
 
 class LoRA(Strict):
@@ -17,18 +27,55 @@ class LoRA(Strict):
     rank: PositiveInt = Field(8, description="Rank r of the update.")
     alpha: Annotated[float, Field(gt=0.0)] = Field(16.0, description="Scale numerator: update is alpha/r * BA.")
     dropout: Probability = Field(0.0, description="Dropout on the adapter input.")
-    targets: list[Literal["q", "k", "v", "o", "mlp"]] = Field(
-        default_factory=lambda: ["q", "v"], description="Projections that get an adapter."
-    )
+    targets: list[Target] = Field(  # type: ignore[valid-type]
+        default_factory=lambda: ["attn.q", "attn.v"], min_length=1,
+        description="Projections that get an adapter, by node role: attn.qkv (the fused projection), attn.q, "
+        "attn.k, attn.v (its slices), attn.out, cross.q/kv/k/v/out, mlp.up, mlp.down, mlp.gate, mlp.gate_up "
+        "(gated MLPs); q, k, v, o, mlp are short names.")
+    rslora: bool = Field(False, description="rsLoRA scaling alpha/sqrt(rank) instead of alpha/rank.")
+
+
+def scaling(a: Attrs) -> float:
+    return a["alpha"] / (a["rank"] ** 0.5 if a["rslora"] else a["rank"])
 
 
 @register
-class LoRAKind(NotCompiledTuning):
+class LoRAKind(TuningKind):
     name = "tuning/lora"
     spec = LoRA
     title = "LoRA"
-    trains = "the low-rank adapters"
-    refused_too = ("params", "flops")  # the A and B matrices are not graph tensors yet
+
+    def plan(self, graph, a: Attrs):  # noqa: ANN001, ANN201
+        from ...tuning import TuningError
+
+        r = a["rank"]
+        sites = projections(graph, a["targets"], "LoRA")
+        added, flops = {}, 0
+        for p in sites:
+            if r > min(p.fan_in, p.rows):
+                raise TuningError(f"LoRA rank {r} is larger than {p.target} in {p.host} ({p.fan_in} in, {p.rows} "
+                                  f"out); the rank must be at most {min(p.fan_in, p.rows)}")
+            added[f"{p.host}.lora.{p.key}.A"] = (r, p.fan_in)
+            added[f"{p.host}.lora.{p.key}.B"] = (p.rows, r)
+            flops += p.runs * 2 * r * (p.fan_in + p.rows)
+        sites_data = [dict(p.__dict__) for p in sites]
+        return make_plan(self, graph, a, added=added, flops=flops,
+                         sites={"projections": sites_data, "scaling": scaling(a)})
+
+    def attach(self, model, plan, generator) -> None:  # noqa: ANN001
+        from ...tuning.modules import attach_lora
+
+        attach_lora(model, plan, generator)
+
+    def merge(self, model, plan) -> None:  # noqa: ANN001
+        from ...tuning.modules import merge_lora
+
+        merge_lora(model, plan, +1)
+
+    def unmerge(self, model, plan) -> None:  # noqa: ANN001
+        from ...tuning.modules import merge_lora
+
+        merge_lora(model, plan, -1)
 
     def explain(self, lang: str) -> str:
         return self.explained(
