@@ -75,3 +75,34 @@ def test_gpt_bigcode(tmp_path, multi_query):
                               multi_query=multi_query, pad_token_id=0)
     _all_archs(tmp_path, "GPTBigCode", cfg, lambda s: s.block.attention.kv_heads == (1 if multi_query else 4)
                and s.block.mlp.activation == "gelu_tanh" and s.heads[0].tie_embeddings)
+
+
+FALCON = {  # case -> (config kwargs, what the spec must say)
+    "7b": (dict(multi_query=True), lambda s: s.block.residual.kind == "parallel" and s.block.residual.shared_norm
+           and s.block.attention.kv_heads == 1),
+    "40b": (dict(new_decoder_architecture=True, num_kv_heads=2, bias=True),
+            lambda s: s.block.residual.kind == "parallel" and not s.block.residual.shared_norm
+            and s.block.attention.kv_heads == 2 and s.block.mlp.bias),
+    "new-one-norm": (dict(new_decoder_architecture=True, num_kv_heads=2, num_ln_in_parallel_attn=1),
+                     lambda s: s.block.residual.shared_norm and s.block.attention.kv_heads == 2),
+    "mha": (dict(multi_query=False), lambda s: s.block.attention.kv_heads == 4),
+    "sequential": (dict(parallel_attn=False, multi_query=True, bias=True),
+                   lambda s: s.block.residual.kind == "sequential" and s.block.attention.kv_heads == 1),
+}
+
+
+@pytest.mark.parametrize("case", list(FALCON))
+def test_falcon(tmp_path, case):
+    torch.manual_seed(0)
+    extra, want = FALCON[case]
+    cfg = tf.FalconConfig(vocab_size=V, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                          ffn_hidden_size=48, max_position_embeddings=64, pad_token_id=0, **extra)
+    if case in ("7b", "40b"):
+        _all_archs(tmp_path, "Falcon", cfg, want)
+        return
+    hf = tf.FalconForCausalLM(cfg)
+    randomize(hf)
+    model = save_and_import(hf, tmp_path / "lm")
+    assert want(model.spec)
+    check_decoder(hf, model, V)
+    roundtrip(hf, model, tmp_path / "lm")

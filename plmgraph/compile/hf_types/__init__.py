@@ -38,6 +38,7 @@ from . import (
     camembert,
     distilbert,
     ernie,
+    falcon,
     gemma,
     glm,
     gpt2,
@@ -69,7 +70,7 @@ from .weights import ALWAYS_IGNORED, Item, plan_for
 _MODULES = (bert, ernie, roberta, albert, distilbert, openai_gpt, gpt2, t5, bart, llama, mixtral, glm, vit, xlnet,
             mistral, qwen2, qwen3, gemma, starcoder2, phi3, gpt_neox, opt,
             xlm_roberta, camembert, gptj, stablelm, bloom, qwen3_moe,
-            gpt_bigcode)
+            gpt_bigcode, falcon)
 
 #: model_type -> its `Family`: the one registry import, export and the tensor check read.
 FAMILIES: dict[str, Family] = {}

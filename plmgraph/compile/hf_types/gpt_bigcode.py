@@ -1,7 +1,7 @@
 """``gpt_bigcode``: SantaCoder / StarCoder (BigCode 2023), GPT-2's pre-LayerNorm layout in plain
 ``nn.Linear`` layers, with multi-query attention (``multi_query``: one key/value head, the fused
 ``c_attn`` rows [q; k; v]) or, without it, multi-head attention whose ``c_attn`` rows are per head
-[q, k, v] (`Rule.qkv_per_head`)."""
+[q, k, v] (both `Rule.qkv_grouped`)."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ FAMILY = Family(
         "token": R("transformer.wte.{p}"),
         "position": R("transformer.wpe.{p}"),
         "attn_norm": R(f"{L}.ln_1.{{p}}"),
-        "attn.qkv": R(f"{L}.attn.c_attn.{{p}}", qkv_per_head=True, mqa_plain=True),
+        "attn.qkv": R(f"{L}.attn.c_attn.{{p}}", qkv_grouped=True),
         "attn.out": R(f"{L}.attn.c_proj.{{p}}"),
         "mlp_norm": R(f"{L}.ln_2.{{p}}"),
         "mlp.up": R(f"{L}.mlp.c_fc.{{p}}"),

@@ -18,7 +18,7 @@ Lookup order for a parameter ``attn.qkv.weight`` of role ``attn`` in stack ``dec
 alternatives (the first one whose tensors are all in the checkpoint is used; export
 writes the first).
 
-This module never imports torch.
+This module never imports torch at import time (the two qkv re-layouts import it when called).
 """
 
 from __future__ import annotations
@@ -50,7 +50,12 @@ class Rule:
     also: tuple[str, ...] = ()  # other names HF keeps for the same tensor: written on export, ignored on import
     heads: bool = False  # HF splits the heads * head_dim axis into [heads, head_dim] (XLNet's [H, n, d])
     qkv_per_head: bool = False  # one fused qkv whose rows are [head, (q, k, v), head_dim] (GPT-NeoX)
-    mqa_plain: bool = False  # with qkv_per_head: a multi-query qkv (kv_heads 1) is plain [q; k; v] (GPTBigCode)
+    #: one fused qkv whose rows are per key/value head [kv head, (its heads/kv_heads queries, k, v), head_dim]
+    #: (Falcon, GPTBigCode): per head [q, k, v] when kv_heads == heads, plain [q; k; v] when kv_heads == 1
+    qkv_grouped: bool = False
+    #: nodes ("{stack}.layers.{layer}.<name>" templates) the graph must have for this rule to apply; "!" before
+    #: one: must not have (Falcon names the norms of a parallel block with two norms apart from a sequential one)
+    when: tuple[str, ...] = ()
 
 
 def R(*names: str, **kw: Any) -> Rule:
@@ -76,7 +81,8 @@ class Item:
     groups: tuple[tuple[str, ...], ...]  # per expert (or one): the HF names concatenated
     sizes: tuple[int, ...]  # dim-0 sizes of the names (before transpose/lead)
     heads: tuple[int, int] | None = None  # (heads, head_dim) when the rule splits the last axis
-    per_head: tuple[int, int] | None = None  # (heads, head_dim) of a `Rule.qkv_per_head` tensor
+    #: (heads, head_dim) of a `Rule.qkv_per_head` tensor, (heads, head_dim, kv_heads) of a `Rule.qkv_grouped` one
+    per_head: tuple[int, ...] | None = None
 
     @property
     def hf_names(self) -> list[str]:
@@ -143,7 +149,7 @@ def plan_for(graph: ArchGraph, table: Mapping[str, Rule | list[Rule]], model_typ
     for node in graph.owners():
         d = graph.node(node)
         for param, shape in d["params"].items():
-            rules = _candidates(table, d, param)
+            rules = [r for r in _candidates(table, d, param) if _applies(graph, d, r)]
             if not rules:
                 unmapped.append(f"{node}.{param} {tuple(shape)}")
                 continue
@@ -162,6 +168,15 @@ def plan_for(graph: ArchGraph, table: Mapping[str, Rule | list[Rule]], model_typ
     return items
 
 
+def _applies(graph: ArchGraph, d: dict[str, Any], rule: Rule) -> bool:
+    """Whether the graph has (and has not) the nodes `rule.when` names."""
+    for w in rule.when:
+        want = not w.startswith("!")
+        if (w.lstrip("!").format(stack=d["stack"], layer=d["layer"]) in graph) != want:
+            return False
+    return True
+
+
 def _item(graph: ArchGraph, spec: Any, node: str, d: dict[str, Any], param: str, shape: Shape, rule: Rule) -> Item:
     layer = d["layer"]
     group = None
@@ -175,7 +190,9 @@ def _item(graph: ArchGraph, spec: Any, node: str, d: dict[str, Any], param: str,
     groups = tuple(tuple(n.format(**fmt, expert=e) for n in rule.names) for e in experts)
     heads = (d["attrs"]["heads"], d["attrs"]["head_dim"]) if rule.heads else None
     per_head = None
-    if rule.qkv_per_head and not (rule.mqa_plain and d["attrs"]["kv_heads"] == 1):
+    if rule.qkv_grouped:
+        per_head = (d["attrs"]["heads"], d["attrs"]["head_dim"], d["attrs"]["kv_heads"])
+    if rule.qkv_per_head:
         if d["attrs"]["kv_heads"] != d["attrs"]["heads"]:
             raise ConversionError(f"{node}: a per-head fused qkv needs kv_heads == heads "
                                   f"({d['attrs']['kv_heads']} != {d['attrs']['heads']})")
@@ -183,13 +200,24 @@ def _item(graph: ArchGraph, spec: Any, node: str, d: dict[str, Any], param: str,
     return Item(f"{node}.{param}", shape, rule, groups, _split_sizes(rule, d, shape), heads, per_head)
 
 
-def qkv_from_per_head(t: Any, n: int, d: int) -> Any:
-    """Rows [head, (q, k, v), head_dim] (GPT-NeoX) -> plmgraph's [q; k; v] (a torch tensor)."""
-    rest = tuple(t.shape[1:])
-    return t.reshape(n, 3, d, *rest).transpose(0, 1).reshape(3 * n * d, *rest)
+def qkv_from_per_head(t: Any, n: int, d: int, kv: int | None = None) -> Any:
+    """Rows [head, (q, k, v), head_dim] (GPT-NeoX), or with `kv` key/value heads [kv head, (n/kv queries,
+    k, v), head_dim] (Falcon) -> plmgraph's [q; k; v] (a torch tensor)."""
+    import torch
+
+    kv = n if kv is None else kv
+    g, rest = n // kv, tuple(t.shape[1:])
+    x = t.reshape(kv, g + 2, d, *rest)
+    return torch.cat([x[:, :g].reshape(n * d, *rest), x[:, g].reshape(kv * d, *rest),
+                      x[:, g + 1].reshape(kv * d, *rest)])
 
 
-def qkv_to_per_head(t: Any, n: int, d: int) -> Any:
+def qkv_to_per_head(t: Any, n: int, d: int, kv: int | None = None) -> Any:
     """The inverse of `qkv_from_per_head`."""
-    rest = tuple(t.shape[1:])
-    return t.reshape(3, n, d, *rest).transpose(0, 1).reshape(3 * n * d, *rest)
+    import torch
+
+    kv = n if kv is None else kv
+    g, rest = n // kv, tuple(t.shape[1:])
+    q, k, v = t.split([n * d, kv * d, kv * d])
+    return torch.cat([q.reshape(kv, g, d, *rest), k.reshape(kv, 1, d, *rest), v.reshape(kv, 1, d, *rest)],
+                     1).reshape((n + 2 * kv) * d, *rest)
