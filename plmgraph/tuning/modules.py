@@ -131,3 +131,72 @@ def merge_lora(model: nn.Module, plan: TuningPlan, sign: int) -> None:
         for s in lora.slices.values():
             host.weight[s.start:s.stop] += sign * s.weight().to(host.weight.dtype)
         lora.merged = sign > 0
+
+
+class IA3(nn.Module):
+    """The IA³ vectors of one linear (``<host>.ia3.<slice>``): scale rows of its output, or its input."""
+
+    def __init__(self, out_features: int) -> None:
+        super().__init__()
+        self.out_features = out_features
+        self.rows: dict[str, tuple[int, int]] = {}
+        self.merged = False
+
+    def vector(self) -> Tensor:
+        """The output scale over all rows (1 where no slice is targeted)."""
+        parts, at = [], 0
+        for key, (s0, s1) in sorted(self.rows.items(), key=lambda kv: kv[1]):
+            p = getattr(self, key)
+            if s0 > at:
+                parts.append(torch.ones(s0 - at, device=p.device, dtype=p.dtype))
+            parts.append(p)
+            at = s1
+        if at < self.out_features:
+            parts.append(torch.ones(self.out_features - at, device=parts[0].device, dtype=parts[0].dtype))
+        return torch.cat(parts) if len(parts) > 1 else parts[0]
+
+    def out_hook(self, module: nn.Module, inputs: tuple[Tensor, ...], out: Tensor) -> Tensor:
+        return out if self.merged else out * self.vector().to(out.dtype)
+
+    def in_hook(self, module: nn.Module, inputs: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+        return inputs if self.merged else (inputs[0] * self.all.to(inputs[0].dtype), *inputs[1:])
+
+
+def attach_ia3(model: nn.Module, plan: TuningPlan) -> None:
+    for p in plan.sites["projections"]:
+        host = _host(model, p["host"])
+        ia3 = getattr(host, "ia3", None)
+        feedforward = p["target"] == "mlp.down"
+        if ia3 is None:
+            ia3 = IA3(host.out_features)
+            host.register_module("ia3", ia3)
+            if feedforward:
+                host.register_forward_pre_hook(ia3.in_hook)
+            else:
+                host.register_forward_hook(ia3.out_hook)
+        vec = _new((p["fan_in"] if feedforward else p["stop"] - p["start"],), host.weight)
+        if not vec.is_meta:
+            with torch.no_grad():
+                vec.fill_(1.0)
+        ia3.register_parameter(p["key"], vec)
+        if not feedforward:
+            ia3.rows[p["key"]] = (p["start"], p["stop"])
+
+
+def merge_ia3(model: nn.Module, plan: TuningPlan, fold: bool) -> None:
+    """Fold the vectors into the host weights (and biases), or divide them out again."""
+    for host_path in {p["host"] for p in plan.sites["projections"]}:
+        host = model.get_submodule(host_path)
+        ia3 = host.ia3
+        if ia3.merged == fold:
+            continue
+        if ia3.rows:  # output scaling: rows of W and b
+            v = ia3.vector().to(host.weight.dtype)
+            v = v if fold else 1.0 / v
+            host.weight.mul_(v[:, None])
+            if host.bias is not None:
+                host.bias.mul_(v)
+        else:  # input scaling (mlp.down): columns of W
+            v = ia3.all.to(host.weight.dtype)
+            host.weight.mul_((v if fold else 1.0 / v)[None, :])
+        ia3.merged = fold

@@ -1,31 +1,45 @@
-"""BitFit (Ben Zaken et al. 2021): only the biases (and heads) train. Not compiled yet."""
+"""BitFit (Ben Zaken et al. 2022): only the bias terms train; nothing is added."""
 
 from __future__ import annotations
 
 from typing import Literal
 
-from ..base import Attrs, Shape, Strict, register
-from ._shared import NotCompiledTuning
+from pydantic import Field
+
+from ..base import Attrs, Strict, register
+from ._shared import TuningKind, make_plan
 
 
 class BitFit(Strict):
-    """Only biases (and heads) train (Ben Zaken et al. 2021)."""
+    """Only the biases train (Ben Zaken et al. 2022)."""
 
     kind: Literal["bitfit"] = "bitfit"
+    heads: bool = Field(False, description="Train the output heads' weights too (the paper's task head).")
 
 
 @register
-class BitFitKind(NotCompiledTuning):
+class BitFitKind(TuningKind):
     name = "tuning/bitfit"
     spec = BitFit
     title = "BitFit"
-    trains = "the biases"
 
-    def params(self, a: Attrs) -> dict[str, Shape]:
-        return {}  # adds no tensors: it only freezes the model's weights
+    def words(self, a: Attrs) -> str:
+        return "BitFit (biases" + (" and heads)" if a.get("heads") else " only)")
 
-    def flops(self, a: Attrs, params: dict[str, Shape], T: int) -> int:
-        return 0  # adds no computation
+    def plan(self, graph, a: Attrs):  # noqa: ANN001, ANN201
+        from ...tuning import TuningError
+
+        names = list(graph.param_shapes())
+        kept = [n for n in names if n.rsplit(".", 1)[-1] == "bias" or n.endswith("_bias")]
+        if a.get("heads"):
+            kept += [n for n in names if n.startswith("heads.") and n not in kept]
+        if not kept:
+            raise TuningError(f"BitFit: {graph.name} has no biases to train (its projections and norms are "
+                              "bias-free); use LoRA or IA³, or bitfit with heads: true")
+        return make_plan(self, graph, a, kept=tuple(kept))
+
+    def attach(self, model, plan, generator) -> None:  # noqa: ANN001
+        pass  # adds nothing: the core keeps plan.kept (the biases) trainable and freezes the rest
 
     def explain(self, lang: str) -> str:
         return self.explained(
