@@ -212,7 +212,7 @@ class _ArchDrawer:
     def draw(self) -> set[str]:
         g = self.g
         by_place: dict[tuple[Any, Any], list[str]] = {}
-        for n, d in g.nx.nodes(data=True):
+        for n, d in g.items():
             if self.shown(n):
                 by_place.setdefault((d["stack"], d["layer"]), []).append(n)
         outer = self.dot
@@ -285,7 +285,7 @@ class _ArchDrawer:
 
     def edges(self) -> None:
         g, seen = self.g, set()
-        for u, v, e in g.nx.edges(data=True):
+        for u, v, e in g.edges():
             du, dv = g.node(u), g.node(v)
             if (self.layers == "one" and du["layer"] is not None and dv["layer"] is not None
                     and du["layer"] != dv["layer"]):
@@ -307,7 +307,7 @@ class _ArchDrawer:
             else:
                 attrs["label"] = " " + shape_text(e.get("shape"))
             self.dot.edge(self.id(ru), self.id(rv), **attrs)
-        for n, d in g.nx.nodes(data=True):
+        for n, d in g.items():
             if d["tied_to"] and self.shown(n):
                 self.dot.edge(self.id(d["tied_to"]), self.id(n), style="dotted", color="#2b8a3e", dir="none",
                               constraint="false", label=" tied", fontcolor="#2b8a3e")

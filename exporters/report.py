@@ -260,7 +260,7 @@ def kinds_used(g: ArchGraph) -> dict[str, list[str]]:
     def fields(x: Any) -> dict[str, Any]:
         return {k: v for k, v in x.model_dump().items() if k != "kind"}
 
-    for _, d in g.nx.nodes(data=True):
+    for _, d in g.items():
         add(d["kind"], d["attrs"])
     spec = g.spec
     for stack in spec.stacks.values():  # sequential and parallel wiring is no node (DeepNorm is)

@@ -28,6 +28,7 @@ app = typer.Typer(
     "SPEC arguments take a zoo name (`plmgraph list`) or a path to a .yaml file.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
     add_completion=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -156,7 +157,29 @@ def main() -> None:
         train_cmds,  # noqa: F401  (train, eval, generate)
     )
 
-    app()
+    _narrowed(sys.argv[1:])()
+
+
+def _narrowed(args: list[str]) -> typer.Typer:
+    """`app` with only the command that `args` start with, when they name one.
+
+    Typer turns every registered command into a Click command on each call (signatures, one
+    pydantic adapter per parameter), which would be a third of a spec-only command's start-up;
+    the command asked for is all a call needs.  The root ``--help``, ``--version``, a mistyped
+    command (for Click's "No such command") and no command at all get the whole app.
+    """
+    import copy
+
+    from typer.main import get_command_name
+
+    if not args or args[0].startswith("-"):
+        return app
+    asked = [c for c in app.registered_commands if (c.name or get_command_name(c.callback.__name__)) == args[0]]
+    if len(asked) != 1:
+        return app
+    one = copy.copy(app)
+    one.registered_commands = asked
+    return one
 
 
 __all__ = ["JSON_HELP", "OVERRIDE_HELP", "PIPE_WIDTH", "app", "err", "fail", "main", "out", "print_json", "run"]

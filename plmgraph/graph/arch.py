@@ -37,10 +37,8 @@ cross-attention), ``position`` (a relative/rotary position feeding attention).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any
-
-import networkx as nx
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any
 
 from ..kinds import KINDS
 from ..kinds.position.common import PositionSite
@@ -48,15 +46,52 @@ from ..spec import ModelSpec, load_spec
 from ..spec.blocks import Block
 from ..spec.model import Stack
 
+if TYPE_CHECKING:
+    import networkx as nx
+
 Shape = tuple[Any, ...]
 
 
-@dataclass
 class ArchGraph:
-    """A resolved architecture: the spec it came from and its block graph."""
+    """A resolved architecture: the spec it came from and its block graph.
 
-    spec: ModelSpec
-    nx: nx.DiGraph
+    `nx` is the graph as a networkx ``DiGraph``. It is built on first use: importing networkx
+    costs more than a spec-only command (``validate``, ``show``, ``diff``) spends on everything
+    else, and those commands read the nodes through the methods below, which work on the
+    builder's node table until `nx` exists and on networkx's node view from then on, so an edit
+    made through ``graph.nx`` is what every method sees.
+    """
+
+    def __init__(self, spec: ModelSpec, nodes: dict[str, dict[str, Any]],
+                 edges: list[tuple[str, str, dict[str, Any]]], facts: dict[str, Any]) -> None:
+        self.spec = spec
+        self._nodes: Mapping[str, dict[str, Any]] = nodes
+        self._edges = edges
+        self._facts = facts
+        self._nx: nx.DiGraph | None = None
+
+    @property
+    def nx(self) -> nx.DiGraph:
+        if self._nx is None:
+            import networkx as nx
+
+            g = nx.DiGraph()
+            g.graph = self._facts
+            g.add_nodes_from(self._nodes.items())
+            g.add_edges_from(self._edges)
+            self._nx, self._nodes = g, g.nodes
+        return self._nx
+
+    def __contains__(self, node_id: object) -> bool:
+        return node_id in self._nodes
+
+    def items(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        """``(node id, attributes)`` for every node, in insertion order."""
+        return iter(self._nodes.items())
+
+    def edges(self) -> Iterator[tuple[str, str, dict[str, Any]]]:
+        """``(source, target, attributes)`` for every edge (data flow), in insertion order."""
+        return iter(self._nx.edges(data=True) if self._nx is not None else self._edges)
 
     @property
     def name(self) -> str:
@@ -64,14 +99,14 @@ class ArchGraph:
 
     def nodes(self, **match: Any) -> list[str]:
         """Node ids whose attributes equal every given value, in insertion order."""
-        return [n for n, d in self.nx.nodes(data=True) if all(d.get(k) == v for k, v in match.items())]
+        return [n for n, d in self.items() if all(d.get(k) == v for k, v in match.items())]
 
     def node(self, node_id: str) -> dict[str, Any]:
-        return self.nx.nodes[node_id]
+        return self._nodes[node_id]
 
     def owners(self) -> list[str]:
         """Nodes that own parameters (their group is themselves)."""
-        return [n for n, d in self.nx.nodes(data=True) if d["group"] == n and d["params"]]
+        return [n for n, d in self.items() if d["group"] == n and d["params"]]
 
     def param_shapes(self) -> dict[str, Shape]:
         """Every parameter tensor of the compiled model: ``{"node.param": shape}``."""
@@ -85,7 +120,7 @@ class ArchGraph:
 
     def stacks(self) -> dict[str, dict[str, Any]]:
         """Each stack's facts, in order: layers, placement, residual kind, embedding dropout, ..."""
-        return self.nx.graph["stacks"]
+        return self._facts["stacks"]
 
 
 def resolve(spec: Any) -> ArchGraph:
@@ -100,7 +135,9 @@ def resolve(spec: Any) -> ArchGraph:
 class _Builder:
     def __init__(self, spec: ModelSpec) -> None:
         self.spec = spec
-        self.g = nx.DiGraph()
+        self.nodes: dict[str, dict[str, Any]] = {}
+        self.edges: list[tuple[str, str, dict[str, Any]]] = []
+        self.facts: dict[str, Any] = {"stacks": {}}
         self.H = spec.sizes.hidden
 
     # -- helpers ------------------------------------------------------------------
@@ -110,15 +147,16 @@ class _Builder:
             **attrs: Any) -> str:
         if params is None:  # the kind knows its own parameter shapes
             params = KINDS[kind].params(attrs) if kind in KINDS else {}
-        self.g.add_node(
-            node, kind=kind, axis=kind.split("/")[0], stack=stack, layer=layer, role=role,
+        self.nodes[node] = dict(
+            kind=kind, axis=kind.split("/")[0], stack=stack, layer=layer, role=role,
             params=dict(params or {}) if (group is None or group == node) else {},
             group=group or node, tied_to=attrs.pop("tied_to", None), attrs=attrs,
         )
         return node
 
     def edge(self, src: str, dst: str, shape: Shape, role: str = "main") -> None:
-        self.g.add_edge(src, dst, shape=shape, role=role)
+        assert src in self.nodes and dst in self.nodes, (src, dst)  # an edge joins two nodes added before it
+        self.edges.append((src, dst, {"shape": shape, "role": role}))
 
     def norm(self, node: str, norm: Any, width: int, *, stack: str | None, layer: int | None,
              role: str, group: str | None = None) -> str:
@@ -137,13 +175,13 @@ class _Builder:
         spec = self.spec
         outputs: dict[str, str] = {}
         for stack_name, stack in spec.stacks.items():
-            self.g.graph.setdefault("stacks", {})[stack_name] = self.stack_facts(stack_name, stack)
+            self.facts["stacks"][stack_name] = self.stack_facts(stack_name, stack)
             x = self.embeddings(stack_name)
             pos = self.attention_position(stack_name)
             enc_out = outputs.get("encoder") if stack_name == "decoder" else None
             outputs[stack_name] = self.stack(stack_name, stack, x, pos, enc_out)
         self.heads(outputs[list(spec.stacks)[-1]])
-        return ArchGraph(spec, self.g)
+        return ArchGraph(spec, self.nodes, self.edges, self.facts)
 
     def stack_facts(self, name: str, stack: Stack) -> dict[str, Any]:
         """What a stack is as a whole, kept on the graph (``graph.nx.graph["stacks"][name]``): the
@@ -182,7 +220,7 @@ class _Builder:
             self.add(ids, "input/tokens", stack=stack, role="tokens", argument=ids.split(".")[1], shape=("B", T))
             shared = emb.share_across_stacks or len(spec.stacks) == 1
             tok = "embed.token" if shared else f"{pre}.token"
-            if tok not in self.g:
+            if tok not in self.nodes:
                 self.add(tok, "embedding/token", stack=None if shared else stack, role="token",
                          vocab=spec.sizes.vocab, dim=E, scale=math.sqrt(H) if emb.scale else None)
             self.edge(ids, tok, ("B", T))
@@ -234,7 +272,7 @@ class _Builder:
         k = KINDS[f"position/{pos.kind}"]
         node = self.add(f"{stack}.embed.position", k.name, stack=stack, role="position",
                         **k.node_attrs(pos, self.position_site(stack)))
-        self.g.nodes[node]["shape"] = ("B", self.seq(stack), self.spec.embeddings.size)
+        self.nodes[node]["shape"] = ("B", self.seq(stack), self.spec.embeddings.size)
         return node
 
     def attention_position(self, stack: str) -> str | None:
@@ -380,7 +418,7 @@ class _Builder:
         for head in spec.heads:
             node = f"heads.{head.name}"
             if head.kind in ("lm", "mlm"):
-                tok = "embed.token" if "embed.token" in self.g else f"{last}.embed.token"
+                tok = "embed.token" if "embed.token" in self.nodes else f"{last}.embed.token"
                 # the projection's input: a transform maps hidden onto the (tied) embedding width
                 width = spec.embeddings.size if (head.tie_embeddings and head.transform is not None) else H
                 attrs = head.model_dump(exclude={"kind", "name"})

@@ -352,13 +352,13 @@ def _layers(g: ArchGraph) -> dict[str, _Layers]:
     if cached is not None:
         return cached
     per: dict[str, dict[int, dict[str, str]]] = {}
-    for n, d in g.nx.nodes(data=True):
+    for n, d in g.items():
         if d["layer"] is not None:
             per.setdefault(d["stack"], {}).setdefault(d["layer"], {})[d["role"]] = n
     out = {}
     for stack, layers in per.items():
         sigs = {
-            _freeze({r: (g.nx.nodes[n]["kind"], g.nx.nodes[n]["attrs"]) for r, n in roles.items()})
+            _freeze({r: (g.node(n)["kind"], g.node(n)["attrs"]) for r, n in roles.items()})
             for roles in layers.values()
         }
         out[stack] = _Layers(len(layers), layers, len(sigs) == 1)
@@ -486,8 +486,8 @@ class _Differ:
         return (self.rename.get(d["stack"], d["stack"]) if d["stack"] else None, d["layer"], d["role"])
 
     def model_nodes(self) -> None:
-        A = {(d["stack"], d["layer"], d["role"]): n for n, d in self.a.nx.nodes(data=True) if d["layer"] is None}
-        B = {self.key_b(d): n for n, d in self.b.nx.nodes(data=True) if d["layer"] is None}
+        A = {(d["stack"], d["layer"], d["role"]): n for n, d in self.a.items() if d["layer"] is None}
+        B = {self.key_b(d): n for n, d in self.b.items() if d["layer"] is None}
         stacks_b = {self.rename.get(s, s) for s in self.b.spec.stacks}
         stacks_a = set(self.a.spec.stacks)
         for key in list(A) + [k for k in B if k not in A]:

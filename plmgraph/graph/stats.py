@@ -44,6 +44,11 @@ class Stats:
     flops_by_block: dict[str, int] = field(default_factory=dict)
     kv_bytes_per_token: dict[str, int] = field(default_factory=dict)
     weight_bytes: dict[str, int] = field(default_factory=dict)
+    tuning: str = "full"
+    """The spec's tuning kind; its added tensors are in ``params`` and ``by_block["tuning"]``."""
+    trainable: int = 0
+    """Parameters that train under the spec's tuning (``params`` for full fine-tuning)."""
+    frozen: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -84,15 +89,14 @@ def stats(graph: ArchGraph | Any, seq_len: int | None = None) -> Stats:
     by_stack: dict[str, int] = defaultdict(int)
     per_layer: dict[str, int] = defaultdict(int)
     flops: dict[str, int] = defaultdict(int)
-    nxg = g.nx
-    for n, d in nxg.nodes(data=True):
+    for n, d in g.items():
         owned = sum(math.prod(s) for s in d["params"].values())
         label = _axis_label(d)
         by_block[label] += owned
         by_stack[d["stack"] or "shared"] += owned
         if d["layer"] is not None and d["layer"] == 0:
             # per-layer size counts the layer's own or shared weights once
-            group = nxg.nodes[d["group"]]
+            group = g.node(d["group"])
             per_layer[d["stack"]] += sum(math.prod(s) for s in group["params"].values())
         f = _flops(g, n, d, T)
         if f:
@@ -103,19 +107,35 @@ def stats(graph: ArchGraph | Any, seq_len: int | None = None) -> Stats:
     out.flops_by_block = dict(flops)
     out.flops_per_token = sum(flops.values())
     kv_elems = 0
-    for _, d in nxg.nodes(data=True):
+    for _, d in g.items():
         if d["axis"] == "attention" and d["stack"] == "decoder":  # each attention kind says what it caches
             kv_elems += KINDS[d["kind"]].kv_elems_per_token(d["attrs"])
+    _tuning(g, out)
     out.kv_bytes_per_token = {k: kv_elems * b for k, b in DTYPE_BYTES.items() if k != "fp16"}
     out.weight_bytes = {k: out.params * b for k, b in DTYPE_BYTES.items() if k != "fp16"}
     return out
 
 
+def _tuning(g: ArchGraph, out: Stats) -> None:
+    """Trainable vs frozen under the spec's tuning (plmgraph/tuning: the kind's plan)."""
+    from ..tuning import plan
+
+    p = plan(g)
+    added = p.total - out.params
+    out.tuning, out.trainable, out.frozen = p.kind, p.trainable, p.frozen
+    if added:
+        out.by_block["tuning"] = added
+        out.params += added
+    if p.flops:
+        out.flops_by_block["tuning"] = p.flops
+        out.flops_per_token += p.flops
+
+
 def _flops(g: ArchGraph, node: str, d: dict[str, Any], T: int) -> int:
     """Forward FLOPs per token spent in one node."""
-    params = g.nx.nodes[d["group"]]["params"]
+    params = g.node(d["group"])["params"]
     if d["tied_to"]:  # a tied head multiplies by the embedding it reuses
-        params = {**params, "tied.weight": g.nx.nodes[d["tied_to"]]["params"]["weight"]}
+        params = {**params, "tied.weight": g.node(d["tied_to"])["params"]["weight"]}
     return kind(d["kind"]).flops(d["attrs"], params, T)
 
 
