@@ -7,6 +7,6 @@ freezes the rest and records ``model.tuning``. A kind not compiled yet validates
 """
 
 # Registration order is the order of the spec's `tuning` union, which error messages list.
-from . import full, lora, adapters, prefix, bitfit, ia3, prompt  # noqa: I001
+from . import full, lora, adapters, prefix, bitfit, ia3, prompt, ladder  # noqa: I001
 
-__all__ = ["adapters", "bitfit", "full", "ia3", "lora", "prefix", "prompt"]
+__all__ = ["adapters", "bitfit", "full", "ia3", "ladder", "lora", "prefix", "prompt"]
