@@ -88,11 +88,14 @@ class MoE(nn.Module):
     """
 
     def __init__(self, hidden: int, experts: Experts, n: int, top_k: int, normalize: bool,
-                 router_bias: bool) -> None:
+                 router_bias: bool, shared: nn.Module | None = None, shared_gate: bool = False) -> None:
         super().__init__()
         self.top_k, self.normalize, self.n = top_k, normalize, n
         self.router = nn.Linear(hidden, n, bias=router_bias)
         self.experts = experts
+        # A shared expert every token runs (Qwen2-MoE, DeepSeekMoE), optionally scaled by sigmoid(x·w_g).
+        self.shared = shared
+        self.shared_gate = nn.Linear(hidden, 1, bias=False) if shared is not None and shared_gate else None
 
     def forward(self, x: Tensor) -> Tensor:
         shape = x.shape
@@ -109,8 +112,14 @@ class MoE(nn.Module):
             slot, token = torch.where(hits[e])
             y = self.experts(e, x[token]) * weights[token, slot, None]
             out.index_add_(0, token, y.to(x.dtype))
+        if self.shared is not None:
+            y = self.shared(x)
+            if self.shared_gate is not None:
+                y = torch.sigmoid(self.shared_gate(x)) * y
+            out = out + y
         return out.reshape(shape)
 
     def update_weights(self) -> list[Tensor]:
         """The experts' weights, which write this sublayer's update (DeepNorm scales them by β at init)."""
-        return [self.experts.up_weight, self.experts.down_weight]
+        shared = [self.shared.up.weight, self.shared.down.weight] if self.shared is not None else []
+        return [self.experts.up_weight, self.experts.down_weight, *shared]

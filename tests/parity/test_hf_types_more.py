@@ -106,3 +106,14 @@ def test_falcon(tmp_path, case):
     assert want(model.spec)
     check_decoder(hf, model, V)
     roundtrip(hf, model, tmp_path / "lm")
+
+
+def test_qwen2_moe(tmp_path):
+    """Qwen2-MoE: routed experts plus a shared expert behind a sigmoid gate."""
+    torch.manual_seed(0)
+    cfg = tf.Qwen2MoeConfig(vocab_size=V, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                            num_key_value_heads=2, intermediate_size=48, moe_intermediate_size=24,
+                            shared_expert_intermediate_size=40, num_experts=4, num_experts_per_tok=2,
+                            max_position_embeddings=64, pad_token_id=0)
+    _all_archs(tmp_path, "Qwen2Moe", cfg, lambda s: s.block.mlp.shared_ffn == 40 and s.block.mlp.shared_gate
+               and s.block.attention.qkv_bias and not s.block.attention.out_bias)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, PositiveInt
+from pydantic import Field, PositiveInt, model_validator
 
 from ..base import KINDS, Aspect, Attrs, Kind, NotCompiledYet, Shape, Strict, mm, num, onoff, register
 from .dense import DenseMLP
@@ -30,12 +30,31 @@ class MoEMLP(Strict):
     router_bias: bool = Field(False, description="The router projection carries a bias.")
     normalize_top_k: bool = Field(True, description="Renormalise the top-k router weights to sum to 1.")
     aux_loss: float = Field(0.0, ge=0.0, description="Weight of the load-balancing loss.")
+    shared_ffn: PositiveInt | None = Field(
+        None, description="Inner width of a shared expert every token also runs (an MLP of the experts' kind; "
+        "Qwen2-MoE, DeepSeekMoE). Default: none.")
+    shared_gate: bool = Field(False, description="Scale the shared expert's output by sigmoid(x·w_g), one gate "
+                              "per token (Qwen2-MoE). Needs shared_ffn.")
+
+    @model_validator(mode="after")
+    def _shared(self) -> MoEMLP:
+        if self.shared_gate and self.shared_ffn is None:
+            raise ValueError("shared_gate gates the shared expert; set shared_ffn (its width) too")
+        return self
 
 
 def _expert(a: Attrs) -> tuple[Kind, Attrs]:
     """The expert's kind and the attrs one expert would have as a node of its own."""
     return KINDS[f"mlp/{a['expert_kind']}"], {"hidden": a["hidden"], "ffn": a["expert_ffn"],
                                               "activation": a["expert_activation"], "bias": a["expert_bias"]}
+
+
+def _shared(a: Attrs) -> tuple[Kind, Attrs] | None:
+    """The shared expert's kind and attrs (an MLP of the experts' kind, `shared_ffn` wide), if any."""
+    if not a.get("shared_ffn"):
+        return None
+    kind, one = _expert(a)
+    return kind, {**one, "ffn": a["shared_ffn"]}
 
 
 @register
@@ -55,18 +74,25 @@ class MoEKind(Kind):
             params["router.bias"] = (a["experts"],)
         kind, one = _expert(a)
         params.update({f"experts.{k.replace('.', '_')}": (a["experts"], *v) for k, v in kind.params(one).items()})
+        if (sh := _shared(a)) is not None:
+            params.update({f"shared.{k}": v for k, v in sh[0].params(sh[1]).items()})
+            if a.get("shared_gate"):
+                params["shared_gate.weight"] = (1, a["hidden"])
         return params
 
     def flops(self, a: Attrs, params: dict[str, Shape], T: int) -> int:
         e = a["experts"]  # each token runs the router and top_k of the e experts
-        return mm(params, "router.weight") + a["top_k"] * mm(params, "experts.up_weight", "experts.down_weight") // e
+        shared = mm(params, "shared.up.weight", "shared.down.weight", "shared_gate.weight")  # 0 without one
+        return (mm(params, "router.weight") + a["top_k"] * mm(params, "experts.up_weight", "experts.down_weight") // e
+                + shared)
 
     def inner(self, a: Attrs) -> str:
         """One expert in words ("SwiGLU")."""
         return KINDS[f"mlp/{a['expert_kind']}"].words({"activation": a["expert_activation"]})
 
     def words(self, a: Attrs) -> str:
-        return f"MoE {a['experts']}×{self.inner(a)}, top-{a['top_k']}"
+        shared = f" + shared {a['shared_ffn']}" if a.get("shared_ffn") else ""
+        return f"MoE {a['experts']}×{self.inner(a)}, top-{a['top_k']}{shared}"
 
     def aspects(self, a: Attrs, role: str) -> list[Aspect]:
         return [
@@ -75,6 +101,8 @@ class MoEKind(Kind):
             Aspect("router bias", onoff(a["router_bias"]), a["router_bias"]),
             Aspect("top-k renormalisation", onoff(a["normalize_top_k"]), a["normalize_top_k"]),
             Aspect("load-balancing loss", num(a["aux_loss"])),
+            Aspect("shared expert", f"{a['shared_ffn']} wide" + (", gated" if a.get("shared_gate") else "")
+                   if a.get("shared_ffn") else "none", (a.get("shared_ffn"), a.get("shared_gate", False))),
         ]
 
     def label(self, a: Attrs) -> tuple[str, str]:
@@ -90,7 +118,14 @@ class MoEKind(Kind):
 
         experts = Experts(a["experts"], a["hidden"], a["expert_ffn"], a["expert_activation"],
                           a["expert_kind"] == "gated", a["expert_bias"])
-        return MoE(a["hidden"], experts, a["experts"], a["top_k"], a["normalize_top_k"], a.get("router_bias", False))
+        shared = None
+        if _shared(a) is not None:
+            from ...compile.mlp import DenseMLP, GatedMLP
+
+            cls = GatedMLP if a["expert_kind"] == "gated" else DenseMLP
+            shared = cls(a["hidden"], a["shared_ffn"], a["expert_activation"], a["expert_bias"])
+        return MoE(a["hidden"], experts, a["experts"], a["top_k"], a["normalize_top_k"], a.get("router_bias", False),
+                   shared=shared, shared_gate=bool(a.get("shared_gate")))
 
     def init(self, module, rule) -> None:  # noqa: ANN001
         rule.linear(module.router)
@@ -100,6 +135,11 @@ class MoEKind(Kind):
         if ex.bias:
             rule.zeros(ex.up_bias)
             rule.zeros(ex.down_bias)
+        if getattr(module, "shared", None) is not None:
+            rule.linear(module.shared.up)
+            rule.linear(module.shared.down, residual=True)
+            if module.shared_gate is not None:
+                rule.linear(module.shared_gate)
 
     def explain(self, lang: str) -> str:
         return self.explained(
@@ -116,6 +156,9 @@ class MoEKind(Kind):
         )
 
     def eject(self, a):  # noqa: ANN001, ANN201
+        if a.get("shared_ffn"):
+            raise NotCompiledYet(f"block kind {self.name!r}, field shared_ffn = {a['shared_ffn']}: a shared expert "
+                                 "cannot be ejected yet (the ejected MoE has routed experts only)")
         from ...eject.pieces import moe
 
         return moe(a)
