@@ -11,7 +11,6 @@ YAML is parsed with PyYAML's *safe* composer and converted by hand so that we ca
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,7 +57,7 @@ def load_text(text: str, file: str = "<string>") -> Loaded:
     if size > MAX_BYTES:
         raise SpecError.one(f"file is {size} bytes; the limit for a spec is {MAX_BYTES}", file)
     try:
-        node = yaml.compose(text, Loader=_BoundedLoader)
+        node = _compose(text)
     except _TooDeep as e:
         raise SpecError.one(f"nesting deeper than {MAX_DEPTH} levels; a spec is a few levels deep",
                             file, e.mark.line + 1, e.mark.column + 1) from None
@@ -101,7 +100,7 @@ def load_file(path: str | Path) -> Loaded:
         raise SpecError.one(f"file is larger than {MAX_BYTES} bytes, the limit for a spec", p)
     key = (str(p), raw)  # keyed on the content: a file rewritten within one mtime tick is not stale
     if key in _CACHE:  # `plmgraph list` parses gpt2.yaml once, not once per spec that extends it
-        return copy.deepcopy(_CACHE[key])
+        return _copy(_CACHE[key])
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -114,12 +113,52 @@ def load_file(path: str | Path) -> Loaded:
     if len(raw) <= _CACHE_MAX_BYTES:
         if len(_CACHE) >= 64:
             _CACHE.clear()
-        _CACHE[key] = copy.deepcopy(loaded)
+        _CACHE[key] = _copy(loaded)
     return loaded
 
 
 _CACHE: dict[tuple[str, bytes], Loaded] = {}
 _CACHE_MAX_BYTES = 64 << 10
+
+
+def _copy(loaded: Loaded) -> Loaded:
+    """A copy the caller may edit: the data's dicts and lists are new; the positions' `Source`
+    values are shared, since nothing edits one (extends replaces them)."""
+    return Loaded(_copy_tree(loaded.data), dict(loaded.positions), loaded.file)
+
+
+def _copy_tree(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {k: _copy_tree(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_copy_tree(v) for v in x]
+    return x  # str, int, float, bool, None: immutable
+
+
+def _compose(text: str) -> yaml.Node | None:
+    """The YAML node tree, composed by libyaml when PyYAML has it (about ten times faster than
+    the pure-Python composer, which `plmgraph list` would spend most of its time in).
+
+    Both composers recurse once per nesting level, so a first pass over the parser's events
+    (a loop, not a recursion) refuses ``[[[[...]]]]`` before either composes it.  A file libyaml
+    rejects is parsed again in Python, whose messages say more ("expected ',' or '}', but got
+    ':'" where libyaml says "did not find expected ',' or '}'").
+    """
+    loader = getattr(yaml, "CSafeLoader", None)
+    if loader is None:
+        return yaml.compose(text, Loader=_BoundedLoader)
+    try:
+        depth = 0
+        for event in yaml.parse(text, Loader=loader):
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > MAX_DEPTH + 1:
+                    raise _TooDeep(event.start_mark)
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+        return yaml.compose(text, Loader=loader)
+    except yaml.YAMLError:
+        return yaml.compose(text, Loader=_BoundedLoader)
 
 
 def _syntax_error(e: yaml.MarkedYAMLError, file: str) -> SpecError:
