@@ -278,6 +278,13 @@ class ModelSpec(Strict):
                     (("objectives", i, "kind"), f"objective {obj.kind!r} needs a head of kind "
                      f"{' or '.join(sorted(want))!r}; heads are: {have}")
                 )
+        if not errs:  # what each objective needs of the architecture (plmgraph/kinds/objective/rules.py)
+            from ..kinds.base import KINDS
+
+            for i, obj in enumerate(self.objectives):
+                why = getattr(KINDS.get(f"objective/{obj.kind}"), "contradiction", lambda o, s: None)(obj, self)
+                if why:
+                    errs.append((("objectives", i, "kind"), why))
         if errs:
             raise CrossFieldError(errs)
         return self

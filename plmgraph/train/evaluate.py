@@ -1,9 +1,12 @@
-"""Evaluation: mean token loss, perplexity = exp(mean token cross-entropy), MLM and sentence accuracy.
+"""Evaluation: mean token loss, perplexity = exp(mean token cross-entropy), MLM, sentence and
+classification accuracy.
 
 The loss is averaged over *tokens* (every label != -100 of every batch counts once), not over
 batches, so perplexity is exactly ``exp`` of the mean per-token cross-entropy; for causal
 models the labels are shifted as in training.  Masks for MLM are those of epoch 0 (fixed), so
-two evaluations of one model agree.
+two evaluations of one model agree.  A classifier (a ``sequence_classification`` or
+``image_classification`` primary head) reports the mean cross-entropy per example and its
+``accuracy`` (no perplexity).
 """
 
 from __future__ import annotations
@@ -25,8 +28,8 @@ def evaluate(model: Any, collator: Any, examples: list[Any], batch_size: int = 1
     dev = next(model.parameters()).device
     ce_sum, tokens, correct = 0.0, 0, 0
     sent_right, sent_total = 0, 0
-    shift = shifts(model)
     primary = model.spec.heads[0].name
+    classify = model.spec.heads[0].kind in ("sequence_classification", "image_classification")
     try:
         for n, start in enumerate(range(0, len(examples), batch_size)):
             if max_batches is not None and n >= max_batches:
@@ -37,6 +40,12 @@ def evaluate(model: Any, collator: Any, examples: list[Any], batch_size: int = 1
             sent = {k: batch.pop(k) for k in ("next_sentence_label", "sentence_order_label") if k in batch}
             out = model(**batch)
             logits = out.head_outputs[primary]
+            if classify:
+                ce_sum += float(torch.nn.functional.cross_entropy(logits.float(), labels, reduction="sum"))
+                tokens += labels.numel()
+                correct += int((logits.argmax(-1) == labels).sum())
+                continue
+            shift = shifts(model, batch.get("target_mapping"))
             ce_sum += float(token_ce(logits, labels, shift=shift, reduction="sum"))
             lab = labels[:, 1:] if shift else labels
             pred = (logits[:, :-1] if shift else logits).argmax(-1)
@@ -52,6 +61,8 @@ def evaluate(model: Any, collator: Any, examples: list[Any], batch_size: int = 1
     if tokens == 0:
         return {"loss": float("nan"), "perplexity": float("nan"), "tokens": 0}
     loss = ce_sum / tokens
+    if classify:
+        return {"loss": loss, "accuracy": correct / tokens, "examples": tokens}
     result = {"loss": loss, "perplexity": math.exp(min(loss, 700.0)), "tokens": tokens,
               "accuracy": correct / tokens}
     if model.spec.family == "encoder":

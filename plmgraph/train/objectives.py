@@ -16,7 +16,22 @@ layout                  examples
                         another document half the time (label 1 = random, as HF), SOP swaps A and B
                         half the time (label 1 = swapped); token types 0 over A, 1 over B
 ``spans`` (T5)          ``seq_len - 1`` tokens of the stream; the collator corrupts them
+``continuation``        clm on an encoder-decoder (the Transformer): ``seq_len`` tokens of the stream,
+                        the encoder reads the first half, the decoder predicts the second half
+``glm`` (blank          ``L`` tokens of the stream, the largest ``L`` with ``L + 2 round(rate L) <=
+infilling)              seq_len`` (Part A + Part B with one [MASK], [START] and [END] per span fit)
+``sentences`` (BART)    consecutive sentences of one document, up to ``seq_len - 2`` tokens (a longer
+                        sentence is cut), with the sentence boundaries
+``permutation`` (XLNet) ``seq_len`` tokens of the stream
+``classify``            one example per labelled document (JSONL ``label``): ``[CLS] text [SEP]`` for
+                        encoders, ``text eos`` for decoders, cut to ``seq_len``
+``images`` (ViT)        images, not text: `ImageCollator` (scikit-learn's digits)
 ======================  ==========================================================================
+
+Transformer-XL (``attention: segment_memory``) trains CLM segment-recurrently: the examples are
+consecutive segments of the stream and ``Collator.recurrent`` is true, so the trainer lays the
+stream out as ``batch_size`` parallel streams, feeds segment ``s`` of each at step ``s`` and
+carries each layer's memory from step to step (detached: no gradient crosses a segment).
 
 Randomness is a pure function of (seed, epoch, example index): static masking (``dynamic:
 false``) draws each example's mask once (epoch 0 for every epoch), dynamic masking (RoBERTa)
@@ -34,11 +49,39 @@ Span corruption (Raffel et al. 2020): the noise mask is T5's ``random_spans_nois
 random segmentation, the text starting with a gap); the input keeps the other tokens with one
 sentinel per span (``<extra_id_0>`` first) and eos; the labels are each sentinel followed by
 its span, then eos; ``decoder_input_ids`` are the labels shifted right behind pad (id 0).
+
+ERNIE's knowledge masking (Sun et al. 2019; MLM with ``unit: phrase`` or ``unit: entity``) masks
+a phrase or an entity as one unit (all its tokens or none), other words as whole words.  Units
+come from the JSONL ``spans`` (character offsets) when the corpus has them, otherwise from a
+heuristic (`heuristic_spans`): *entity*: a run of capitalised words (a single one only when it
+does not start its sentence) or a dotted/underscored identifier (``os.path``, ``__init__``);
+*phrase*: RAKE's candidate phrases (Rose et al. 2010): runs of two or more words between
+punctuation and stop words.
+
+BART's denoising (Lewis et al. 2020; fairseq ``DenoisingDataset``): the sentences of an example
+are shuffled (``permute_sentences``), then text infilling: span lengths are drawn from
+Poisson(``poisson_lambda``) until ``ceil(rate * words)`` words are covered (the last one cut),
+spans are placed over whole words without overlap, and each span becomes one ``<mask>``
+(a 0-length span inserts one); the input is ``<s> corrupted </s>``, the labels the original
+``<s> text </s>``, ``decoder_input_ids`` the labels shifted right behind pad.
+
+GLM's blank infilling (`plmgraph.objectives.blank_infilling`): spans from `sample_spans` with the
+spec's rate and Poisson λ, Part B in a random order; ``position_ids`` [2, T] (row 0 only for a
+model without 2D positions) and ``prefix_lengths``; labels come shifted.
+
+XLNet's permutation LM with partial prediction (Yang et al. 2019 §2.3, HF
+``DataCollatorForPermutationLanguageModeling``): a random factorisation order of the non-special
+tokens; the last ``round(n * predict_fraction)`` of it (K = 1 / predict_fraction) are the
+targets, the others context.  ``perm_mask[i, j] = 1`` (i may not see j) when j is a target not
+before i in the order (context tokens see every context token, HF's rank -1);
+``target_mapping`` [P, T] is one-hot on the targets (in text order) and ``labels`` [P] their ids.
 """
 
 from __future__ import annotations
 
+import math
 import random
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,6 +101,8 @@ class Example:
     starts: list[bool] | None = None
     types: list[int] | None = None
     sentence_label: int | None = None
+    sentences: list[tuple[int, int]] | None = None
+    """(start, end) token offsets of each sentence in `ids` (the ``sentences`` layout)."""
 
 
 class TrainObjective:
@@ -77,8 +122,10 @@ def _a(family: str) -> str:
     return ("an " if family[0] in "ae" else "a ") + family
 
 
-def _causal(spec: Any) -> bool:
-    return all(s.block.attention.mask in ("causal", "sliding_window") for s in spec.stacks.values())
+def _check(kind: str, obj: Any, spec: Any) -> None:
+    why = KINDS[f"objective/{kind}"].contradiction(obj, spec)  # type: ignore[attr-defined]
+    if why:
+        raise InputError(why)
 
 
 class CLMObjective(TrainObjective):
@@ -88,12 +135,17 @@ class CLMObjective(TrainObjective):
         self.obj = obj
 
     def check(self, spec: Any) -> None:
-        if spec.family != "decoder" or not _causal(spec):
-            mask = ", ".join(sorted({s.block.attention.mask for s in spec.stacks.values()}))
-            raise InputError(f"objective 'clm' predicts each next token: it needs a decoder with causal attention; "
-                             f"{spec.name} is {_a(spec.family)} with {mask} attention")
+        _check("clm", self.obj, spec)
+        if spec.family == "encoder-decoder":
+            self.layout = "continuation"
 
     def apply(self, fields: dict[str, Any], ex: Example, gen: torch.Generator, c: Collator) -> None:
+        if self.layout == "continuation":  # the encoder reads the first half, the decoder predicts the rest
+            ids = fields["input_ids"]
+            half = len(ids) // 2
+            fields["input_ids"], fields["labels"] = ids[:half], ids[half:]
+            fields["decoder_input_ids"] = torch.cat([torch.tensor([c.tok.id("pad")]), ids[half:-1]])
+            return
         fields["labels"] = fields["input_ids"].clone()  # the model shifts
 
 
@@ -102,23 +154,16 @@ class MLMObjective(TrainObjective):
 
     def __init__(self, obj: Any) -> None:
         self.obj = obj
-        if obj.unit in ("phrase", "entity"):
-            from ..kinds.base import NotCompiledYet
-
-            raise NotCompiledYet(f"block kind 'objective/mlm': unit {obj.unit!r} (ERNIE) is not compiled yet; "
-                                 "use unit: token or whole_word")
 
     def check(self, spec: Any) -> None:
-        if spec.family != "encoder":
-            raise InputError(f"objective 'mlm' predicts masked tokens from both sides: it needs an encoder; "
-                             f"{spec.name} is {_a(spec.family)}" + (" with causal attention" if _causal(spec) else ""))
+        _check("mlm", self.obj, spec)
 
     def apply(self, fields: dict[str, Any], ex: Example, gen: torch.Generator, c: Collator) -> None:
         o = self.obj
         ids = fields["input_ids"]
         special = torch.isin(ids, c.special)
         n = ids.numel()
-        if o.unit == "whole_word" and ex.starts is not None:
+        if o.unit != "token" and ex.starts is not None:  # whole words, or ERNIE's phrases / entities
             word = torch.cumsum(torch.tensor(ex.starts, dtype=torch.long), 0) - 1
             sel = torch.rand(int(word[-1]) + 1, generator=gen)[word] < o.rate
         else:
@@ -145,9 +190,7 @@ class SentencePairObjective(TrainObjective):
     def check(self, spec: Any) -> None:
         if not any(h.kind == self.kind for h in spec.heads):  # the validator says so first; kept for Python specs
             raise InputError(f"objective {self.kind!r} needs a head of kind {self.kind!r}")
-        if spec.family != "encoder":
-            raise InputError(f"objective {self.kind!r} classifies sentence pairs: it needs an encoder; "
-                             f"{spec.name} is {_a(spec.family)}")
+        _check(self.kind, self.obj, spec)
 
     def apply(self, fields: dict[str, Any], ex: Example, gen: torch.Generator, c: Collator) -> None:
         name = "next_sentence_label" if self.kind == "nsp" else "sentence_order_label"
@@ -183,9 +226,7 @@ class SpanCorruptionObjective(TrainObjective):
         self.obj = obj
 
     def check(self, spec: Any) -> None:
-        if spec.family != "encoder-decoder":
-            raise InputError(f"objective 'span_corruption' decodes the corrupted spans: it needs an encoder-decoder; "
-                             f"{spec.name} is {_a(spec.family)}")
+        _check("span_corruption", self.obj, spec)
 
     def apply(self, fields: dict[str, Any], ex: Example, gen: torch.Generator, c: Collator) -> None:
         o = self.obj
@@ -214,13 +255,168 @@ class SpanCorruptionObjective(TrainObjective):
         fields["decoder_input_ids"] = torch.tensor([pad] + labels[:-1])
 
 
+class DenoisingObjective(TrainObjective):
+    kind, layout = "denoising", "sentences"
+
+    def __init__(self, obj: Any) -> None:
+        self.obj = obj
+
+    def check(self, spec: Any) -> None:
+        _check("denoising", self.obj, spec)
+
+    def apply(self, fields: dict[str, Any], ex: Example, gen: torch.Generator, c: Collator) -> None:
+        o = self.obj
+        sentences = ex.sentences or [(0, len(ex.ids))]
+        order = torch.randperm(len(sentences), generator=gen).tolist() if o.permute_sentences else \
+            list(range(len(sentences)))
+        ids: list[int] = []
+        starts: list[bool] = []
+        for k in order:
+            a, b = sentences[k]
+            ids += ex.ids[a:b]
+            starts += [True] + (ex.starts or [True] * len(ex.ids))[a + 1:b]
+        corrupted = text_infilling(ids, starts, o.rate, o.poisson_lambda, c.tok.id("mask"), gen)
+        bos, eos, pad = c.tok.id("bos"), c.tok.id("eos"), c.tok.id("pad")
+        limit = (c.seq_len or len(corrupted) + 2) - 2
+        labels = [bos] + ex.ids + [eos]
+        fields["input_ids"] = torch.tensor([bos] + corrupted[:limit] + [eos])
+        fields["labels"] = torch.tensor(labels)
+        fields["decoder_input_ids"] = torch.tensor([pad] + labels[:-1])
+
+
+def poisson_span_lengths(target: int, lam: float, gen: torch.Generator) -> list[int]:
+    """Poisson(`lam`) span lengths until they cover `target` units, the last one cut (0 = an insertion)."""
+    lengths: list[int] = []
+    total = 0
+    while total < target:
+        draw = torch.poisson(torch.full((max(4, int((target - total) / max(lam, 0.5)) + 4),), float(lam)),
+                             generator=gen).long().tolist()
+        for n in draw:
+            n = min(n, target - total)
+            lengths.append(n)
+            total += n
+            if total >= target:
+                break
+    return lengths
+
+
+def text_infilling(ids: list[int], starts: list[bool], rate: float, lam: float, mask_id: int,
+                   gen: torch.Generator) -> list[int]:
+    """BART's text infilling over whole words: ``ceil(rate * words)`` words in Poisson(`lam`) spans,
+    placed without overlap in a random order of gaps; each span -> one `mask_id` (see the module docstring)."""
+    word = [0] * len(ids)
+    w = -1
+    for i, st in enumerate(starts):
+        w += bool(st) or i == 0
+        word[i] = w
+    n_words = w + 1
+    if n_words == 0:
+        return list(ids)
+    target = min(n_words, math.ceil(rate * n_words))
+    lengths = poisson_span_lengths(target, lam, gen) if target else []
+    lengths = [lengths[i] for i in torch.randperm(len(lengths), generator=gen).tolist()]
+    free = n_words - target
+    places = sorted(torch.randint(0, free + 1, (len(lengths),), generator=gen).tolist())
+    masked = [False] * n_words
+    head = [0] * (n_words + 1)  # masks emitted before word w (span starts and insertions)
+    offset = 0
+    for place, n in zip(places, lengths, strict=True):
+        at = offset + place
+        head[at] += 1
+        for k in range(at, at + n):
+            masked[k] = True
+        offset += n
+    out: list[int] = []
+    prev = -1
+    for i, t in enumerate(ids):
+        if word[i] != prev:
+            out += [mask_id] * head[word[i]]
+            prev = word[i]
+        if not masked[word[i]]:
+            out.append(t)
+    return out + [mask_id] * head[n_words]
+
+
+class BlankInfillingObjective(TrainObjective):
+    kind, layout = "blank_infilling", "glm"
+
+    def __init__(self, obj: Any) -> None:
+        self.obj = obj
+
+    def check(self, spec: Any) -> None:
+        _check("blank_infilling", self.obj, spec)
+        self.two_d = spec.position.kind == "glm_2d"
+
+    def block(self, seq_len: int) -> int:
+        """The longest text whose Part A + Part B fit `seq_len` tokens."""
+        n = seq_len
+        while n > 2 and n + 2 * max(1, round(self.obj.rate * n)) > seq_len:
+            n -= 1
+        return n
+
+    def apply(self, fields: dict[str, Any], ex: Example, gen: torch.Generator, c: Collator) -> None:
+        from ..objectives.blank_infilling import blank_infilling, sample_spans
+
+        o = self.obj
+        spans = sample_spans(len(ex.ids), o.rate, o.poisson_lambda, generator=gen)
+        b = blank_infilling([ex.ids], [spans], mask_id=c.tok.id("mask"), sop_id=c.tok.id("sop"),
+                            eop_id=c.tok.id("eop"), pad_id=c.tok.id("pad"), generator=gen)
+        fields["input_ids"], fields["labels"] = b.input_ids[0], b.labels[0]
+        fields["position_ids"] = b.position_ids[0] if self.two_d else b.position_ids[0, 0]
+        fields["prefix_lengths"] = b.prefix_lengths[0]
+
+
+class PermutationObjective(TrainObjective):
+    kind, layout = "permutation", "permutation"
+
+    def __init__(self, obj: Any) -> None:
+        self.obj = obj
+
+    def check(self, spec: Any) -> None:
+        _check("permutation", self.obj, spec)
+
+    def apply(self, fields: dict[str, Any], ex: Example, gen: torch.Generator, c: Collator) -> None:
+        ids = fields["input_ids"]
+        T = len(ids)
+        ordinary = (~torch.isin(ids, c.special)).nonzero()[:, 0]
+        n = len(ordinary)
+        P = min(n, max(1, round(n * self.obj.predict_fraction)))
+        order = ordinary[torch.randperm(n, generator=gen)]  # a factorisation order of the ordinary tokens
+        targets = order[n - P:]  # its last P tokens
+        rank = torch.full((T,), -1, dtype=torch.long)
+        rank[targets] = torch.arange(P)
+        is_target = rank >= 0
+        fields["perm_mask"] = ((rank[:, None] <= rank[None, :]) & is_target[None, :]).float()
+        where = targets.sort().values
+        mapping = torch.zeros(P, T)
+        mapping[torch.arange(P), where] = 1.0
+        fields["target_mapping"] = mapping
+        fields["labels"] = ids[where]
+
+
+class ClassificationObjective(TrainObjective):
+    kind, layout = "classification", "classify"
+
+    def __init__(self, obj: Any) -> None:
+        self.obj = obj
+
+    def check(self, spec: Any) -> None:
+        _check("classification", self.obj, spec)
+        if spec.heads[0].kind == "token_classification":
+            raise InputError("training a token_classification head needs a label per token; plmgraph's corpora "
+                             "carry one label per text (JSONL `label`): use a sequence_classification head")
+        if spec.heads[0].kind == "image_classification":
+            self.layout = "images"
+
+    def apply(self, fields: dict[str, Any], ex: Example, gen: torch.Generator, c: Collator) -> None:
+        fields["labels"] = torch.tensor(ex.sentence_label)
+
+
 def plan(spec: Any) -> list[TrainObjective]:
     """The spec's objectives as trainable objectives; a clear error for any it cannot train."""
     if not spec.objectives:
         raise InputError(f"{spec.name} declares no objectives; add one to the spec, e.g. "
                          "objectives: [{kind: clm}] for a decoder or [{kind: mlm}] for an encoder")
-    if spec.sizes.vocab is None:
-        raise InputError(f"{spec.name} reads image patches, not text; training it on a text corpus is not supported")
     out = []
     for obj in spec.objectives:
         k = KINDS[f"objective/{obj.kind}"]
@@ -246,34 +442,87 @@ class Collator:
         self.objectives = plan(spec)
         layouts = {t.layout for t in self.objectives}
         self.layout = "pairs" if "pairs" in layouts else layouts.pop()
+        if self.layout == "images":
+            raise InputError(f"{spec.name} reads images: train it with --data digits (scikit-learn's digits)")
         if self.layout in ("bidirectional", "pairs"):
             for role in ("cls", "sep", "mask" if any(t.kind == "mlm" for t in self.objectives) else "cls"):
                 tok.id(role)
+        need = {"spans": ["eos"], "glm": ["mask", "sop", "eop"], "sentences": ["bos", "eos", "mask"],
+                "continuation": ["eos"], "causal": ["eos"], "permutation": ["eos"]}.get(self.layout, [])
+        for role in need:
+            tok.id(role)
         if self.layout == "spans" and not tok.sentinels:
             raise InputError("span corruption needs sentinel tokens <extra_id_0>, ...; the tokenizer has none")
-        self.special = torch.tensor(sorted(tok.special_ids | {tok.id("pad")}), dtype=torch.long)
+        self.pad_id = tok.id("pad")
+        self.special = torch.tensor(sorted(tok.special_ids | {self.pad_id}), dtype=torch.long)
         self.ordinary = torch.tensor([i for i in range(tok.vocab_size) if i not in tok.special_ids])
-        self.dynamic = any(getattr(t.obj, "dynamic", True) for t in self.objectives if t.kind in
-                           ("mlm", "span_corruption"))
+        self.dynamic = any(getattr(t.obj, "dynamic", True) for t in self.objectives
+                           if t.kind not in ("clm", "nsp", "sop", "classification"))
         self.segments = spec.embeddings.segments
+        self.recurrent = self.layout == "causal" and any(s.block.attention.kind == "segment_memory"
+                                                         for s in spec.stacks.values())
+        """Transformer-XL: consecutive segments, memory carried by the trainer (module docstring)."""
+        mlm = next((t.obj for t in self.objectives if t.kind == "mlm"), None)
+        self.unit = mlm.unit if mlm is not None else "token"
+        self.seq_len: int | None = None
+        self.label_ids: dict[int | str, int] | None = None
 
     # ---------------------------------------------------------------- examples
+
+    def encode(self, text: str, spans: list[tuple[int, int]] | None = None) -> tuple[list[int], list[bool]]:
+        """Token ids of `text` and, per token, whether it starts a masking unit: a word, or for ERNIE's
+        ``unit: phrase / entity`` a phrase or entity (`spans`, or `heuristic_spans`) or a word outside one."""
+        if self.unit not in ("phrase", "entity"):
+            return self.tok.encode_words(text)
+        enc = self.tok.hf.encode(text, add_special_tokens=False)
+        words = enc.word_ids
+        starts = [i == 0 or w is None or w != words[i - 1] for i, w in enumerate(words)]
+        for a, b in (spans if spans else heuristic_spans(text, self.unit)):
+            inside = [i for i, (x, y) in enumerate(enc.offsets) if y > x and x >= a and y <= b]
+            for i in inside[1:]:
+                starts[i] = False
+            if inside:
+                starts[inside[0]] = True
+        return enc.ids, starts
+
+    def _doc(self, corpus: Corpus, d: int) -> tuple[list[int], list[bool]]:
+        doc = corpus.docs[d]
+        if self.unit not in ("phrase", "entity"):
+            return self.tok.encode_words("\n".join(doc))
+        spans: list[tuple[int, int]] = []
+        at = 0
+        for k, sentence in enumerate(doc):
+            given = corpus.spans[d][k] if corpus.spans is not None else None
+            spans += [(at + x, at + y) for x, y in (given if given else heuristic_spans(sentence, self.unit))]
+            at += len(sentence) + 1
+        return self.encode("\n".join(doc), spans or [(0, 0)])
+
+    def _sentence(self, corpus: Corpus, d: int, k: int) -> tuple[list[int], list[bool]]:
+        given = corpus.spans[d][k] if corpus.spans is not None else None
+        return self.encode(corpus.docs[d][k], given or None)
 
     def examples(self, corpus: Corpus, seq_len: int) -> list[Example]:
         """Tokenize `corpus` and lay it out (see the module docstring); seeded by `seed`."""
         if seq_len < 8:
             raise InputError(f"--seq-len must be at least 8, got {seq_len}")
+        self.seq_len = seq_len
         if self.layout == "pairs":
             exs = self._pairs(corpus, seq_len)
+        elif self.layout == "sentences":
+            exs = self._sentences(corpus, seq_len)
+        elif self.layout == "classify":
+            exs = self._classify(corpus, seq_len)
         else:
             stream: list[int] = []
             starts: list[bool] = []
-            end = self.tok.id("eos") if self.layout in ("causal", "spans") else self.tok.id("sep")
-            for text in corpus.texts:
-                ids, st = self.tok.encode_words(text)
+            end = self.tok.id("sep") if self.layout == "bidirectional" else self.tok.id("eos")
+            for d in range(len(corpus.docs)):
+                ids, st = self._doc(corpus, d)
                 stream += ids + [end]
                 starts += st + [True]
-            block = {"causal": seq_len, "bidirectional": seq_len - 2, "spans": seq_len - 1}[self.layout]
+            glm = next((t for t in self.objectives if t.kind == "blank_infilling"), None)
+            block = {"causal": seq_len, "bidirectional": seq_len - 2, "spans": seq_len - 1, "continuation": seq_len,
+                     "permutation": seq_len}.get(self.layout) or glm.block(seq_len)  # type: ignore[union-attr]
             n = len(stream) // block
             if n == 0:
                 raise InputError(f"the corpus has {len(stream):,} tokens, shorter than one sequence of {block} "
@@ -289,10 +538,67 @@ class Collator:
             raise InputError("the corpus yields no training examples (documents too short for sentence pairs)")
         return exs
 
+    def _sentences(self, corpus: Corpus, seq_len: int) -> list[Example]:
+        budget = seq_len - 2
+        out: list[Example] = []
+        for d, doc in enumerate(corpus.docs):
+            ids: list[int] = []
+            starts: list[bool] = []
+            bounds: list[tuple[int, int]] = []
+            for k in range(len(doc)):
+                s_ids, s_st = self._sentence(corpus, d, k)
+                while s_ids:
+                    room = budget - len(ids)
+                    if room <= 0 or (len(s_ids) > room and ids):
+                        out.append(Example(ids, starts, sentences=bounds))
+                        ids, starts, bounds = [], [], []
+                        continue
+                    piece = s_ids[:room]
+                    bounds.append((len(ids), len(ids) + len(piece)))
+                    ids += piece
+                    starts += [True] + s_st[1:len(piece)]
+                    s_ids, s_st = s_ids[len(piece):], s_st[len(piece):]
+            if ids:
+                out.append(Example(ids, starts, sentences=bounds))
+        return out
+
+    def _classify(self, corpus: Corpus, seq_len: int) -> list[Example]:
+        if corpus.labels is None:
+            raise InputError(f"objective 'classification' needs labelled text: a .jsonl corpus with a `label` per "
+                             f"line; {corpus.name} has none")
+        labels = self.spec.heads[0].labels
+        if self.label_ids is None:
+            values = sorted(set(corpus.labels), key=lambda v: (isinstance(v, str), v))
+            if all(isinstance(v, int) for v in values):
+                self.label_ids = {v: v for v in values}
+                bad = [v for v in values if not 0 <= v < labels]
+                if bad:
+                    raise InputError(f"label {bad[0]} is outside the head's {labels} classes (0..{labels - 1}); "
+                                     f"pass -O heads.0.labels=N or relabel")
+            elif all(isinstance(v, str) for v in values):
+                self.label_ids = {v: i for i, v in enumerate(values)}
+                if len(values) > labels:
+                    raise InputError(f"the corpus has {len(values)} labels ({', '.join(map(str, values[:5]))}...), "
+                                     f"the head {labels} classes; pass -O heads.0.labels={len(values)}")
+            else:
+                raise InputError("labels must be all integers or all strings")
+        encoder = self.spec.family == "encoder"
+        out = []
+        for d, label in enumerate(corpus.labels):
+            if label not in self.label_ids:
+                raise InputError(f"label {label!r} was not among the training labels")
+            ids, starts = self.tok.encode_words("\n".join(corpus.docs[d]))
+            if encoder:
+                ids = [self.tok.id("cls")] + ids[:seq_len - 2] + [self.tok.id("sep")]
+            else:
+                ids = ids[:seq_len - 1] + [self.tok.id("eos")]
+            out.append(Example(ids, None, sentence_label=self.label_ids[label]))
+        return out
+
     def _pairs(self, corpus: Corpus, seq_len: int) -> list[Example]:
         rng = random.Random(self.seed)
         nsp = any(t.kind == "nsp" for t in self.objectives)
-        docs = [[self.tok.encode_words(s) for s in d] for d in corpus.docs]
+        docs = [[self._sentence(corpus, d, k) for k in range(len(doc))] for d, doc in enumerate(corpus.docs)]
         budget = seq_len - 3
         cls, sep = self.tok.id("cls"), self.tok.id("sep")
         out: list[Example] = []
@@ -349,7 +655,7 @@ class Collator:
             for t in self.objectives:
                 t.apply(fields, ex, gen, self)
             rows.append(fields)
-        pad = self.tok.id("pad")
+        pad = self.pad_id
         batch: dict[str, Tensor] = {}
         for key in rows[0]:
             vals = [r[key] for r in rows]
@@ -359,10 +665,109 @@ class Collator:
             fill = IGNORE if key == "labels" else (pad if key.endswith("input_ids") else 0)
             batch[key] = _pad(vals, fill)
             if key == "input_ids":
-                batch["attention_mask"] = _pad([torch.ones_like(v) for v in vals], 0)
+                batch["attention_mask"] = _pad([torch.ones(v.shape[-1], dtype=torch.long) for v in vals], 0)
             if key == "decoder_input_ids":
                 batch["decoder_attention_mask"] = _pad([torch.ones_like(v) for v in vals], 0)
         return batch
+
+
+_WORD = re.compile(r"\w+(?:[._]\w+)*")
+STOP_WORDS = frozenset(
+    "a an and are as at be been but by can could do does for from has have if in into is it its may might more "
+    "must no not of on or other such than that the their then there these they this those to was were when "
+    "where which while who will with would you your".split())
+
+
+def heuristic_spans(text: str, unit: str) -> list[tuple[int, int]]:
+    """ERNIE's phrases or entities in `text` when the corpus gives none (character spans, module docstring).
+
+    ``entity``: maximal runs of capitalised words (at a sentence start, without a first word that is a stop
+    word or alone) and identifiers with a dot or underscore inside; ``phrase``: runs of two or more words
+    with no punctuation or stop word between them (RAKE's candidate phrases)."""
+    words = [(m.start(), m.end(), m.group()) for m in _WORD.finditer(text)]
+    spans: list[tuple[int, int]] = []
+    if unit == "entity":
+        run: list[int] = []
+
+        def flush() -> None:
+            first = words[run[0]][0] if run else 0
+            if run and (first == 0 or text[:first].rstrip()[-1:] in ".!?:"):  # starts a sentence
+                if len(run) == 1 or words[run[0]][2].lower() in STOP_WORDS:
+                    run.pop(0)
+            if run:
+                spans.append((words[run[0]][0], words[run[-1]][1]))
+            run.clear()
+
+        for i, (a, b, w) in enumerate(words):
+            joined = run and text[words[run[-1]][1]:a].strip() == ""
+            if w[0].isupper() and (not run or joined):
+                run.append(i)
+                continue
+            flush()
+            if w[0].isupper():
+                run.append(i)
+            elif ("." in w or "_" in w.strip("_")) and len(w) > 2:
+                spans.append((a, b))
+        flush()
+        return sorted(spans)
+    run = []
+    for i, (a, _, w) in enumerate(words):
+        gap = text[words[i - 1][1]:a] if i else ""
+        if w.lower() in STOP_WORDS or (run and gap.strip() != ""):
+            if len(run) > 1:
+                spans.append((words[run[0]][0], words[run[-1]][1]))
+            run = [] if w.lower() in STOP_WORDS else [i]
+            continue
+        run.append(i)
+    if len(run) > 1:
+        spans.append((words[run[0]][0], words[run[-1]][1]))
+    return spans
+
+
+class ImageCollator:
+    """Image classification batches: ``pixel_values`` [B, C, S, S] and ``labels`` [B] (ViT).
+
+    The images are scikit-learn's bundled digits (1,797 8x8 grey images of the digits 0-9, offline),
+    scaled from 0..16 to [-1, 1], resized (bilinear) to the spec's ``image_size`` and repeated over
+    its ``channels``.  An example is an image index."""
+
+    layout = "images"
+    recurrent = False
+    dynamic = False
+    pad_id = 0
+
+    def __init__(self, spec: Any, images: Tensor, labels: Tensor) -> None:
+        self.spec, self.images, self.labels = spec, images, labels
+        self.objectives = plan(spec)
+
+    def __call__(self, examples: list[int], indices: list[int], epoch: int = 0) -> dict[str, Tensor]:
+        idx = torch.tensor(list(examples), dtype=torch.long)
+        return {"pixel_values": self.images[idx], "labels": self.labels[idx]}
+
+
+def image_data(spec: Any, data: str, held_out: float, seed: int) -> tuple[ImageCollator, list[int], list[int]]:
+    """(collator, training image indices, held-out indices) of image data `data` (only ``digits``)."""
+    if data != "digits":
+        raise InputError(f"{spec.name} reads images; the image data set plmgraph knows is `digits` "
+                         f"(scikit-learn's, offline): pass --data digits, not {data!r}")
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError:
+        raise InputError("--data digits needs scikit-learn (pip install scikit-learn)") from None
+    p = spec.embeddings.patches
+    classes = spec.heads[0].labels
+    if classes < 10:
+        raise InputError(f"the digits have 10 classes, {spec.name}'s head {classes}; pass -O heads.0.labels=10")
+    x, y = load_digits(return_X_y=True)
+    images = torch.tensor(x, dtype=torch.float32).reshape(-1, 1, 8, 8) / 8.0 - 1.0
+    if p.image_size != 8:
+        images = torch.nn.functional.interpolate(images, size=(p.image_size, p.image_size), mode="bilinear",
+                                                 align_corners=False)
+    images = images.expand(-1, p.channels, -1, -1).contiguous()
+    order = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed)).tolist()
+    n_held = max(1, round(held_out * len(y))) if held_out > 0 else 0
+    return ImageCollator(spec, images, torch.tensor(y, dtype=torch.long)), sorted(order[n_held:]), \
+        sorted(order[:n_held])
 
 
 def _join(sentences: list[tuple[list[int], list[bool]]]) -> tuple[list[int], list[bool]]:
@@ -375,10 +780,11 @@ def _join(sentences: list[tuple[list[int], list[bool]]]) -> tuple[list[int], lis
 
 
 def _pad(vals: list[Tensor], fill: int) -> Tensor:
-    T = max(v.numel() for v in vals)
-    out = torch.full((len(vals), T), fill, dtype=torch.long)
+    """Stack tensors of one rank, each dimension right-padded with `fill` to the longest."""
+    shape = [max(v.shape[d] for v in vals) for d in range(vals[0].dim())]
+    out = torch.full((len(vals), *shape), fill, dtype=vals[0].dtype)
     for i, v in enumerate(vals):
-        out[i, :v.numel()] = v
+        out[(i, *(slice(0, n) for n in v.shape))] = v
     return out
 
 
@@ -387,5 +793,7 @@ def collator_for(spec: Any, tokenizer: Tokenizer, seed: int = 0) -> Collator:
     return Collator(spec, tokenizer, seed)
 
 
-__all__ = ["CLMObjective", "Collator", "Example", "MLMObjective", "SentencePairObjective", "SpanCorruptionObjective",
-           "TrainObjective", "collator_for", "plan", "random_spans_noise_mask"]
+__all__ = ["BlankInfillingObjective", "CLMObjective", "ClassificationObjective", "Collator", "DenoisingObjective",
+           "Example", "ImageCollator", "MLMObjective", "PermutationObjective", "SentencePairObjective",
+           "SpanCorruptionObjective", "TrainObjective", "collator_for", "heuristic_spans", "image_data", "plan",
+           "random_spans_noise_mask", "text_infilling"]

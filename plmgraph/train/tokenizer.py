@@ -7,7 +7,15 @@ for the others, with the special tokens the spec's objectives need (`specials_fo
 * causal LM: ``<|endoftext|>`` (document separator, end of text and padding, as GPT-2);
 * MLM / NSP / SOP: ``[PAD] [UNK] [CLS] [SEP] [MASK]`` (BERT);
 * span corruption: ``<pad> </s> <unk>`` and the sentinels ``<extra_id_0> ...`` (T5; ``<pad>``
-  is id 0, the decoder start token).
+  is id 0, the decoder start token);
+* other encoder-decoders (BART's denoising, CLM continuation): ``<pad> </s> <unk> <s> <mask>``
+  (BART; ``<pad>`` is id 0, the decoder start token);
+* GLM blank infilling: ``<|endoftext|> [MASK] <|startofpiece|> <|endofpiece|>`` (GLM's names
+  for the blank, the span start and the span end).
+
+``algorithm`` picks the model: ``wordpiece``, ``bpe`` (byte-level) or ``unigram`` (SentencePiece's
+Unigram LM, Kudo 2018, with a Metaspace pre-tokenizer, as T5 and ALBERT; no byte fallback, so
+characters not seen in training map to the unknown token).
 
 `Tokenizer` wraps a ``tokenizers.Tokenizer`` and finds the roles (pad, eos, cls, sep, mask,
 unk, sentinels) by their token strings, so a loaded ``tokenizer.json`` (GPT-2's, BERT's)
@@ -34,6 +42,8 @@ ROLES: dict[str, tuple[str, ...]] = {
     "cls": ("[CLS]", "<s>"),
     "sep": ("[SEP]", "</s>"),
     "mask": ("[MASK]", "<mask>"),
+    "sop": ("<|startofpiece|>",),
+    "eop": ("<|endofpiece|>",),
 }
 
 
@@ -45,6 +55,10 @@ def specials_for(spec: Any) -> list[str]:
         return ["<pad>", "</s>", "<unk>"] + [f"<extra_id_{i}>" for i in range(n)]
     if kinds & {"mlm", "nsp", "sop"} or spec.family == "encoder":
         return ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    if spec.family == "encoder-decoder":
+        return ["<pad>", "</s>", "<unk>", "<s>", "<mask>"]
+    if "blank_infilling" in kinds:
+        return ["<|endoftext|>", "[MASK]", "<|startofpiece|>", "<|endofpiece|>"]
     return ["<|endoftext|>"]
 
 
@@ -120,7 +134,8 @@ def train_tokenizer(texts: Iterable[str], spec: Any, vocab_size: int | None = No
 
     Args:
         vocab_size: target size; default the spec's ``sizes.vocab``.
-        algorithm: ``"wordpiece"`` or ``"bpe"`` (byte-level); default WordPiece for encoders.
+        algorithm: ``"wordpiece"``, ``"bpe"`` (byte-level) or ``"unigram"``; default WordPiece for encoders,
+            byte-level BPE otherwise.
     """
     from tokenizers import Tokenizer as HF
     from tokenizers import decoders, models, normalizers, pre_tokenizers, trainers
@@ -143,8 +158,20 @@ def train_tokenizer(texts: Iterable[str], spec: Any, vocab_size: int | None = No
         trainer = trainers.BpeTrainer(vocab_size=size, special_tokens=specials, initial_alphabet=alphabet,
                                       min_frequency=2, show_progress=False)
         floor = len(specials) + len(alphabet)
+    elif algorithm == "unigram":
+        unk = next((t for t in ("<unk>", "[UNK]") if t in specials), None)
+        if unk is None:  # a Unigram model needs an unknown token for characters it never saw
+            specials = [*specials, "<unk>"]
+            unk = "<unk>"
+        hf = HF(models.Unigram())
+        hf.normalizer = normalizers.NFKC()
+        hf.pre_tokenizer = pre_tokenizers.Metaspace()
+        hf.decoder = decoders.Metaspace()
+        trainer = trainers.UnigramTrainer(vocab_size=size, special_tokens=specials, unk_token=unk,
+                                          show_progress=False)
+        floor = len(specials) + 100
     else:
-        raise InputError(f"tokenizer algorithm {algorithm!r} is not one of: bpe, wordpiece")
+        raise InputError(f"tokenizer algorithm {algorithm!r} is not one of: bpe, unigram, wordpiece")
     if size < floor:
         raise InputError(f"a {algorithm} tokenizer with {len(specials)} special tokens needs a vocabulary of at "
                          f"least {floor}; the spec's is {size} (pass -O vocab={max(floor, 1024)})")

@@ -149,11 +149,15 @@ class Trainer:
     """One training run in a folder (see the module docstring)."""
 
     def __init__(self, run: Path, model: Any, tokenizer: Any, collator: Any, examples: list[Any],
-                 held: list[Any], cfg: TrainConfig, meta: dict[str, Any]) -> None:
+                 held: list[Any], cfg: TrainConfig, meta: dict[str, Any], parallel: Any = None) -> None:
+        from .distributed import Parallel
+
         self.run, self.model, self.tok, self.collator = run, model, tokenizer, collator
         self.examples, self.held, self.cfg, self.meta = examples, held, cfg, meta
         self.step = 0
         self.position = 0  # samples consumed
+        self.parallel = parallel or Parallel()  # one process, or DDP / FSDP under torchrun (distributed.py)
+        self.engine = self.parallel.wrap(model, collator)  # what the loop calls: model, DDP(model), FSDP's
         decay, no_decay = [], []
         for name, p in model.named_parameters():
             if p.requires_grad:
@@ -162,12 +166,13 @@ class Trainer:
                                       {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=cfg.betas,
                                      foreach=True)
         self._perm: tuple[int, list[int]] | None = None
+        self.mems: tuple[torch.Tensor, ...] | None = None  # Transformer-XL's carried memory
 
     # ---------------------------------------------------------------- setup
 
     @classmethod
     def create(cls, spec: Any, run: str | os.PathLike, data: str, cfg: TrainConfig,
-               tokenizer: str | os.PathLike | None = None, force: bool = False) -> Trainer:
+               tokenizer: str | os.PathLike | None = None, force: bool = False, parallel: Any = None) -> Trainer:
         """A new run of `spec` on corpus `data` in folder `run` (tokenizer trained unless given)."""
         from ..compile import build
         from .data import load_corpus
@@ -183,57 +188,80 @@ class Trainer:
                                   "or choose a new -o folder")
         plan(spec)  # an objective the spec cannot train fails before any work
         check_memory(spec, cfg)
-        corpus = load_corpus(data)
-        train_c, held_c = corpus.split(cfg.held_out, cfg.seed)
-        tok = load_tokenizer(tokenizer) if tokenizer is not None else train_tokenizer(train_c.texts, spec)
-        check_vocab(tok, spec)
-        _check_positions(spec, cfg)
-        collator = collator_for(spec, tok, cfg.seed)
-        examples = collator.examples(train_c, cfg.seq_len)
-        held = collator.examples(held_c, cfg.seq_len) if held_c.docs else []
+        if spec.embeddings.patches is not None:  # images (ViT): no corpus, no tokenizer
+            from .objectives import image_data
+
+            tok = None
+            collator, examples, held = image_data(spec, data, cfg.held_out, cfg.seed)
+        else:
+            corpus = load_corpus(data)
+            train_c, held_c = corpus.split(cfg.held_out, cfg.seed)
+            tok = load_tokenizer(tokenizer) if tokenizer is not None else train_tokenizer(train_c.texts, spec)
+            if parallel is not None:
+                tok = parallel.share_tokenizer(tok)  # rank 0's on every rank, once every rank checked `out`
+            check_vocab(tok, spec)
+            _check_positions(spec, cfg)
+            collator = collator_for(spec, tok, cfg.seed)
+            examples = collator.examples(train_c, cfg.seq_len)
+            held = collator.examples(held_c, cfg.seq_len) if held_c.docs else []
         torch.manual_seed(cfg.seed)
         model = build(spec, device=cfg.device, seed=cfg.seed)
         model.train()
-        out.mkdir(parents=True, exist_ok=True)
-        src = data if data == "pydoc" else str(Path(data).resolve())
+        if parallel is not None:
+            parallel.check(collator)
+            parallel.barrier()  # every rank has checked `out` before rank 0 writes into it
+        main = parallel is None or parallel.is_main
+        if main:
+            out.mkdir(parents=True, exist_ok=True)
+        src = data if data in ("pydoc", "digits") else str(Path(data).resolve())
         meta = {"plmgraph_run": FORMAT, "spec": spec.name, "data": src, "config": asdict(cfg),
                 "examples": len(examples), "held_out_examples": len(held)}
-        tok.save(out / "tokenizer.json")
-        _write_json(out / RUN_FILE, meta)
-        (out / METRICS).write_text("", encoding="utf-8")
-        return cls(out, model, tok, collator, examples, held, cfg, meta)
+        if tok is not None and main:
+            tok.save(out / "tokenizer.json")
+        if main:
+            _write_json(out / RUN_FILE, meta)
+            (out / METRICS).write_text("", encoding="utf-8")
+        return cls(out, model, tok, collator, examples, held, cfg, meta, parallel)
 
     @classmethod
-    def resume(cls, run: str | os.PathLike, steps: int | None = None, data: str | None = None) -> Trainer:
+    def resume(cls, run: str | os.PathLike, steps: int | None = None, data: str | None = None,
+               parallel: Any = None) -> Trainer:
         """Continue the run in folder `run` from its last checkpoint (optionally to a new total `steps`)."""
-        from ..compile.io import read_tensors
         from .data import load_corpus
+        from .distributed import Parallel
         from .objectives import collator_for
         from .tokenizer import load_tokenizer
 
         d = Path(run)
+        parallel = parallel or Parallel()
         meta = read_run(d)
         cfg = TrainConfig.from_json(meta["config"])
         if steps is not None:
             cfg.steps = steps
             meta["config"]["steps"] = steps
         ck = latest_checkpoint(d)
-        model = _load_model(ck, cfg.device)
-        tok = load_tokenizer(d / "tokenizer.json")
-        corpus = load_corpus(data or meta["data"])
-        train_c, held_c = corpus.split(cfg.held_out, cfg.seed)
-        collator = collator_for(model.spec, tok, cfg.seed)
-        examples = collator.examples(train_c, cfg.seq_len)
+        model = parallel.load_model(ck, cfg.device)  # a sharded checkpoint's weights come in load_checkpoint
+        if model.spec.embeddings.patches is not None:
+            from .objectives import image_data
+
+            tok = None
+            collator, examples, held = image_data(model.spec, data or meta["data"], cfg.held_out, cfg.seed)
+        else:
+            tok = load_tokenizer(d / "tokenizer.json")
+            corpus = load_corpus(data or meta["data"])
+            train_c, held_c = corpus.split(cfg.held_out, cfg.seed)
+            collator = collator_for(model.spec, tok, cfg.seed)
+            examples = collator.examples(train_c, cfg.seq_len)
+            held = collator.examples(held_c, cfg.seq_len) if held_c.docs else []
         if len(examples) != meta.get("examples", len(examples)):
             raise CheckpointError(f"{d}: the corpus {meta['data']} now yields {len(examples)} examples, the run was "
                                   f"started on {meta['examples']}; it changed, so the run cannot resume exactly")
-        held = collator.examples(held_c, cfg.seq_len) if held_c.docs else []
-        self = cls(d, model, tok, collator, examples, held, cfg, meta)
-        state = json.loads((ck / "state.json").read_text(encoding="utf-8"))
-        tensors = read_tensors(ck / "optimizer.safetensors")
-        self._load_state(state, tensors)
-        _write_json(d / RUN_FILE, meta)
-        _truncate_metrics(d / METRICS, self.step)
+        self = cls(d, model, tok, collator, examples, held, cfg, meta, parallel)
+        parallel.load_checkpoint(self, ck)  # safetensors or DCP shards, from any number of processes
+        if parallel.is_main:
+            _write_json(d / RUN_FILE, meta)
+            _truncate_metrics(d / METRICS, self.step)
+        parallel.barrier()
         return self
 
     # ---------------------------------------------------------------- data
@@ -248,20 +276,32 @@ class Trainer:
 
     def next_batch(self) -> dict[str, torch.Tensor]:
         """The next `batch_size` examples (crossing epochs), collated; advances the data position."""
+        if getattr(self.collator, "recurrent", False):  # Transformer-XL: B parallel streams of segments
+            B = self.cfg.batch_size
+            per = len(self.examples) // B
+            if per == 0:
+                raise InputError(f"segment-recurrent training needs at least {B} segments (one per row); the corpus "
+                                 f"has {len(self.examples)}: pass a smaller --batch-size or --seq-len")
+            epoch, s = divmod(self.position // B, per)
+            if s == 0:
+                self.mems = None  # a new pass over the streams starts without memory
+            idx = [b * per + s for b in range(B)]
+            self.position += B
+            return self.collator([self.examples[i] for i in idx], idx, epoch)
         by_epoch: dict[int, list[int]] = {}
-        for k in range(self.cfg.batch_size):
+        for k in self.parallel.local(self.cfg.batch_size):  # this rank's slice of the global micro-batch
             epoch, i = self._index(self.position + k)
             by_epoch.setdefault(epoch, []).append(i)
         self.position += self.cfg.batch_size
         parts = [self.collator([self.examples[i] for i in idx], idx, epoch) for epoch, idx in by_epoch.items()]
-        return parts[0] if len(parts) == 1 else _concat(parts, self.tok.id("pad"))
+        return parts[0] if len(parts) == 1 else _concat(parts, self.collator.pad_id)
 
     # ---------------------------------------------------------------- loop
 
     def run_steps(self, on_step: Callable[[dict[str, Any]], None] | None = None,
                   until: int | None = None) -> RunResult:
         """Train to ``cfg.steps`` (or `until`); Ctrl-C writes a last checkpoint and returns ``interrupted``."""
-        cfg, model = self.cfg, self.model
+        cfg, model = self.cfg, self.engine
         end = min(cfg.steps, until) if until is not None else cfg.steps
         dev = next(model.parameters()).device
         last: dict[str, Any] = {}
@@ -274,15 +314,17 @@ class Trainer:
                 for g in self.opt.param_groups:
                     g["lr"] = lr
                 total, tokens = 0.0, 0
-                for _ in range(cfg.accumulate):
+                for a in range(cfg.accumulate):
                     batch = {k: v.to(dev) for k, v in self.next_batch().items()}
-                    with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.bf16):
-                        loss = model(**batch).loss
-                    (loss / cfg.accumulate).backward()
+                    with self.parallel.sync(model, last=a == cfg.accumulate - 1):  # all-reduce on the last only
+                        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.bf16):
+                            loss = self.forward_loss(model, batch)
+                        (loss / cfg.accumulate).backward()
                     total += float(loss.detach()) / cfg.accumulate
-                    tokens += int(batch["attention_mask"].sum())
+                    tokens += _tokens(batch)
                 norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip if cfg.grad_clip > 0
                                                       else float("inf"))
+                total, tokens, norm = self.parallel.reduce(total, tokens, norm)  # the whole step's, on every rank
                 self.opt.step()
                 self.opt.zero_grad(set_to_none=True)
                 self.step += 1
@@ -308,12 +350,25 @@ class Trainer:
         self.plot()
         return RunResult(self.step, False, last, ev, ck)
 
+    def forward_loss(self, model: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The loss of one micro-batch; a segment-recurrent model reads and updates the carried memory."""
+        if getattr(self.collator, "recurrent", False):
+            if self.mems is not None:  # the memory is always visible: the mask covers [memory; segment]
+                m = batch["attention_mask"]
+                batch = {**batch, "attention_mask": torch.cat([m.new_ones(m.shape[0], self.mems[0].shape[1]), m], 1)}
+            out = model(**batch, past_key_values=self.mems, use_cache=True)
+            self.mems = out.past_key_values  # detached by the stack: no gradient into earlier segments
+            return out.loss
+        return model(**batch).loss
+
     def evaluate(self) -> dict[str, float]:
         from .evaluate import evaluate
 
         return evaluate(self.model, self.collator, self.held, self.cfg.batch_size, self.cfg.eval_batches)
 
     def _log(self, row: dict[str, Any]) -> None:
+        if not self.parallel.is_main:
+            return
         with open(self.run / METRICS, "a", encoding="utf-8") as f:
             f.write(json.dumps(row) + "\n")
 
@@ -322,6 +377,10 @@ class Trainer:
     def save_checkpoint(self) -> Path:
         """Write checkpoint ``step-NNNNNN`` atomically, point LATEST at it, drop the oldest."""
         from safetensors.torch import save_file
+
+        sharded = self.parallel.save_checkpoint(self)  # DCP shards from every rank (distributed runs)
+        if sharded is not None:
+            return sharded
 
         from ..compile.io import SPEC_FILE, WEIGHTS_FILE, spec_yaml
 
@@ -358,6 +417,8 @@ class Trainer:
         tensors = {f"state.{i}.{k}": v.detach().to("cpu").contiguous() for i, st in sd["state"].items()
                    for k, v in st.items()}
         tensors["rng.torch"] = torch.get_rng_state()
+        for i, m in enumerate(self.mems or ()):
+            tensors[f"mems.{i}"] = m.detach().to("cpu").contiguous()
         groups = [{k: (list(v) if isinstance(v, tuple) else v) for k, v in g.items()} for g in sd["param_groups"]]
         return tensors, groups
 
@@ -374,13 +435,16 @@ class Trainer:
         groups = [{k: (tuple(v) if k == "betas" else v) for k, v in g.items()} for g in state["param_groups"]]
         self.opt.load_state_dict({"state": per, "param_groups": groups})
         torch.set_rng_state(tensors["rng.torch"])
+        mems = [tensors[f"mems.{i}"] for i in range(len(tensors)) if f"mems.{i}" in tensors]
+        dev = next(self.model.parameters()).device
+        self.mems = tuple(m.to(dev) for m in mems) if mems else None
         self.step, self.position = int(state["step"]), int(state["position"])
 
     # ---------------------------------------------------------------- plot
 
     def plot(self) -> Path | None:
         """Write ``loss.png`` from metrics.jsonl (training loss per step, held-out loss as points)."""
-        return plot_metrics(self.run)
+        return plot_metrics(self.run) if self.parallel.is_main else None
 
 
 def plot_metrics(run: Path) -> Path | None:
@@ -456,8 +520,10 @@ def load_run_model(path: str | os.PathLike, device: str = "cpu") -> tuple[Any, A
 
     d = Path(path)
     if (d / RUN_FILE).is_file():
+        from .distributed import load_checkpoint_model
+
         read_run(d)
-        model = load(latest_checkpoint(d), device=device)
+        model = load_checkpoint_model(latest_checkpoint(d), device=device)  # safetensors or DCP shards
     elif (d / "spec.yaml").is_file():
         model = load(d, device=device)
     else:
@@ -480,12 +546,26 @@ def _concat(parts: list[dict[str, torch.Tensor]], pad: int) -> dict[str, torch.T
     out = {}
     for k in parts[0]:
         vals = [p[k] for p in parts]
-        if vals[0].dim() == 2:
-            T = max(v.shape[1] for v in vals)
+        if vals[0].dim() >= 2 and k != "pixel_values":
+            shape = [max(v.shape[d] for v in vals) for d in range(1, vals[0].dim())]
             fill = IGNORE if k == "labels" else (pad if k.endswith("input_ids") else 0)
-            vals = [torch.nn.functional.pad(v, (0, T - v.shape[1]), value=fill) for v in vals]
+            padded = []
+            for v in vals:
+                widths: list[int] = []
+                for d in reversed(range(1, v.dim())):
+                    widths += [0, shape[d - 1] - v.shape[d]]
+                padded.append(torch.nn.functional.pad(v, widths, value=fill))
+            vals = padded
         out[k] = torch.cat(vals)
     return out
+
+
+def _tokens(batch: dict[str, torch.Tensor]) -> int:
+    """Tokens a micro-batch trains on (images: patches, counted as their rows)."""
+    if "attention_mask" in batch:
+        n = int(batch["attention_mask"].sum())
+        return n + (int(batch["decoder_attention_mask"].sum()) if "decoder_attention_mask" in batch else 0)
+    return int(batch["pixel_values"].shape[0])
 
 
 def _write_json(path: Path, data: Any) -> None:

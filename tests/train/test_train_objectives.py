@@ -5,7 +5,8 @@ import torch
 
 import plmgraph as pg
 from plmgraph.errors import InputError
-from plmgraph.kinds.base import NotCompiledYet
+from plmgraph.kinds.objective.mlm import MLM
+from plmgraph.spec import SpecError
 from plmgraph.train.data import load_corpus
 from plmgraph.train.loss import IGNORE
 from plmgraph.train.objectives import collator_for, random_spans_noise_mask
@@ -164,18 +165,27 @@ def test_clm_labels_are_inputs_and_documents_end_in_eos(corpus):
 @pytest.mark.parametrize("name, over, match", [
     ("gpt2", ["objectives=[{kind: mlm}]"], "objective 'mlm' .* needs an encoder; .* is a decoder with causal"),
     ("bert-base", ["objectives=[{kind: span_corruption}]"], "span_corruption' .* needs an encoder-decoder"),
-    ("t5-small", ["objectives=[{kind: clm}]"], "'clm' .* needs a decoder with causal attention; t5-small is an? enc"),
-    ("gpt2", ["objectives=[]"], "declares no objectives"),
+    ("bert-base", ["objectives=[{kind: denoising}]"], "'denoising' .* needs an encoder-decoder; bert-base is an enc"),
+    ("t5-small", ["objectives=[{kind: mlm}]"], "'mlm' .* needs an encoder; t5-small is an encoder-decoder"),
+    ("xlnet-base", ["objectives=[{kind: clm}]"], "'clm' .* needs a decoder with causal attention .* bidirectional"),
+    ("gpt2", ["objectives=[{kind: permutation}]"], "'permutation' .* needs attention kind 'two_stream'; gpt2's "
+                                                  "is self"),
+    ("gpt2", ["objectives=[{kind: blank_infilling}]"], "'blank_infilling' .* needs a decoder with attention mask "
+                                                      "'prefix'"),
+    ("gpt2", ["objectives=[{kind: classification}]"], "'classification' .* first head is lm"),
+    ("distilbert", ["objectives=[{kind: nsp}]"], "'nsp' needs a head of kind 'nsp'"),
 ])
-def test_objectives_the_spec_cannot_train_are_clear_errors(corpus, name, over, match):
-    spec = pg.load_spec(name, [SIZES, *over])
+def test_objectives_the_spec_cannot_train_are_validation_errors(name, over, match):
+    with pytest.raises(SpecError, match=match):
+        pg.load_spec(name, [SIZES, *over])
+
+
+def test_objectives_the_spec_cannot_train_are_refused_for_python_specs(corpus):
+    spec = pg.load_spec("gpt2", [SIZES])
     tok = train_tokenizer(corpus.texts[:5], spec)
-    with pytest.raises(InputError, match=match):
+    spec.__dict__["objectives"] = [MLM()]  # a spec edited in Python, past the validator
+    with pytest.raises(InputError, match="objective 'mlm' .* needs an encoder; gpt2 is a decoder with causal"):
         collator_for(spec, tok)
-
-
-def test_untrainable_objective_kinds_refuse_naming_the_kind(corpus):
-    spec = pg.load_spec("glm", [SIZES])
-    tok = train_tokenizer(corpus.texts[:5], spec)
-    with pytest.raises(NotCompiledYet, match="objective/blank_infilling.*not compiled yet"):
+    spec.__dict__["objectives"] = []
+    with pytest.raises(InputError, match="declares no objectives"):
         collator_for(spec, tok)

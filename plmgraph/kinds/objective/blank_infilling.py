@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
 from ..base import Attrs, Kind, Strict, register
+from . import rules
 
 
 class BlankInfilling(Strict):
@@ -21,11 +22,21 @@ class BlankInfilling(Strict):
 class BlankInfillingKind(Kind):
     name = "objective/blank_infilling"
     spec = BlankInfilling
-    refused = {"train": "training on this objective is not compiled yet (issue 8); the spec validates, "
-                        "shows and diffs it"}
 
     def words(self, a: Attrs) -> str:
         return 'blank infilling'
+
+    def contradiction(self, obj: BlankInfilling, spec: Any) -> str | None:
+        if spec.family == "decoder" and rules.masks(spec) == {"prefix"}:
+            return None
+        return (f"objective 'blank_infilling' reads Part A bidirectionally and generates the spans causally: it "
+                f"needs a decoder with attention mask 'prefix' (GLM); {rules.what(spec)}")
+
+    def train(self, obj: Any, spec: Any) -> Any:
+        """The trainable objective (its collator part, `plmgraph.train.objectives`); imports torch."""
+        from ...train.objectives import BlankInfillingObjective
+
+        return BlankInfillingObjective(obj)
 
     def explain(self, lang: str) -> str:
         return self.explained(

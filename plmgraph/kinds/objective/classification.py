@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from ..base import Attrs, Kind, Strict, register
 
@@ -17,11 +17,23 @@ class Classification(Strict):
 class ClassificationKind(Kind):
     name = "objective/classification"
     spec = Classification
-    refused = {"train": "training on this objective is not compiled yet (issue 8); the spec validates, "
-                        "shows and diffs it"}
 
     def words(self, a: Attrs) -> str:
         return 'classification'
+
+    def contradiction(self, obj: Classification, spec: Any) -> str | None:
+        primary = spec.heads[0].kind if spec.heads else None
+        if primary in ("sequence_classification", "token_classification", "image_classification"):
+            return None
+        return (f"objective 'classification' trains the primary (first) head on class labels: it needs a "
+                f"sequence_classification, token_classification or image_classification head first; "
+                f"{spec.name}'s first head is {primary or 'missing'}")
+
+    def train(self, obj: Any, spec: Any) -> Any:
+        """The trainable objective (its collator part, `plmgraph.train.objectives`); imports torch."""
+        from ...train.objectives import ClassificationObjective
+
+        return ClassificationObjective(obj)
 
     def explain(self, lang: str) -> str:
         return self.explained(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from ..base import Attrs, Kind, Strict, register
+from . import rules
 
 
 class CLM(Strict):
@@ -26,6 +27,14 @@ class CLMKind(Kind):
         from ...train.objectives import CLMObjective
 
         return CLMObjective(obj)
+
+    def contradiction(self, obj: CLM, spec: Any) -> str | None:
+        """A causal decoder predicts each next token; an encoder-decoder predicts the text that follows
+        what its encoder read (see `plmgraph.train.objectives`)."""
+        if spec.family == "encoder-decoder" or (spec.family == "decoder" and rules.causal(spec)):
+            return None
+        return (f"objective 'clm' predicts each next token: it needs a decoder with causal attention (or an "
+                f"encoder-decoder); {rules.what(spec)}")
 
     def explain(self, lang: str) -> str:
         return self.explained(

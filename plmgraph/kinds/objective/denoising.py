@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
 from ..base import Attrs, Kind, Strict, register
+from . import rules
 
 
 class Denoising(Strict):
@@ -22,11 +23,18 @@ class Denoising(Strict):
 class DenoisingKind(Kind):
     name = "objective/denoising"
     spec = Denoising
-    refused = {"train": "training on this objective is not compiled yet (issue 8); the spec validates, "
-                        "shows and diffs it"}
 
     def words(self, a: Attrs) -> str:
         return 'denoising (text infilling)'
+
+    def contradiction(self, obj: Denoising, spec: Any) -> str | None:
+        return rules.needs_family("denoising", "rebuilds the original text with a decoder", spec, "encoder-decoder")
+
+    def train(self, obj: Any, spec: Any) -> Any:
+        """The trainable objective (its collator part, `plmgraph.train.objectives`); imports torch."""
+        from ...train.objectives import DenoisingObjective
+
+        return DenoisingObjective(obj)
 
     def explain(self, lang: str) -> str:
         return self.explained(

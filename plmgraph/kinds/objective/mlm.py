@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, model_validator
 
 from ..base import Attrs, Kind, Probability, Strict, register
+from . import rules
 
 
 class MLM(Strict):
@@ -45,6 +46,9 @@ class MLMKind(Kind):
         from ...train.objectives import MLMObjective
 
         return MLMObjective(obj)
+
+    def contradiction(self, obj: MLM, spec: Any) -> str | None:
+        return rules.needs_family("mlm", "predicts masked tokens from both sides", spec, "encoder")
 
     def explain(self, lang: str) -> str:
         return self.explained(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from ..base import Attrs, Kind, Strict, register
+from . import rules
 
 
 class NSP(Strict):
@@ -26,6 +27,9 @@ class NSPKind(Kind):
         from ...train.objectives import SentencePairObjective
 
         return SentencePairObjective(obj)
+
+    def contradiction(self, obj: NSP, spec: Any) -> str | None:
+        return rules.needs_family("nsp", "classifies sentence pairs", spec, "encoder")
 
     def explain(self, lang: str) -> str:
         return self.explained(

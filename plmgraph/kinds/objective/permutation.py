@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
 from ..base import Attrs, Kind, Strict, register
+from . import rules
 
 
 class PermutationLM(Strict):
@@ -22,11 +23,21 @@ class PermutationLM(Strict):
 class PermutationLMKind(Kind):
     name = "objective/permutation"
     spec = PermutationLM
-    refused = {"train": "training on this objective is not compiled yet (issue 8); the spec validates, "
-                        "shows and diffs it"}
 
     def words(self, a: Attrs) -> str:
         return 'permutation LM'
+
+    def contradiction(self, obj: PermutationLM, spec: Any) -> str | None:
+        if rules.attention_kinds(spec) == {"two_stream"}:
+            return None
+        return (f"objective 'permutation' predicts tokens through XLNet's query stream: it needs attention kind "
+                f"'two_stream'; {spec.name}'s is {', '.join(sorted(rules.attention_kinds(spec)))}")
+
+    def train(self, obj: Any, spec: Any) -> Any:
+        """The trainable objective (its collator part, `plmgraph.train.objectives`); imports torch."""
+        from ...train.objectives import PermutationObjective
+
+        return PermutationObjective(obj)
 
     def explain(self, lang: str) -> str:
         return self.explained(

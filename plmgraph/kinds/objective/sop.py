@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from ..base import Attrs, Kind, Strict, register
+from . import rules
 
 
 class SOP(Strict):
@@ -26,6 +27,9 @@ class SOPKind(Kind):
         from ...train.objectives import SentencePairObjective
 
         return SentencePairObjective(obj)
+
+    def contradiction(self, obj: SOP, spec: Any) -> str | None:
+        return rules.needs_family("sop", "classifies sentence pairs", spec, "encoder")
 
     def explain(self, lang: str) -> str:
         return self.explained(

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, PositiveInt
 
 from ..base import Attrs, Kind, Strict, register
+from . import rules
 
 
 class SpanCorruption(Strict):
@@ -31,6 +32,9 @@ class SpanCorruptionKind(Kind):
         from ...train.objectives import SpanCorruptionObjective
 
         return SpanCorruptionObjective(obj)
+
+    def contradiction(self, obj: SpanCorruption, spec: Any) -> str | None:
+        return rules.needs_family("span_corruption", "decodes the corrupted spans", spec, "encoder-decoder")
 
     def explain(self, lang: str) -> str:
         return self.explained(
