@@ -77,6 +77,11 @@ def import_hf_cmd(
     spec_only: Annotated[
         bool, typer.Option("--spec-only", help="Write only spec.yaml (reads config.json, not the weights).")
     ] = False,
+    adapter: Annotated[
+        Path | None, typer.Option("--adapter", help="A PEFT adapter folder (adapter_config.json + "
+                                  "adapter_model.safetensors: LoRA, IA3, prompt tuning) for this base model; the "
+                                  "saved model carries it as its spec's tuning.")
+    ] = None,
     force: Force = False,
 ) -> None:
     """Import a Hugging Face checkpoint: check every tensor name and shape against the spec, then save."""
@@ -102,29 +107,56 @@ def import_hf_cmd(
 
         from ..compile.hf import from_hf
 
-        model = from_hf(path, dtype=getattr(torch, dtype) if dtype else None)
+        if adapter is not None:
+            from ..compile.hf import load_state_dict
+            from ..tuning.peft import load_peft
+
+            base = load_state_dict(path, None, getattr(torch, dtype) if dtype else None)
+            model = load_peft(spec, base, adapter)
+        else:
+            model = from_hf(path, dtype=getattr(torch, dtype) if dtype else None)
         save(model, output, force=force)
         n = sum(p.numel() for p in model.parameters())
         out.print(f"imported {path} ({spec.source}): {n:,} parameters -> {output}/", highlight=False)
+        if adapter is not None:
+            from ..tuning import trainable_report
+
+            out.print(f"adapter {adapter}: {model.tuning.kind}, {trainable_report(model)}", highlight=False)
 
     run(go)
 
 
 @app.command("export-hf")
 def export_hf_cmd(
-    path: Annotated[Path, typer.Argument(help="A plmgraph folder (spec.yaml + model.safetensors, from `pg.save`).")],
+    path: Annotated[Path, typer.Argument(help="A plmgraph folder (spec.yaml + model.safetensors, from `pg.save`), "
+                                         "or a training run (its latest checkpoint).")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Folder for config.json and model.safetensors.")],
     force: Force = False,
 ) -> None:
-    """Export a saved plmgraph model as a Hugging Face checkpoint folder (config.json + model.safetensors)."""
+    """Export a saved plmgraph model as a Hugging Face checkpoint folder (config.json + model.safetensors);
+    a tuned model's adapter goes to adapter/ in PEFT's layout (LoRA, IA3, prompt tuning)."""
 
     def go() -> None:
-        from ..compile.hf import to_hf
-        from ..compile.io import check_folder, load, write_folder
+        from ..compile.io import check_folder, write_folder
+        from ..errors import CheckpointError
+        from ..tuning.core import load_folder, write_hf
 
-        check_folder(output, HF_FILES, force=force)
-        model = load(path)
-        write_folder(output, lambda tmp: to_hf(model, tmp), HF_FILES, force=force)
-        out.print(f"wrote {output}/config.json and model.safetensors", highlight=False)
+        own = (*HF_FILES, "adapter")
+        check_folder(output, own, force=force)
+        model = load_folder(path)
+        tuned = model.tuning.kind != "full"
+        if tuned and (output / "adapter").exists():
+            raise CheckpointError(f"{output}/adapter exists; choose a new -o folder for a tuned model")
+        if tuned:
+            from ..tuning.core import for_export
+            from ..tuning.peft import to_peft
+
+            if model.tuning.kind in ("lora", "ia3", "prompt"):
+                to_peft(model)  # an adapter PEFT cannot express fails before anything is written
+            elif model.tuning.added:
+                for_export(model)
+        written: list[str] = []
+        write_folder(output, lambda tmp: written.extend(write_hf(model, tmp)), own, force=force)
+        out.print(f"wrote {output}/" + f", {output}/".join(written), highlight=False)
 
     run(go)

@@ -226,6 +226,11 @@ def _print_stats(st: Any) -> None:
     out.print(t)
     layer = ", ".join(f"{k} {v:,}" for k, v in st.per_layer.items())
     out.print(f"per layer: {layer}", highlight=False)
+    if st.tuning != "full":
+        from ..tuning import trainable_text
+
+        out.print(f"tuning {st.tuning}: {trainable_text(st.trainable, st.params)}, frozen {st.frozen:,}",
+                  highlight=False)
     out.print(f"forward FLOPs/token at T={st.seq_len}: {human(st.flops_per_token)} ({st.flops_per_token:,})",
               highlight=False)
     kv = st.kv_bytes_per_token

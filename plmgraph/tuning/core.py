@@ -117,3 +117,145 @@ def merged_copy(model: Any) -> Any:
 
 
 __all__ = ["apply", "merge", "merged_copy", "trainable_names", "unmerge"]
+
+
+def pretrained(path: Any) -> tuple[Any, dict[str, torch.Tensor], Any]:
+    """(spec, base weights, tokenizer.json path or None) of a model to fine-tune: a plmgraph run folder
+    (its latest checkpoint), a saved model folder (spec.yaml + model.safetensors) or a Hugging Face folder
+    (config.json + safetensors).
+
+    Raises:
+        CheckpointError: the folder is none of those, or its weights are unreadable.
+    """
+    from pathlib import Path
+
+    from ..compile.io import read_tensors
+    from ..errors import CheckpointError
+    from ..spec import load_spec
+    from ..train.trainer import RUN_FILE, latest_checkpoint, read_run
+
+    d = Path(path)
+    tok = d / "tokenizer.json"
+    if (d / RUN_FILE).is_file():
+        read_run(d)
+        ck = latest_checkpoint(d)
+        return load_spec(ck / "spec.yaml"), read_tensors(ck / "model.safetensors"), tok if tok.is_file() else None
+    if (d / "spec.yaml").is_file():
+        return load_spec(d / "spec.yaml"), read_tensors(d / "model.safetensors"), tok if tok.is_file() else None
+    if (d / "config.json").is_file():
+        from ..compile.hf import load_state_dict, spec_from_hf
+
+        spec = spec_from_hf(d)
+        return spec, load_state_dict(d, None), tok if tok.is_file() else None
+    raise CheckpointError(f"{d}: not a run folder (train.json), a saved model (spec.yaml) or a Hugging Face "
+                          "folder (config.json)")
+
+
+def check_base(p: TuningPlan, tensors: dict[str, torch.Tensor], source: str, name: str) -> None:
+    """The weights are exactly the base graph's parameters (names, shapes, finite floats).
+
+    Raises:
+        CheckpointError: naming what is missing, unexpected or wrongly shaped.
+    """
+    from ..compile.io import check_values
+    from ..errors import CheckpointError
+
+    base = p.base
+    got = {k: tuple(v.shape) for k, v in tensors.items()}
+    if got != base:
+        missing = sorted(set(base) - set(got))[:6]
+        extra = sorted(set(got) - set(base))[:6]
+        wrong = [f"{k} {list(got[k])} != {list(base[k])}" for k in base if k in got and got[k] != base[k]][:6]
+        raise CheckpointError(f"{source} does not fit {name}: missing {missing or 'none'}, unexpected "
+                              f"{extra or 'none'}, wrong shapes {wrong or 'none'}")
+    check_values(tensors, source)
+
+
+def load_base(model: Any, tensors: dict[str, torch.Tensor], source: str) -> None:
+    """Copy a base model's weights into a tuned model's base parameters (the additions keep their init).
+
+    Raises:
+        CheckpointError: the weights are not exactly the base graph's parameters (names and shapes).
+    """
+    check_base(model.tuning, tensors, source, model.spec.name)
+    params = dict(model.named_parameters())
+    with torch.no_grad():
+        for k, v in tensors.items():
+            params[k].copy_(v)
+
+
+def load_folder(path: Any, device: Any = None) -> Any:
+    """`compile.io.load` of a saved model folder, or of a run folder's latest checkpoint."""
+    from pathlib import Path
+
+    from ..compile.io import load
+    from ..train.trainer import RUN_FILE, latest_checkpoint, read_run
+
+    d = Path(path)
+    if (d / RUN_FILE).is_file():
+        read_run(d)
+        return load(latest_checkpoint(d), device=device)
+    return load(d, device=device)
+
+
+def for_export(model: Any) -> Any:
+    """The model an exporter that knows no tuning (ONNX, eject) should take: `model` itself when
+    untuned, else a merged copy (LoRA, IA³: identical outputs; BitFit adds nothing to merge).
+
+    Raises:
+        TuningError: a tuning that cannot be folded into the base weights (prompt tuning adds inputs).
+    """
+    from . import TuningError
+
+    p = getattr(model, "tuning", None)
+    if p is None or p.kind == "full":
+        return model
+    k = _kind(p)
+    if p.kind == "bitfit" or not p.added:
+        return merged_copy_plain(model)
+    if not hasattr(k, "merge"):
+        raise TuningError(f"tuning kind {p.kind!r} cannot be merged into the base weights, so this export "
+                          f"(which takes the base model's inputs) cannot carry it; export-hf writes it as a PEFT "
+                          "adapter" if p.kind == "prompt" else f"tuning kind {p.kind!r} cannot be merged into the "
+                          "base weights for this export")
+    return merged_copy(model)
+
+
+def merged_copy_plain(model: Any) -> Any:
+    """`merged_copy` for a tuning that adds no tensors (BitFit): the same weights, ``tuning: full``."""
+    from ..compile import build
+    from ..graph import resolve
+
+    p = model.tuning
+    spec = model.spec.model_copy(update={"tuning": type(model.spec).model_fields["tuning"].default_factory()})
+    spec = type(spec).model_validate(spec.model_dump())
+    ref = next(iter(model.parameters()))
+    plain = build(resolve(spec), device="meta", dtype=ref.dtype)
+    state = {k: v.detach().clone() for k, v in model.state_dict().items() if k in p.base}
+    plain.load_state_dict(state, strict=True, assign=True)
+    return plain.train(model.training)
+
+
+def write_hf(model: Any, folder: Any) -> list[str]:
+    """Write a (tuned) model as a Hugging Face folder: the base model (``config.json`` +
+    ``model.safetensors``), and the adapter in PEFT's layout in ``adapter/`` (LoRA, IA³, prompt tuning);
+    a tuning PEFT has no layout for is merged into the base weights first. Returns what was written.
+    """
+    from pathlib import Path
+
+    from ..compile.hf import to_hf
+    from .peft import save_peft
+
+    p = getattr(model, "tuning", None)
+    folder = Path(folder)
+    if p is None or p.kind in ("full", "bitfit") or not p.added:
+        to_hf(model if p is None or p.kind == "full" else merged_copy_plain(model), folder)
+        return ["config.json", "model.safetensors"]
+    k = _kind(p)
+    if p.kind in ("lora", "ia3", "prompt") or hasattr(k, "to_peft"):
+        to_hf(model, folder)  # the base weights (the adapter's tensors have no HF names)
+        (folder / "adapter").mkdir()
+        save_peft(model, folder / "adapter")
+        return ["config.json", "model.safetensors", "adapter/adapter_config.json", "adapter/adapter_model.safetensors"]
+    to_hf(for_export(model), folder)
+    return ["config.json", "model.safetensors"]
