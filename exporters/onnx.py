@@ -13,7 +13,10 @@ progress between them:
 Input names: ``input_ids``, ``attention_mask``, ``token_type_ids`` (models with segment
 embeddings, and XLNet's segment term), ``prefix_lengths`` [batch] and ``position_ids``
 [batch, 2, seq] (GLM's prefix mask and 2D positions), ``decoder_input_ids`` (encoder-decoders),
-``pixel_values`` (patch models, alone).
+``pixel_values`` (patch models, alone).  With ``kv_cache=True`` a decoder whose positions are
+learned or rotary also takes ``position_ids`` [batch, seq] (after ``attention_mask``), so a
+runtime that left-pads a batch (Optimum, ONNX Runtime GenAI, `plmgraph.runtime`) gives each
+row its own positions (``cumsum(attention_mask) - 1``).
 Output names: ``logits`` for a single head or one output per head name (``mlm``, ``nsp``),
 then ``last_hidden_state`` (and ``encoder_last_hidden_state`` for encoder-decoders).
 With ``kv_cache=True`` (decoder-only) the graph also takes ``past_key_values.{i}.key/value``
@@ -71,6 +74,9 @@ class Signature:
     """(kv_heads, head_dim) of the cache when ``kv_cache``."""
     heads: list[str] = field(default_factory=list)
     """Head names, in output order (empty without heads)."""
+    positions: bool = False
+    """The graph takes 1-D ``position_ids`` [batch, seq] (a cached decoder with learned or rotary
+    positions); GLM's [batch, 2, seq] positions leave it False."""
     memory: int = 0
     """Hidden size of the segment memories ``past_key_values.{i}`` [batch, past, hidden] that a
     relative-attention model (Transformer-XL, XLNet) caches instead of key/value pairs; 0 otherwise."""
@@ -108,7 +114,11 @@ def signature(model: nn.Module, kv_cache: bool = False) -> Signature:
                           "(export it without --kv-cache)")
     # Each block kind says which forward arguments its nodes read (its `model_inputs` facet).
     read = {name for _, d in model.graph.nx.nodes(data=True) for name in kind(d["kind"]).model_inputs(d["attrs"])}
-    inputs = [name for name in INPUT_ORDER if name in read]
+    last = model.stacks()[-1]
+    positions = kv_cache and "position_ids" not in read and not getattr(last, "memory_cache", False) and any(
+        getattr(s, "rotary", False) or "position" in getattr(getattr(s, "embed", None), "has", ())
+        for s in model.stacks())
+    inputs = [name for name in INPUT_ORDER if name in read or (positions and name == "position_ids")]
     heads = list(model.heads)
     outputs = ["logits"] if len(heads) == 1 else list(heads)
     outputs.append("last_hidden_state")
@@ -116,14 +126,13 @@ def signature(model: nn.Module, kv_cache: bool = False) -> Signature:
         outputs.append("encoder_last_hidden_state")
     if not kv_cache:
         return Signature(inputs, outputs, False, heads=heads)
-    last = model.stacks()[-1]
     if getattr(last, "memory_cache", False):  # relative.RelativeStack: one [B, M, H] memory per layer
         sig = Signature(inputs, outputs, True, len(last.schedule), heads=heads, memory=spec.sizes.hidden)
     else:
         attn = next(b for b in last.layers.values()).attn
         sig = Signature(inputs, outputs, True, len(last.schedule), (attn.kv_heads, attn.head_dim), heads)
     return Signature(inputs + sig.past_names(), outputs + sig.present_names(), True, sig.layers, sig.kv_shape,
-                     heads, sig.memory)
+                     heads, positions, sig.memory)
 
 
 class OnnxAdapter(nn.Module):
@@ -177,7 +186,8 @@ def example_inputs(model: nn.Module, sig: Signature, batch: int, seq: int, past:
     if cache is not None:
         past = int(cache[0].shape[1] if sig.memory else cache[0][0].shape[2])
     elif sig.kv_cache and past:
-        plain = Signature([n for n in sig.inputs if not n.startswith("past_key_values.")], [], False)
+        plain = Signature([n for n in sig.inputs if not n.startswith("past_key_values.")], [], False,
+                          positions=sig.positions)
         with torch.no_grad():
             cache = model(**example_inputs(model, plain, batch, past, seed=seed + 1000), use_cache=True).past_key_values
     elif sig.kv_cache:
@@ -194,7 +204,9 @@ def example_inputs(model: nn.Module, sig: Signature, batch: int, seq: int, past:
         prefix = torch.randint(0, past + 1, (batch,), generator=gen) if past else \
             torch.randint(1, seq + 1, (batch,), generator=gen)
         feed["prefix_lengths"] = prefix.to(dev)
-    if "position_ids" in sig.inputs:
+    if sig.positions:  # what a left-padding runtime feeds: each row counts its own kept tokens
+        feed["position_ids"] = (mask.cumsum(1) - 1).clamp(min=0)[:, -seq:]
+    elif "position_ids" in sig.inputs:
         at = torch.arange(past, past + seq)[None]  # [1, T] absolute positions
         a = feed["prefix_lengths"].cpu()[:, None] if "prefix_lengths" in sig.inputs else torch.full((1, 1), past + seq)
         text = torch.where(at < a, at, (a - 1).clamp(min=0))  # a span token sits at its [MASK]'s position
@@ -215,6 +227,8 @@ def _dynamic_shapes(sig: Signature) -> tuple[dict[int, Any], ...]:
     axes = {"input_ids": {0: batch, 1: seq}, "attention_mask": {0: batch, 1: total},
             "token_type_ids": {0: batch, 1: seq}, "prefix_lengths": {0: batch}, "position_ids": {0: batch, 2: seq},
             "decoder_input_ids": {0: batch, 1: tgt}, "pixel_values": {0: batch}}
+    if sig.positions:
+        axes["position_ids"] = {0: batch, 1: seq}
     cache = {0: batch, 1: past} if sig.memory else {0: batch, 2: past}
     return tuple(axes.get(name, cache) for name in sig.inputs)
 
@@ -413,6 +427,8 @@ def _decode_step(model: nn.Module, sig: Signature, prefill: dict[str, Tensor], g
     # the prefill's padding carries over; a segment memory keeps only its last `memory` positions
     width = feed["attention_mask"].shape[1]
     feed["attention_mask"] = torch.cat([prefill["attention_mask"], torch.ones(b, 1, dtype=torch.long)], 1)[:, -width:]
+    if sig.positions:
+        feed["position_ids"] = (feed["attention_mask"].cumsum(1) - 1).clamp(min=0)[:, -1:]
     ort_feed = {k: v.numpy() for k, v in feed.items()}
     presents = got[len(sig.outputs) - len(sig.past_names()):]
     ort_feed.update(zip(sig.past_names(), presents, strict=True))

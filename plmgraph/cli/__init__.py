@@ -148,6 +148,7 @@ def main() -> None:
     """Console-script entry point."""
     from . import (  # noqa: F401  (each registers its commands on `app`)
         build_cmds,
+        deploy_cmds,  # noqa: F401  (run, bench)
         diff_cmds,
         eject_cmds,  # noqa: F401
         export_cmds,

@@ -3,6 +3,7 @@
     plmgraph export gpt2 -O layers=2 -o gpt2.onnx              # random init from a spec
     plmgraph export ./gpt2-ckpt -o gpt2.onnx --kv-cache          # spec.yaml + model.safetensors folder
     plmgraph export bert-base -O layers=2 -o bert.onnx --json    # verification report as JSON
+    plmgraph export runs/llama -o deploy/ --kv-cache             # a folder Optimum / ORT GenAI load (no .onnx suffix)
 
 torch and onnxruntime are imported inside the command, never at import time.
 """
@@ -25,7 +26,9 @@ def export_cmd(
     source: Annotated[str, typer.Argument(help="Zoo name, spec .yaml, or a folder with spec.yaml + "
                                           "model.safetensors (plmgraph build -o / import-hf).",
                                           metavar="SPEC_OR_CHECKPOINT_DIR")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="The .onnx file to write.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="The .onnx file to write, or a folder (a path "
+                                         "without the .onnx suffix): model.onnx, config.json, genai_config.json, "
+                                         "the tokenizer (see the README's Deploy section).")],
     kv_cache: Annotated[bool, typer.Option("--kv-cache", help="Decoders: past_key_values.{i}.key/value inputs "
                                            "and present.{i}.key/value outputs (one graph for prefill and decode); "
                                            "Transformer-XL / XLNet: segment memories past_key_values.{i} and "
@@ -38,12 +41,24 @@ def export_cmd(
     opset: Annotated[int | None, typer.Option("--opset", help="ONNX opset (default: the exporter's).")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the random initialisation (specs only).")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
+    force: Annotated[bool, typer.Option("--force", help="Write a folder -o into a folder that holds other files "
+                                        "(they are kept; only the export's own files are replaced).")] = False,
 ) -> None:
     """Export SPEC_OR_CHECKPOINT_DIR to ONNX, optimize it and check it in ONNX Runtime on new shapes."""
 
     def go() -> None:
+        from plmgraph.exporters.onnx_folder import is_folder_target
+
         from .outputs import check_file
 
+        if is_folder_target(output):
+            from ..compile.io import check_folder
+            from ..exporters.onnx_folder import FOLDER_FILES
+
+            check_folder(output, FOLDER_FILES, force=force)
+            model, tok = _model(source, override, seed, tokenizer=True)
+            _folder(model, tok, output, kv_cache, not no_optimize, not no_verify, opset, force, as_json)
+            return
         check_file(output)
         model = _model(source, override, seed)
         from plmgraph.exporters import onnx as ox  # exporters/ installs as plmgraph.exporters
@@ -64,8 +79,12 @@ def export_cmd(
     run(go)
 
 
-def _model(source: str, override: list[str] | None, seed: int) -> Any:
+def _model(source: str, override: list[str] | None, seed: int, tokenizer: bool = False) -> Any:
+    """The model to export (and, with `tokenizer`, the tokenizer beside it or None): a run folder's last
+    checkpoint, a saved model folder, or a spec built with random weights.  The memory an export needs
+    is checked before anything is built or loaded."""
     from ..errors import UsageError
+    from ..exporters.onnx_folder import check_export_memory
 
     folder = Path(source)
     if folder.is_dir():
@@ -73,15 +92,57 @@ def _model(source: str, override: list[str] | None, seed: int) -> Any:
             raise UsageError("-O/--override edits a spec; a checkpoint folder is exported as saved")
         with err.status(f"loading {folder}", spinner="dots"):
             from ..compile.io import load
+            from ..train.tokenizer import load_tokenizer
+            from ..train.trainer import RUN_FILE, latest_checkpoint, read_run
 
-            return load(folder)
+            ck = folder
+            if (folder / RUN_FILE).is_file():
+                read_run(folder)
+                ck = latest_checkpoint(folder)
+            weights = ck / "model.safetensors"
+            if weights.is_file():
+                check_export_memory(weights.stat().st_size // 4, name=str(folder))
+            from ..tuning.core import for_export
+
+            model = for_export(load(ck))  # a tuned model (LoRA, IA3) is merged into its weights first
+            if not tokenizer:
+                return model
+            tok_file = folder / "tokenizer.json"
+            return model, (load_tokenizer(tok_file) if tok_file.is_file() else None)
     from ..spec import load_spec
 
     spec = load_spec(source, override)
+    from ..graph import resolve
+
+    check_export_memory(resolve(spec).num_params(), name=spec.name)
     with err.status(f"building {spec.name} (random init, seed {seed})", spinner="dots"):
         from ..compile import build
 
-        return build(spec, device="cpu", seed=seed)
+        model = build(spec, device="cpu", seed=seed)
+    return (model, None) if tokenizer else model
+
+
+def _folder(model: Any, tok: Any, output: Path, kv_cache: bool, optimize: bool, verify: bool, opset: int | None,
+            force: bool, as_json: bool) -> None:
+    from plmgraph.exporters.onnx_folder import export_folder
+
+    name = model.spec.name
+    with err.status(STAGES["export"].format(name=name), spinner="dots") as status:
+        report = export_folder(model, output, tokenizer=tok, kv_cache=kv_cache, optimize=optimize, verify=verify,
+                               opset=opset, force=force,
+                               on_stage=lambda s: status.update(STAGES[s].format(name=name)))
+    v = report.verification
+    if as_json:
+        print_json({"name": name, "path": str(output), "kv_cache": kv_cache, "files": report.files,
+                    "notes": report.notes, "verification": v.to_dict() if v else None})
+        return
+    out.print(f"wrote {output}/: {', '.join(report.files)}", highlight=False)
+    for note in report.notes:
+        out.print(f"note: {note}", highlight=False)
+    if v is None:
+        out.print("not verified (--no-verify)")
+    else:
+        out.print(f"[green]verified[/]: {len(v.checks)} outputs against PyTorch, max abs diff {v.max_abs_diff:.2e}")
 
 
 def _report(name: str, path: Path, report: Any, kv_cache: bool, as_json: bool) -> None:

@@ -166,8 +166,9 @@ def eval_cmd(
 
 @app.command("generate")
 def generate_cmd(
-    path: Annotated[str, typer.Argument(help="A run folder (or a saved model folder with tokenizer.json).",
-                                        metavar="RUN")],
+    path: Annotated[str, typer.Argument(help="A run folder (or a saved model folder with tokenizer.json), or an "
+                                        "export folder (model.onnx: generation on ONNX Runtime).",
+                                        metavar="RUN|DEPLOY")],
     prompt: Annotated[list[str], typer.Option("--prompt", "-p", help="Prompt text (repeat for a batch).")],
     max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", "-n", help="Tokens to generate.")] = 50,
     temperature: Annotated[float, typer.Option("--temperature", help="Sampling temperature (0: greedy).")] = 1.0,
@@ -176,10 +177,23 @@ def generate_cmd(
     repetition_penalty: Annotated[float, typer.Option("--repetition-penalty", help="CTRL's penalty (1: off).")] = 1.0,
     greedy: Annotated[bool, typer.Option("--greedy", help="Always take the most likely token.")] = False,
     seed: Annotated[int | None, typer.Option("--seed", help="Seed of the sampling.")] = None,
+    provider: Annotated[str | None, typer.Option("--provider", help="Export folders: ONNX Runtime execution "
+                                                 "provider (tensorrt, cuda, cpu; default the first available).")]
+    = None,
 ) -> None:
     """Continue each prompt with the KV cache; greedy unless a temperature, top-k or top-p is given."""
 
     def go() -> None:
+        if (Path(path) / "model.onnx").is_file():  # an export folder: generation on ONNX Runtime
+            from .deploy_cmds import generate_onnx
+
+            generate_onnx(path, prompt, max_new_tokens, temperature=0.0 if greedy else temperature, top_k=top_k,
+                          top_p=top_p, repetition_penalty=repetition_penalty, seed=seed, provider=provider)
+            return
+        from ..errors import UsageError
+
+        if provider is not None:
+            raise UsageError("--provider is for export folders (model.onnx); this is a PyTorch run")
         from ..train.generate import generate
         from ..train.trainer import load_run_model
 

@@ -1,0 +1,432 @@
+"""Run and generate with an exported model on ONNX Runtime, without PyTorch's model code.
+
+    from plmgraph.runtime import OrtModel
+    m = OrtModel("deploy/")                             # an export folder (or a bare .onnx file)
+    ids = m.generate("The", max_new_tokens=50, top_p=0.9, seed=0)
+    print(m.tokenizer.decode(ids[0]))
+    out = m.forward({"input_ids": np.array([[1, 2, 3]])})   # one call; missing inputs are filled in
+
+Generation follows `plmgraph.train.generate` step for step (the same logits processors, in
+Hugging Face's order, the same seeded sampler), so greedy decoding gives PyTorch's tokens and a
+seeded sample the same tokens as PyTorch's seeded sample on the same logits.  Batches are
+left-padded: ``attention_mask`` hides the padding and ``position_ids`` count kept tokens only.
+
+The cache stays where the session runs: every step binds the previous step's ``present.*``
+`OrtValue`\\ s as the next step's ``past_key_values.*`` (I/O binding); only the logits come back
+to the host.  Execution providers are taken in the order TensorRT, CUDA, CPU, as far as this
+ONNX Runtime offers them (`providers`), or the one `provider` names (CPU stays the fallback).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import InputError
+
+MODEL_FILE = "model.onnx"
+#: Best first; a session gets the first of these that the installed ONNX Runtime offers, then CPU.
+PROVIDER_ORDER = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
+SHORT = {"tensorrt": "TensorrtExecutionProvider", "trt": "TensorrtExecutionProvider",
+         "cuda": "CUDAExecutionProvider", "cpu": "CPUExecutionProvider"}
+_NP = {"tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(float)": np.float32,
+       "tensor(float16)": np.float16, "tensor(double)": np.float64, "tensor(bool)": np.bool_}
+
+
+def providers(provider: str | None = None) -> list[str]:
+    """The execution providers a session should ask for, best first.
+
+    Raises:
+        InputError: `provider` is not one this ONNX Runtime offers (the message lists those it does).
+    """
+    from .exporters.runtime import import_onnxruntime
+
+    have = import_onnxruntime().get_available_providers()
+    if provider is None:
+        return [p for p in PROVIDER_ORDER if p in have] or list(have)
+    name = SHORT.get(provider.lower(), provider)
+    if name not in have:
+        offered = ", ".join(k for k, v in SHORT.items() if v in have and k != "trt")
+        raise InputError(f"--provider {provider!r} is not available in this ONNX Runtime; available: {offered} "
+                         f"({', '.join(have)})")
+    return [name] + (["CPUExecutionProvider"] if name != "CPUExecutionProvider" else [])
+
+
+def _device(provider: str) -> str:
+    return "cuda" if provider in ("CUDAExecutionProvider", "TensorrtExecutionProvider") else "cpu"
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, OSError, RecursionError) as e:
+        raise InputError(f"{path}: not readable JSON ({str(e).splitlines()[0][:120]})") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: expected a JSON object")
+    return data
+
+
+class OrtModel:
+    """An ONNX Runtime session of an exported model, with what generation needs to know about it.
+
+    Args:
+        path: an export folder (``model.onnx`` + ``genai_config.json`` / ``config.json`` / tokenizer
+            files, from ``plmgraph export -o FOLDER``) or a bare ``.onnx`` file.
+        provider: ``cpu``, ``cuda``, ``tensorrt`` (or a full provider name); default the best offered.
+        threads: intra-op threads (0: ONNX Runtime's default).
+        spinning: let ORT's worker threads spin between runs (off when timing against something else).
+
+    Raises:
+        InputError: no such file, not an ONNX model (corrupt, truncated, empty), a folder whose files
+            describe another model than its graph, or a provider that is not available.
+    """
+
+    def __init__(self, path: str | os.PathLike, provider: str | None = None, threads: int = 0,
+                 spinning: bool = True) -> None:
+        from .exporters.runtime import import_onnxruntime
+
+        ort = import_onnxruntime()
+        p = Path(path)
+        if p.is_dir():
+            self.folder: Path | None = p
+            self.file = p / MODEL_FILE
+            if not self.file.is_file():
+                onnx_files = sorted(f.name for f in p.glob("*.onnx"))
+                hint = f" (it holds {', '.join(onnx_files)}; pass the file itself)" if onnx_files else \
+                    " (write one with `plmgraph export SPEC -o FOLDER --kv-cache`)"
+                raise InputError(f"{p}: no {MODEL_FILE} in the folder{hint}")
+        elif p.is_file():
+            self.folder, self.file = None, p
+        else:
+            raise InputError(f"{p}: no such file or folder")
+        self.providers = providers(provider)
+        so = ort.SessionOptions()
+        if threads:
+            so.intra_op_num_threads = threads
+        if not spinning:
+            so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            so.add_session_config_entry("session.inter_op.allow_spinning", "0")
+        so.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(str(self.file), so, providers=self.providers)
+        except Exception as e:  # noqa: BLE001  (onnxruntime raises its own types for a corrupt or foreign file)
+            first = str(e).strip().splitlines()[0][:240] if str(e).strip() else type(e).__name__
+            raise InputError(f"{self.file}: ONNX Runtime cannot load it: not a complete ONNX model "
+                             f"(corrupt, truncated, or its .data file missing): {first}") from None
+        self.device = _device(self.session.get_providers()[0])
+        self.inputs = {i.name: i for i in self.session.get_inputs()}
+        self.outputs = [o.name for o in self.session.get_outputs()]
+        self.past = [n for n in self.inputs if n.startswith("past_key_values.")]
+        self.present = [n for n in self.outputs if n.startswith("present.")]
+        self.genai = _read_json(p / "genai_config.json") if self.folder else None
+        self.config = _read_json(p / "config.json") if self.folder else None
+        self.tokenizer = self._tokenizer()
+        self._check_folder()
+
+    # ------------------------------------------------------------ what the graph is
+
+    @property
+    def vocab(self) -> int | None:
+        """The logits' last dimension when the graph fixes it."""
+        if "logits" not in self.outputs:
+            return None
+        dim = self.session.get_outputs()[self.outputs.index("logits")].shape[-1]
+        return dim if isinstance(dim, int) else None
+
+    @property
+    def layers(self) -> int:
+        return len(self.past) // 2 if self.past and self.past[0].endswith((".key", ".value")) else len(self.past)
+
+    def _cache_dims(self) -> tuple[int | None, int | None]:
+        if not self.past:
+            return None, None
+        shape = self.inputs[self.past[0]].shape
+        if len(shape) != 4:
+            return None, None
+        return tuple(d if isinstance(d, int) else None for d in (shape[1], shape[3]))  # type: ignore[return-value]
+
+    @property
+    def eos(self) -> list[int]:
+        """Stop tokens: genai_config's eos_token_id (one or a list), else config.json's, else the tokenizer's."""
+        for cfg in ((self.genai or {}).get("model"), self.config):
+            e = (cfg or {}).get("eos_token_id")
+            if e is not None:
+                return [int(x) for x in (e if isinstance(e, list) else [e])]
+        if self.tokenizer is not None and "eos" in self.tokenizer.roles:
+            return [self.tokenizer.roles["eos"]]
+        return []
+
+    @property
+    def pad(self) -> int:
+        for cfg in ((self.genai or {}).get("model"), self.config):
+            v = (cfg or {}).get("pad_token_id")
+            if isinstance(v, int):
+                return v
+        if self.tokenizer is not None and "pad" in self.tokenizer.roles:
+            return self.tokenizer.roles["pad"]
+        return 0
+
+    @property
+    def context_length(self) -> int | None:
+        v = ((self.genai or {}).get("model") or {}).get("context_length")
+        return int(v) if isinstance(v, int) else None
+
+    def _tokenizer(self) -> Any:
+        if self.folder is None or not (self.folder / "tokenizer.json").is_file():
+            return None
+        from .train.tokenizer import load_tokenizer
+
+        return load_tokenizer(self.folder / "tokenizer.json")
+
+    def _check_folder(self) -> None:
+        """The folder's config files and tokenizer must describe the graph beside them."""
+        if self.folder is None:
+            return
+        kv_heads, head_dim = self._cache_dims()
+        facts: list[tuple[str, Any, Any]] = []
+        dec = ((self.genai or {}).get("model") or {}).get("decoder") or {}
+        if self.genai is not None:
+            facts += [("genai_config.json model.vocab_size", (self.genai.get("model") or {}).get("vocab_size"),
+                       self.vocab),
+                      ("genai_config.json num_hidden_layers", dec.get("num_hidden_layers"),
+                       self.layers if self.past else None),
+                      ("genai_config.json num_key_value_heads", dec.get("num_key_value_heads"), kv_heads),
+                      ("genai_config.json head_size", dec.get("head_size"), head_dim)]
+            fname = dec.get("filename")
+            if fname is not None and fname != self.file.name:
+                raise InputError(f"{self.folder}: genai_config.json names {fname!r}, the graph is {self.file.name}")
+        if self.config is not None:
+            cfg = self.config
+            layers = next((cfg[k] for k in ("num_hidden_layers", "n_layer", "num_layers") if k in cfg), None)
+            facts += [("config.json vocab_size", cfg.get("vocab_size"), self.vocab),
+                      ("config.json layers", layers, self.layers if self.past else None)]
+        for what, said, graph in facts:
+            if said is not None and graph is not None and said != graph:
+                raise InputError(f"{self.folder}: {what} is {said} but {self.file.name} has {graph}: the folder's "
+                                 "files come from another model; export the folder again")
+        if self.tokenizer is not None and self.vocab is not None and self.tokenizer.vocab_size > self.vocab:
+            raise InputError(f"{self.folder}: tokenizer.json has {self.tokenizer.vocab_size} ids but the model's "
+                             f"vocabulary is {self.vocab}: the tokenizer belongs to another model")
+
+    # ------------------------------------------------------------ one call
+
+    def check_feed(self, feed: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        """`feed` as arrays of the graph's dtypes; a clear error for unknown, missing or misshapen inputs."""
+        unknown = [k for k in feed if k not in self.inputs]
+        if unknown:
+            raise InputError(f"{self.file.name} has no input {', '.join(map(repr, unknown))}; its inputs are "
+                             f"{', '.join(self.inputs)}")
+        missing = [k for k in self.inputs if k not in feed]
+        if missing:
+            raise InputError(f"missing input{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
+                             f"(the graph takes {', '.join(self.inputs)})")
+        arrays: dict[str, np.ndarray] = {}
+        sizes: dict[str, tuple[int, str]] = {}
+        for name, value in feed.items():
+            meta = self.inputs[name]
+            a = np.asarray(value)
+            want = meta.shape
+            if a.ndim != len(want):
+                raise InputError(f"input {name} must have {len(want)} dimensions {_shape(want)}, got shape "
+                                 f"{list(a.shape)}")
+            for d, (got, w) in enumerate(zip(a.shape, want, strict=True)):
+                if isinstance(w, int) and got != w:
+                    raise InputError(f"input {name} must have shape {_shape(want)}, got {list(a.shape)} "
+                                     f"(dimension {d} is {got}, not {w})")
+                if isinstance(w, str) and w:
+                    seen = sizes.setdefault(w, (got, name))
+                    if seen[0] != got:
+                        raise InputError(f"input {name} has {w} = {got} (dimension {d}) but {seen[1]} has "
+                                         f"{w} = {seen[0]}")
+            dtype = _NP.get(meta.type)
+            if dtype is not None:
+                if np.issubdtype(dtype, np.integer) and not np.issubdtype(a.dtype, np.integer) and a.size:
+                    raise InputError(f"input {name} must hold integers ({meta.type}), got {a.dtype}")
+                a = np.ascontiguousarray(a, dtype=dtype)
+            arrays[name] = a
+        return arrays
+
+    def complete(self, input_ids: Any, attention_mask: Any = None) -> dict[str, np.ndarray]:
+        """Every input the graph takes, for `input_ids` [batch, seq] and no past: a mask of ones (or
+        `attention_mask`), positions from the mask, zero token types, empty caches, a start token."""
+        ids = np.asarray(input_ids, dtype=np.int64)
+        if ids.ndim == 1:
+            ids = ids[None]
+        b, t = ids.shape
+        mask = np.ones((b, t), np.int64) if attention_mask is None else np.asarray(attention_mask, np.int64)
+        feed: dict[str, np.ndarray] = {}
+        for name, meta in self.inputs.items():
+            if name == "input_ids":
+                feed[name] = ids
+            elif name == "attention_mask":
+                feed[name] = mask
+            elif name == "position_ids" and len(meta.shape) == 2:
+                feed[name] = np.clip(mask.cumsum(1) - 1, 0, None)[:, -t:]
+            elif name == "token_type_ids":
+                feed[name] = np.zeros((b, t), np.int64)
+            elif name == "decoder_input_ids":
+                feed[name] = np.full((b, 1), self.pad, np.int64)
+            elif name.startswith("past_key_values."):
+                shape = [b if i == 0 else (d if isinstance(d, int) else 0) for i, d in enumerate(meta.shape)]
+                feed[name] = np.zeros(shape, _NP.get(meta.type, np.float32))
+            else:
+                raise InputError(f"{self.file.name} takes {name} {_shape(meta.shape)}, which plmgraph cannot make "
+                                 "up; call forward() with it")
+        return feed
+
+    def forward(self, feed: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        """One session run: outputs by name (inputs checked first, see `check_feed`)."""
+        arrays = self.check_feed(feed)
+        try:
+            got = self.session.run(None, arrays)
+        except Exception as e:  # noqa: BLE001  (shape mismatches inside the graph surface here)
+            raise InputError(f"ONNX Runtime refused the inputs: {str(e).strip().splitlines()[0][:300]}") from None
+        return dict(zip(self.outputs, got, strict=True))
+
+    # ------------------------------------------------------------ generation
+
+    def generate(self, prompt: Any, max_new_tokens: int = 50, *, temperature: float = 1.0, top_k: int = 0,
+                 top_p: float = 1.0, repetition_penalty: float = 1.0, do_sample: bool | None = None,
+                 stop: Sequence[int | str] = (), seed: int | None = None, attention_mask: Any = None,
+                 pad_token_id: int | None = None, eos_token_id: int | Sequence[int] | None = None,
+                 ignore_eos: bool = False) -> np.ndarray:
+        """Continue each prompt; [B, T + new] ids (left padding kept), as `plmgraph.train.generate.generate`.
+
+        Args:
+            prompt: a text, texts (needs the folder's tokenizer), token-id lists, or a [B, T] array
+                (then `attention_mask` may mark left padding).
+            stop: extra stop tokens (ids, or strings the tokenizer maps to one id).
+            eos_token_id: stop tokens instead of the folder's eos; `ignore_eos` stops only at `stop`.
+
+        Raises:
+            InputError: bad arguments, a graph without ``logits``, or a prompt that fills the context.
+        """
+        import torch
+
+        from .train.generate import _encode, _pick
+
+        if max_new_tokens < 0:
+            raise InputError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
+        if temperature < 0 or not 0 < top_p <= 1 or top_k < 0 or repetition_penalty <= 0:
+            raise InputError("temperature must be >= 0, top_p in (0, 1], top_k >= 0 and repetition_penalty > 0")
+        if "logits" not in self.outputs or "input_ids" not in self.inputs:
+            raise InputError(f"{self.file.name} has no input_ids -> logits path to generate with (outputs: "
+                             f"{', '.join(self.outputs)})")
+        if "decoder_input_ids" in self.inputs:
+            raise InputError(f"{self.file.name} is an encoder-decoder graph; generation on ONNX Runtime covers "
+                             "decoder-only exports (plmgraph export SPEC -o FOLDER --kv-cache)")
+        pad = self.pad if pad_token_id is None else pad_token_id
+        if isinstance(prompt, np.ndarray):
+            prompt = torch.from_numpy(prompt.astype(np.int64))
+        ids, mask = _encode(self.tokenizer, prompt, pad)
+        if attention_mask is not None:
+            mask = torch.as_tensor(np.asarray(attention_mask)).long()
+        stops: set[int] = set()
+        if not ignore_eos:
+            eos = self.eos if eos_token_id is None else ([eos_token_id] if isinstance(eos_token_id, int)
+                                                         else list(eos_token_id))
+            stops.update(int(e) for e in eos)
+        for s in stop:
+            if isinstance(s, str):
+                got = self.tokenizer.encode(s) if self.tokenizer is not None else []
+                if len(got) != 1:
+                    raise InputError(f"stop string {s!r} is not one token ({len(got)} tokens)")
+                s = got[0]
+            stops.add(int(s))
+        sample = do_sample if do_sample is not None else (temperature > 0 and (temperature != 1.0 or top_k > 0
+                                                                              or top_p < 1.0))
+        if temperature == 0:
+            sample = False
+        gen = torch.Generator()
+        gen.manual_seed(seed if seed is not None else torch.seed())
+        kw = dict(temperature=temperature, top_k=top_k, top_p=top_p, repetition_penalty=repetition_penalty)
+        n = max_new_tokens
+        limit = self.context_length
+        if limit is not None and ids.shape[1] + n > limit:
+            n = max(0, limit - ids.shape[1])
+            if n == 0:
+                raise InputError(f"the prompt ({ids.shape[1]} tokens) fills the model's {limit} positions")
+        if self.vocab is not None and ids.numel() and int(ids.max()) >= self.vocab:
+            raise InputError(f"token id {int(ids.max())} is outside the vocabulary (0..{self.vocab - 1})")
+        stop_t = torch.tensor(sorted(stops), dtype=torch.long)
+        done = torch.zeros(ids.shape[0], dtype=torch.bool)
+        step = _Stepper(self, ids.shape[0])
+        step_ids = ids
+        for _ in range(n):
+            logits = step(step_ids.numpy(), mask.numpy(), ids.numpy())
+            nxt = _pick(torch.from_numpy(logits), ids, sample, gen, kw)
+            nxt = torch.where(done, torch.full_like(nxt, pad), nxt)
+            ids = torch.cat([ids, nxt[:, None]], 1)
+            mask = torch.cat([mask, (~done).long()[:, None]], 1)
+            if stops:
+                done |= torch.isin(nxt, stop_t)
+            step_ids = nxt[:, None]
+            if done.all():
+                break
+        return ids.numpy()
+
+
+class _Stepper:
+    """One generation step on the session: the cache bound in place from the last step's outputs."""
+
+    def __init__(self, model: OrtModel, batch: int) -> None:
+        from .exporters.runtime import import_onnxruntime
+
+        self.m, self.ort = model, import_onnxruntime()
+        self.cached = bool(model.past)
+        self.presents: list[Any] | None = None
+        self.batch = batch
+
+    def __call__(self, step_ids: np.ndarray, mask: np.ndarray, all_ids: np.ndarray) -> np.ndarray:
+        m, ort = self.m, self.ort
+        ids = step_ids if self.cached else all_ids
+        t = ids.shape[1]
+        feed = {"input_ids": ids, "attention_mask": mask}
+        if "position_ids" in m.inputs:
+            feed["position_ids"] = np.clip(mask.cumsum(1) - 1, 0, None)[:, -t:]
+        if "token_type_ids" in m.inputs:
+            feed["token_type_ids"] = np.zeros_like(ids)
+        other = [n for n in m.inputs if n not in feed and not n.startswith("past_key_values.")]
+        if other:
+            raise InputError(f"{m.file.name} takes {', '.join(other)}; generation feeds only input_ids, "
+                             "attention_mask, position_ids, token_type_ids and the cache")
+        binding = m.session.io_binding()
+        dev = m.device
+        for name, a in feed.items():
+            binding.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(
+                np.ascontiguousarray(a, dtype=_NP.get(m.inputs[name].type, np.int64)), dev, 0))
+        if self.cached:
+            if self.presents is None:  # prefill: empty caches of past length 0
+                for name in m.past:
+                    meta = m.inputs[name]
+                    shape = [self.batch if i == 0 else (d if isinstance(d, int) else 0)
+                             for i, d in enumerate(meta.shape)]
+                    empty = np.zeros(shape, _NP.get(meta.type, np.float32))
+                    binding.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(empty, dev, 0))
+            else:
+                for name, value in zip(m.past, self.presents, strict=True):
+                    binding.bind_ortvalue_input(name, value)
+        for name in m.outputs:
+            binding.bind_output(name, "cpu" if name == "logits" else dev, 0)
+        try:
+            m.session.run_with_iobinding(binding)
+        except Exception as e:  # noqa: BLE001
+            raise InputError(f"ONNX Runtime refused the inputs: {str(e).strip().splitlines()[0][:300]}") from None
+        outs = dict(zip(m.outputs, binding.get_outputs(), strict=True))
+        if self.cached:
+            self.presents = [outs[n] for n in m.present]
+        return outs["logits"].numpy()[:, -1]
+
+
+def _shape(dims: Sequence[Any]) -> str:
+    return "[" + ", ".join(str(d) if d not in (None, "") else "?" for d in dims) + "]"
+
+
+__all__ = ["MODEL_FILE", "PROVIDER_ORDER", "OrtModel", "providers"]
