@@ -172,6 +172,10 @@ def arch_dot(spec: Any, layers: str = "one", overrides: str | list[str] | None =
     dot = _digraph(f"{g.name}", f"{g.name}  ·  {g.spec.family}  ·  {params} parameters")
     used = _ArchDrawer(g, dot, layers=layers).draw()
     dot.node("legend", _block_legend(used), shape="plain", style="solid")
+    t = g.spec.tuning
+    if t.kind != "full":  # the tuning kind labels itself (plmgraph/kinds/tuning/): what trains
+        title, detail = kind(f"tuning/{t.kind}").label(t.model_dump(exclude={"kind"}))
+        dot.node("tuning", _html_label(f"tuning: {title}", detail), shape="note", fillcolor="#fff3c4")
     return dot
 
 
