@@ -234,7 +234,9 @@ def projections(graph: Any, targets: list[str], what: str) -> list[Projection]:
     if unknown or not wanted:
         raise TuningError(f"{what} targets {', '.join(map(repr, unknown)) or 'none'}: not a target; this model "
                           f"has {', '.join(order) or 'no projections to target'} (aliases: q, k, v, o, mlp)")
-    missing = [t for t in wanted if t not in available]
+    optional = {x for t in targets if t in ALIASES and len(ALIASES[t]) > 1 for x in ALIASES[t]} - set(targets)
+    missing = [t for t in wanted if t not in available and t not in optional]
+    missing += [t for t in targets if t in ALIASES and not any(x in available for x in ALIASES[t])]
     if missing:
         raise TuningError(f"{what} targets {', '.join(map(repr, missing))} match no module of {graph.name}; "
                           f"its layers have {', '.join(order) or 'no projections to target'}")
