@@ -49,13 +49,17 @@ def train_cmd(
                                                    "training one on the corpus.")] = None,
     device: Annotated[str, typer.Option("--device", help="cpu or cuda.")] = "cpu",
     force: Annotated[bool, typer.Option("--force", help="Start a run in a folder that holds files.")] = False,
+    tuning: Annotated[str | None, typer.Option("--tuning", help="Delta tuning, KIND:key=value,... (e.g. "
+                                               "lora:rank=8,alpha=16,targets=attn.qkv+attn.out; bitfit; ia3; "
+                                               "prompt:length=20); from a run, saved model or Hugging Face folder "
+                                               "it fine-tunes those weights in a new run.")] = None,
 ) -> None:
     """Train SPEC on its own objectives (the spec's `objectives`), or resume the run folder RUN."""
 
     def go() -> None:
         from ..errors import UsageError
 
-        if _is_run(spec):
+        if _is_run(spec) and tuning is None:
             if override or output or tokenizer:
                 raise UsageError("resuming a run takes only --steps (and --data when the corpus moved); "
                                  "-O, -o and --tokenizer belong to a new run")
@@ -66,7 +70,8 @@ def train_cmd(
             _train(trainer, f"resuming at step {trainer.step}")
             return
         folder = Path(spec)
-        if folder.is_dir() and not any((folder / f).is_file() for f in ("spec.yaml", "config.json")):
+        if folder.is_dir() and not _is_run(spec) and not any((folder / f).is_file()
+                                                             for f in ("spec.yaml", "config.json")):
             from ..train.trainer import read_run
 
             read_run(folder)  # raises: not a run, and no spec to start one from
@@ -80,12 +85,42 @@ def train_cmd(
         cfg = TrainConfig(steps=steps or 200, batch_size=batch_size, seq_len=seq_len, lr=lr, warmup=warmup,
                           schedule=schedule, accumulate=accumulate, grad_clip=grad_clip, bf16=bf16, seed=seed,
                           held_out=held_out, eval_every=eval_every, checkpoint_every=checkpoint_every, device=device)
-        spec_obj = load_spec(spec, override)
+        base, tok_path = None, tokenizer
+        if tuning is not None and folder.is_dir():  # fine-tune a trained model's weights
+            from ..tuning.core import pretrained
+
+            spec_obj, base, base_tok = pretrained(folder)
+            if override:
+                raise UsageError("-O changes the architecture; a model to fine-tune keeps its own")
+            tok_path = tokenizer or base_tok
+        else:
+            spec_obj = load_spec(spec, override)
+        if tuning is not None:
+            from ..tuning.options import apply_options
+
+            spec_obj = apply_options(spec_obj, tuning)
+            from ..tuning import plan as tuning_plan
+
+            planned = tuning_plan(spec_obj)  # bad options fail before anything is written
+            if base is not None:
+                from ..tuning.core import check_base
+
+                check_base(planned, base, spec, spec_obj.name)
         with err.status(f"preparing {spec_obj.name}: corpus, tokenizer, examples, model", spinner="dots"):
-            trainer = Trainer.create(spec_obj, output, data, cfg, tokenizer=tokenizer, force=force)
-        _train(trainer, f"{spec_obj.name}: {trainer.model.num_params():,} parameters, "
-                        f"{len(trainer.examples):,} training sequences of {cfg.seq_len}, "
-                        f"objectives {', '.join(o.kind for o in spec_obj.objectives)}")
+            trainer = Trainer.create(spec_obj, output, data, cfg, tokenizer=tok_path, force=force)
+            if base is not None:
+                from ..tuning.core import load_base
+
+                load_base(trainer.model, base, spec)
+        intro = (f"{spec_obj.name}: {trainer.model.num_params():,} parameters, "
+                 f"{len(trainer.examples):,} training sequences of {cfg.seq_len}, "
+                 f"objectives {', '.join(o.kind for o in spec_obj.objectives)}")
+        if spec_obj.tuning.kind != "full":
+            from ..tuning import trainable_report
+
+            out.print(trainable_report(trainer.model), highlight=False)
+            intro += f"; tuning {spec_obj.tuning.kind}"
+        _train(trainer, intro)
 
     run(go)
 
