@@ -427,7 +427,7 @@ class _Builder:
                          hidden=H, norm=spec.block.norm.model_dump(), **attrs)
                 self.edge(out, node, ("B", T, H))
                 continue
-            if head.kind == "token_classification":
+            if not head.pooled:  # token classification, question answering: every token
                 src, shape = out, ("B", T, H)
             else:
                 if pooled is None:

@@ -15,6 +15,9 @@ primary head / model                          loss on ``labels``
                                               labels shifted right, passed by the caller)
 ``sequence_classification`` (pooled)          CE on [B] class ids; MSE when ``labels: 1``
 ``token_classification``                      CE per token, -100 ignored
+``question_answering``                        [B, 2] start and end positions: the mean of the
+                                              two CEs over positions, a position outside the
+                                              sequence ignored (HF ``*ForQuestionAnswering``)
 ===========================================  ===============================================
 
 ``next_sentence_label`` / ``sentence_order_label`` [B] add the CE of the ``nsp`` / ``sop``
@@ -43,6 +46,17 @@ def token_ce(logits: Tensor, labels: Tensor, *, shift: bool, reduction: str = "m
                          f"got {tuple(labels.shape)}")
     return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), labels.reshape(-1).long(),
                            ignore_index=IGNORE, reduction=reduction)
+
+
+def span_ce(logits: Tensor, labels: Tensor) -> Tensor:
+    """HF's question-answering loss: [B, T, 2] start/end logits vs [B, 2] (start, end) positions; a position
+    outside [0, T) is clamped to T and ignored."""
+    B, T = logits.shape[0], logits.shape[1]
+    if labels.shape != (B, 2):
+        raise InputError(f"labels for a question_answering head are (start, end) positions, shape ({B}, 2); "
+                         f"got {tuple(labels.shape)}")
+    pos = labels.long().clamp(0, T)
+    return sum(F.cross_entropy(logits[..., i].float(), pos[:, i], ignore_index=T) for i in (0, 1)) / 2
 
 
 def shifts(model: Any, target_mapping: Tensor | None = None) -> bool:
@@ -75,6 +89,8 @@ def model_loss(model: Any, outputs: dict[str, Tensor], labels: Tensor | None, *,
                     raise InputError(f"labels for a {primary.kind} head are one class id per sequence, shape "
                                      f"({logits.shape[0]},); got {tuple(labels.shape)}")
                 total = F.cross_entropy(logits.float(), labels.long(), ignore_index=IGNORE)
+        elif primary.kind == "question_answering":
+            total = span_ce(logits, labels)
         else:  # pragma: no cover - every head kind is listed above
             raise InputError(f"no loss is defined for a primary head of kind {primary.kind!r}")
     for kind, lab in (("nsp", next_sentence_label), ("sop", sentence_order_label)):
@@ -91,4 +107,4 @@ def model_loss(model: Any, outputs: dict[str, Tensor], labels: Tensor | None, *,
     return total
 
 
-__all__ = ["IGNORE", "model_loss", "shifts", "token_ce"]
+__all__ = ["IGNORE", "model_loss", "shifts", "span_ce", "token_ce"]

@@ -212,6 +212,8 @@ def plan(graph: ArchGraph, model_type: str, available: set[str] | None = None, a
         ConversionError: a parameter no rule of `model_type` covers.
     """
     fam = FAMILIES[model_type]
+    if arch is not None and arch in fam.renamed:
+        return _renamed(graph, fam, arch, available)
     if arch is None or arch not in fam.bare:
         return plan_for(graph, fam.names, model_type, available)
     pre = fam.base_prefix + "."
@@ -226,6 +228,22 @@ def plan(graph: ArchGraph, model_type: str, available: set[str] | None = None, a
     full = plan_for(graph, fam.names, model_type, None if available is None else {pre + n for n in available})
     return [dataclasses.replace(it, groups=tuple(tuple(strip(n) for n in g) for g in it.groups),
                                 rule=dataclasses.replace(it.rule, also=tuple(strip(n) for n in it.rule.also)))
+            for it in full]
+
+
+def _renamed(graph: ArchGraph, fam: Family, arch: str, available: set[str] | None) -> list[Item]:
+    """The plan of an architecture that keeps its base model under `Family.renamed` [arch]."""
+    old, new = fam.base_prefix + ".", fam.renamed[arch] + "."
+
+    def to_new(n: str) -> str:
+        return new + n[len(old):] if n.startswith(old) else n
+
+    def to_old(n: str) -> str:
+        return old + n[len(new):] if n.startswith(new) else n
+
+    full = plan_for(graph, fam.names, fam.model_type, None if available is None else {to_old(n) for n in available})
+    return [dataclasses.replace(it, groups=tuple(tuple(to_new(n) for n in g) for g in it.groups),
+                                rule=dataclasses.replace(it.rule, also=tuple(to_new(n) for n in it.rule.also)))
             for it in full]
 
 

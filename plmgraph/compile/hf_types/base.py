@@ -112,6 +112,9 @@ class Family:
     #: tensor names without `base_prefix` + "." (HF's ``base_model_prefix``, e.g. ``bert``, ``model``).
     bare: tuple[str, ...] = ()
     base_prefix: str = ""
+    #: Architectures whose checkpoints name the base model otherwise: arch -> the prefix they use in place
+    #: of `base_prefix` (``LlamaForQuestionAnswering`` keeps the base model under ``transformer``).
+    renamed: Mapping[str, str] = field(default_factory=dict)
 
     def architecture(self, cfg: Cfg) -> str:
         archs = cfg.get("architectures") or []
@@ -259,6 +262,14 @@ def lm(tie_default: bool, bias: bool = False) -> Arch:
 def bare(c: Cfg) -> dict[str, Any]:
     """A bare ``*Model``: no head; ``last_hidden_state`` is the output."""
     return {"heads": []}
+
+
+def question_answering(c: Cfg) -> dict[str, Any]:
+    """``*ForQuestionAnswering``: a linear ``qa_outputs`` hidden -> (start, end) on every token."""
+    if num_labels(c) != 2:
+        raise ConversionError(f"config.json: a question-answering model with num_labels = {num_labels(c)}; "
+                              "its span head has 2 outputs (start, end); supported: 2")
+    return {"heads": [{"kind": "question_answering"}]}
 
 
 def last_token_classifier(c: Cfg) -> dict[str, Any]:

@@ -6,7 +6,22 @@ from collections.abc import Mapping
 from typing import Any
 
 from ...errors import ConversionError
-from .base import ACT, TANH_POOLER, Arch, Cfg, F, Family, Fixed, Hook, Unhook, bare, classifier, mlm, then
+from .base import (
+    ACT,
+    TANH_POOLER,
+    Arch,
+    Cfg,
+    F,
+    Family,
+    Fixed,
+    Hook,
+    Unhook,
+    bare,
+    classifier,
+    mlm,
+    question_answering,
+    then,
+)
 from .weights import QKV, R, Rule
 
 BERT_ARCHS: dict[str, Arch] = {
@@ -18,6 +33,7 @@ BERT_ARCHS: dict[str, Arch] = {
     "ForSequenceClassification": lambda c: {"heads": [classifier("sequence_classification", c)],
                                             "pooler": TANH_POOLER},
     "ForTokenClassification": lambda c: {"heads": [classifier("token_classification", c)]},
+    "ForQuestionAnswering": question_answering,  # no pooler (add_pooling_layer=False)
 }
 
 
@@ -97,6 +113,7 @@ def bert_names(p: str, mlm: str = "cls.predictions", nsp: str = "cls.seq_relatio
         "head/nsp": R(f"{nsp}.{{p}}"),
         "head/sequence_classification": R("classifier.{p}"),
         "head/token_classification": R("classifier.{p}"),
+        "head/question_answering": R("qa_outputs.{p}"),
     }
 
 

@@ -8,7 +8,7 @@ cached after a gap of padding (right-padded batches continued with the KV cache)
 
 from __future__ import annotations
 
-from .base import F, Family, Fixed, bare, last_token_classifier, lm, token_classifier
+from .base import F, Family, Fixed, bare, last_token_classifier, lm, question_answering, token_classifier
 from .weights import R
 
 L = "transformer.h.{layer}"
@@ -33,7 +33,8 @@ FAMILY = Family(
         Fixed("pretraining_tp", (1, None), "tensor-parallel emulation changes the numerics"),
         Fixed("slow_but_exact", (False,), "tensor-parallel emulation changes the numerics"),
     ),
-    archs={"BloomForCausalLM": lm(True), "BloomModel": bare, "BloomForSequenceClassification": last_token_classifier,
+    archs={"BloomForQuestionAnswering": question_answering,
+           "BloomForCausalLM": lm(True), "BloomModel": bare, "BloomForSequenceClassification": last_token_classifier,
            "BloomForTokenClassification": token_classifier},
     bare=("BloomModel",),
     base_prefix="transformer",
@@ -49,6 +50,7 @@ FAMILY = Family(
         "final_norm": R("transformer.ln_f.{p}"),
         "head/lm.proj": R("lm_head.{p}"),
         "head/sequence_classification": R("score.{p}"),
+        "head/question_answering": R("qa_outputs.{p}"),
         "head/token_classification": R("classifier.{p}"),
     },
     ignored=(r"^lm_head\.weight$",),

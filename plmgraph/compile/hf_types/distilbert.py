@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .base import ACT, F, Family, bare, classifier, mlm
+from .base import ACT, F, Family, bare, classifier, mlm, question_answering
 from .weights import QKV, R
 
 _L = "distilbert.transformer.layer.{layer}"
@@ -32,6 +32,7 @@ FAMILY = Family(
             "heads": [classifier("sequence_classification", c)],
             "pooler": {"kind": "cls", "dense": True, "activation": "relu"}},
         "DistilBertForTokenClassification": lambda c: {"heads": [classifier("token_classification", c)]},
+        "DistilBertForQuestionAnswering": question_answering,
     },
     names={
         "token": R("distilbert.embeddings.word_embeddings.{p}"),
@@ -50,6 +51,7 @@ FAMILY = Family(
         "pooler.dense": R("pre_classifier.{p}"),
         "head/sequence_classification": R("classifier.{p}"),
         "head/token_classification": R("classifier.{p}"),
+        "head/question_answering": R("qa_outputs.{p}"),
     },
     ignored=(r"^vocab_projector\.weight$",),
     bare=("DistilBertModel",),

@@ -18,7 +18,19 @@ from typing import Any
 
 from ...errors import ConversionError
 from ...spec import ModelSpec
-from .base import ACT, Cfg, F, Family, Fixed, bare, last_token_classifier, lm, need, token_classifier
+from .base import (
+    ACT,
+    Cfg,
+    F,
+    Family,
+    Fixed,
+    bare,
+    last_token_classifier,
+    lm,
+    need,
+    question_answering,
+    token_classifier,
+)
 from .rope import rope_hook, rope_unhook
 from .weights import R
 
@@ -83,7 +95,8 @@ FAMILY = Family(
             F("attention_dropout", "block.attention.dropout", 0.0)),
     fixed=(Fixed("alibi", (False, None), "Falcon's ALiBi is scaled by 1/sqrt(head_dim) with the scores, "
                  "which plmgraph's ALiBi is not"),),
-    archs={"FalconForCausalLM": lm(True), "FalconModel": bare,
+    archs={"FalconForQuestionAnswering": question_answering,
+           "FalconForCausalLM": lm(True), "FalconModel": bare,
            "FalconForSequenceClassification": last_token_classifier,
            "FalconForTokenClassification": token_classifier},
     bare=("FalconModel",),
@@ -99,6 +112,7 @@ FAMILY = Family(
         "final_norm": R("transformer.ln_f.{p}"),
         "head/lm.proj": R("lm_head.{p}"),
         "head/sequence_classification": R("score.{p}"),
+        "head/question_answering": R("qa_outputs.{p}"),
         "head/token_classification": R("classifier.{p}"),
     },
     ignored=(r"^lm_head\.weight$",),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 
-from .base import ACT, F, Family, Fixed, bare, last_token_classifier, lm, token_classifier
+from .base import ACT, F, Family, Fixed, bare, last_token_classifier, lm, question_answering, token_classifier
 from .openai_gpt import GPT_BASE, GPT_FIELDS, gpt_names
 from .weights import R
 
@@ -20,10 +20,11 @@ FAMILY = Family(
         Fixed("reorder_and_upcast_attn", (False, True), "fp32 upcast only; same function"),
     ),
     archs={"GPT2LMHeadModel": lm(True), "GPT2Model": bare, "GPT2ForSequenceClassification": last_token_classifier,
-           "GPT2ForTokenClassification": token_classifier},
+           "GPT2ForTokenClassification": token_classifier, "GPT2ForQuestionAnswering": question_answering},
     bare=("GPT2Model",),
     base_prefix="transformer",
-    names=gpt_names("wte", "wpe", "ln_f") | {"head/token_classification": R("classifier.{p}")},
+    names=gpt_names("wte", "wpe", "ln_f") | {"head/token_classification": R("classifier.{p}"),
+                                             "head/question_answering": R("qa_outputs.{p}")},
     ignored=(r"^lm_head\.weight$", r"\.attn\.(bias|masked_bias)$"),
     init={"kind": "normal", "scaled_residual": True},  # c_proj ~ std / sqrt(2 * n_layer)
 )

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from ...spec import ModelSpec
-from .base import ACT, Cfg, F, Family, bare, last_token_classifier, lm, token_classifier
+from .base import ACT, Cfg, F, Family, bare, last_token_classifier, lm, question_answering, token_classifier
 from .rope import rope_hook, rope_unhook
 from .weights import R
 
@@ -58,7 +58,8 @@ FAMILY = Family(
         F("hidden_dropout", "embeddings.dropout", 0.0),
         F("hidden_act", "block.mlp.activation", "gelu", ACT),
     ),
-    archs={"GPTNeoXForCausalLM": lm(False), "GPTNeoXModel": bare,
+    archs={"GPTNeoXForQuestionAnswering": question_answering,
+           "GPTNeoXForCausalLM": lm(False), "GPTNeoXModel": bare,
            "GPTNeoXForSequenceClassification": last_token_classifier,
            "GPTNeoXForTokenClassification": token_classifier},
     bare=("GPTNeoXModel",),
@@ -74,6 +75,7 @@ FAMILY = Family(
         "final_norm": R("gpt_neox.final_layer_norm.{p}"),
         "head/lm.proj": R("embed_out.{p}"),
         "head/sequence_classification": R("score.{p}"),
+        "head/question_answering": R("qa_outputs.{p}"),
         "head/token_classification": R("classifier.{p}"),
     },
     ignored=(r"^embed_out\.weight$", r"\.attention\.(bias|masked_bias)$"),

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from ...spec import ModelSpec
-from .base import ACT, Cfg, F, Family, bare, last_token_classifier, lm, need
+from .base import ACT, Cfg, F, Family, bare, last_token_classifier, lm, need, question_answering
 from .rope import rope_hook, rope_unhook
 from .weights import QKV, R
 
@@ -54,7 +54,8 @@ FAMILY = Family(
         F("attn_pdrop", "block.attention.dropout", 0.0),
         F("activation_function", "block.mlp.activation", "gelu_new", ACT),
     ),
-    archs={"GPTJForCausalLM": lm(False, bias=True), "GPTJModel": bare,
+    archs={"GPTJForQuestionAnswering": question_answering,
+           "GPTJForCausalLM": lm(False, bias=True), "GPTJModel": bare,
            "GPTJForSequenceClassification": last_token_classifier},
     bare=("GPTJModel",),
     base_prefix="transformer",
@@ -69,6 +70,7 @@ FAMILY = Family(
         "head/lm.proj": R("lm_head.{p}"),
         "head/lm.bias": R("lm_head.bias"),
         "head/sequence_classification": R("score.{p}"),
+        "head/question_answering": R("qa_outputs.{p}"),
     },
     ignored=(r"\.attn\.(bias|masked_bias)$", r"\.attn\.embed_positions$"),
     hook=_hook,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from .base import ACT, F, Family, Fixed, bare, last_token_classifier, lm, token_classifier
+from .base import ACT, F, Family, Fixed, bare, last_token_classifier, lm, question_answering, token_classifier
 from .rope import rope_hook, rope_unhook
 from .weights import QKV, R
 
@@ -48,15 +48,26 @@ def llama_names(mlp: dict[str, Any]) -> dict[str, Any]:
         "head/lm.proj": R("lm_head.{p}"),
         "head/sequence_classification": R("score.{p}"),
         "head/token_classification": R("score.{p}"),
+        "head/question_answering": R("qa_outputs.{p}"),
     }
 
 
-def decoder_archs(prefix: str, tie_default: bool = False) -> dict[str, Any]:
+def decoder_archs(prefix: str, tie_default: bool = False, qa: bool = False) -> dict[str, Any]:
     """The architectures every ``model.layers`` decoder of transformers ships: ``<prefix>ForCausalLM``,
-    the bare ``<prefix>Model``, sequence classification (last real token) and token classification."""
-    return {f"{prefix}ForCausalLM": lm(tie_default), f"{prefix}Model": bare,
-            f"{prefix}ForSequenceClassification": last_token_classifier,
-            f"{prefix}ForTokenClassification": token_classifier}
+    the bare ``<prefix>Model``, sequence classification (last real token) and token classification;
+    with `qa`, question answering too (where transformers has ``<prefix>ForQuestionAnswering``)."""
+    archs = {f"{prefix}ForCausalLM": lm(tie_default), f"{prefix}Model": bare,
+             f"{prefix}ForSequenceClassification": last_token_classifier,
+             f"{prefix}ForTokenClassification": token_classifier}
+    if qa:
+        archs[f"{prefix}ForQuestionAnswering"] = question_answering
+    return archs
+
+
+#: ``<prefix>ForQuestionAnswering`` of LLaMA, Qwen2, Qwen3 and Qwen3-MoE keeps its base model under
+#: ``transformer`` (HF's backward compatibility), not ``model``.
+def qa_renamed(prefix: str) -> dict[str, str]:
+    return {f"{prefix}ForQuestionAnswering": "transformer"}
 
 
 FAMILY = Family(
@@ -68,9 +79,10 @@ FAMILY = Family(
             F("mlp_bias", "block.mlp.bias", False),
             F("hidden_act", "block.mlp.activation", "silu", ACT)),
     fixed=(Fixed("pretraining_tp", (1, None), "tensor-parallel emulation changes the numerics"),),
-    archs=decoder_archs("Llama"),
+    archs=decoder_archs("Llama", qa=True),
     bare=("LlamaModel",),
     base_prefix="model",
+    renamed=qa_renamed("Llama"),
     names=llama_names({
         "mlp.up": R(f"{LAYER}.mlp.gate_proj.{{p}}", f"{LAYER}.mlp.up_proj.{{p}}", split="halves"),
         "mlp.down": R(f"{LAYER}.mlp.down_proj.{{p}}"),

@@ -12,7 +12,7 @@ FAMILY = Family(
     base=LLAMA.base | {"block": {**LLAMA.base["block"], "attention": {
         "kind": "self", "mask": "causal", "qkv_bias": False, "out_bias": False}}},
     fields=(*LLAMA_FIELDS, F("hidden_act", "block.mlp.activation", "silu", ACT)),
-    archs=decoder_archs("Mistral"),
+    archs=decoder_archs("Mistral", qa=True),
     bare=("MistralModel",),
     base_prefix="model",
     names=LLAMA.names,

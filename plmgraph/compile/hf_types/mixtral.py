@@ -49,7 +49,7 @@ FAMILY = Family(
             F("hidden_act", "block.mlp.expert.activation", "silu", ACT),
             F("sliding_window", "block.attention.window", None)),
     fixed=(Fixed("router_jitter_noise", (0.0, 0), "plmgraph's router adds no training-time jitter"),),
-    archs=decoder_archs("Mixtral"),
+    archs=decoder_archs("Mixtral", qa=True),
     bare=("MixtralModel",),
     base_prefix="model",
     names=llama_names({

@@ -10,7 +10,7 @@ from typing import Any
 
 from ...errors import ConversionError
 from ...spec import ModelSpec
-from .base import ACT, Cfg, F, Family, Fixed, bare, last_token_classifier, lm, need
+from .base import ACT, Cfg, F, Family, Fixed, bare, last_token_classifier, lm, need, question_answering
 from .weights import R
 
 OFFSET = 2
@@ -61,7 +61,8 @@ FAMILY = Family(
         Fixed("layer_norm_elementwise_affine", (True,), "a LayerNorm without scale and shift"),
         Fixed("layerdrop", (0.0, 0), "layer drop"),
     ),
-    archs={"OPTForCausalLM": lm(True), "OPTModel": bare, "OPTForSequenceClassification": last_token_classifier},
+    archs={"OPTForQuestionAnswering": question_answering,
+           "OPTForCausalLM": lm(True), "OPTModel": bare, "OPTForSequenceClassification": last_token_classifier},
     bare=("OPTModel",),
     base_prefix="model",
     names={
@@ -77,6 +78,7 @@ FAMILY = Family(
         "final_norm": R("model.decoder.final_layer_norm.{p}"),
         "head/lm.proj": R("lm_head.{p}"),
         "head/sequence_classification": R("score.{p}"),
+        "head/question_answering": R("qa_outputs.{p}"),
     },
     ignored=(r"^lm_head\.weight$",),
     hook=_hook,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from .base import ACT, F, Family, then, unhooks
 from .llama import FAMILY as LLAMA
-from .llama import LLAMA_FIELDS, decoder_archs, window_hook, window_unhook
+from .llama import LLAMA_FIELDS, decoder_archs, qa_renamed, window_hook, window_unhook
 from .rope import rope_hook, rope_unhook
 
 FAMILY = Family(
@@ -16,7 +16,8 @@ FAMILY = Family(
     base=LLAMA.base | {"block": {**LLAMA.base["block"], "attention": {
         "kind": "self", "mask": "causal", "qkv_bias": True, "out_bias": False}}},
     fields=(*LLAMA_FIELDS, F("hidden_act", "block.mlp.activation", "silu", ACT)),
-    archs=decoder_archs("Qwen2"),
+    archs=decoder_archs("Qwen2", qa=True),
+    renamed=qa_renamed("Qwen2"),
     bare=("Qwen2Model",),
     base_prefix="model",
     names=LLAMA.names,

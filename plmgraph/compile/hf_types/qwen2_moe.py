@@ -56,7 +56,7 @@ FAMILY = Family(
             F("shared_expert_intermediate_size", "block.mlp.shared_ffn", 5632),
             F("hidden_act", "block.mlp.expert.activation", "silu", ACT)),
     fixed=QWEN3_MOE.fixed,
-    archs=decoder_archs("Qwen2Moe"),
+    archs=decoder_archs("Qwen2Moe", qa=True),
     bare=("Qwen2MoeModel",),
     base_prefix="model",
     names={k: v for k, v in QWEN2.names.items() if not k.startswith("mlp.")} | {

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from .base import ACT, F, Family, then, unhooks
 from .llama import FAMILY as LLAMA
-from .llama import LAYER, LLAMA_FIELDS, decoder_archs, window_hook, window_unhook
+from .llama import LAYER, LLAMA_FIELDS, decoder_archs, qa_renamed, window_hook, window_unhook
 from .rope import rope_hook, rope_unhook
 from .weights import R
 
@@ -18,7 +18,8 @@ FAMILY = Family(
             F("attention_bias", "block.attention.qkv_bias", False),
             F("attention_bias", "block.attention.out_bias", False),
             F("hidden_act", "block.mlp.activation", "silu", ACT)),
-    archs=decoder_archs("Qwen3"),
+    archs=decoder_archs("Qwen3", qa=True),
+    renamed=qa_renamed("Qwen3"),
     bare=("Qwen3Model",),
     base_prefix="model",
     names=LLAMA.names | {

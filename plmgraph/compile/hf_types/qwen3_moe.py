@@ -14,7 +14,7 @@ from typing import Any
 
 from ...spec import ModelSpec
 from .base import ACT, Cfg, F, Family, Fixed
-from .llama import LAYER, LLAMA_FIELDS, decoder_archs
+from .llama import LAYER, LLAMA_FIELDS, decoder_archs, qa_renamed
 from .qwen3 import FAMILY as QWEN3
 from .rope import rope_hook, rope_unhook
 from .weights import R
@@ -61,7 +61,8 @@ FAMILY = Family(
                  "kind in every layer"),
            Fixed("mlp_only_layers", ([], None), "a dense MLP on the listed layers: the spec's MLP is the same "
                  "kind in every layer")),
-    archs=decoder_archs("Qwen3Moe"),
+    archs=decoder_archs("Qwen3Moe", qa=True),
+    renamed=qa_renamed("Qwen3Moe"),
     bare=("Qwen3MoeModel",),
     base_prefix="model",
     names={k: v for k, v in QWEN3.names.items() if not k.startswith("mlp.")} | {

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ...spec import ModelSpec
-from .base import TANH_POOLER, Cfg, bare, cfg_value, classifier, mlm, need
+from .base import TANH_POOLER, Cfg, bare, cfg_value, classifier, mlm, need, question_answering
 from .bert import bert_like, bert_names
 from .weights import R
 
@@ -50,6 +50,7 @@ def roberta_like(model_type: str, prefix: str) -> Any:
             f"{prefix}ForSequenceClassification":
                 lambda c: {"heads": [classifier("sequence_classification", c)], "pooler": TANH_POOLER},
             f"{prefix}ForTokenClassification": lambda c: {"heads": [classifier("token_classification", c)]},
+            f"{prefix}ForQuestionAnswering": question_answering,
         },
     )
 

@@ -1,11 +1,12 @@
 """Output-head kinds: what the last hidden states are turned into.
 
 ``lm`` holds the LM and MLM heads (one module: they share every facet's code), ``classifier``
-the linear classifiers (NSP, SOP, sequence, token, image), which share one spec class.
+the linear classifiers (NSP, SOP, sequence, token, image), which share one spec class, ``span``
+the question-answering head (start / end logits per token).
 The order of the imports is the order of the spec's `Head` union (its error messages list
 the allowed kinds in that order).
 """
 
-from . import lm, classifier  # noqa: I001  (the union's order)
+from . import lm, classifier, span  # noqa: I001  (the union's order)
 
-__all__ = ["classifier", "lm"]
+__all__ = ["classifier", "lm", "span"]
