@@ -59,7 +59,8 @@ class AdaptersKind(TuningKind):
                 flops += runs * 2 * (2 * H * b)
         kept: tuple[str, ...] = ()
         if a["train_norms"]:
-            kept = tuple(n for n in graph.param_shapes() if graph.node(n.rsplit(".", 1)[0])["axis"] == "norm")
+            kept = tuple(f"{n}.{p}" for n in graph.owners() if graph.node(n)["axis"] == "norm"
+                         for p in graph.node(n)["params"])
         return make_plan(self, graph, a, added=added, kept=kept, flops=flops,
                          sites={"hosts": hosts, "hidden": H, "init_std": 1e-2})
 
