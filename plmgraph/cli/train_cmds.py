@@ -53,21 +53,34 @@ def train_cmd(
                                                "lora:rank=8,alpha=16,targets=attn.qkv+attn.out; bitfit; ia3; "
                                                "prompt:length=20); from a run, saved model or Hugging Face folder "
                                                "it fine-tunes those weights in a new run.")] = None,
+    strategy: Annotated[str, typer.Option("--strategy", help="none (one process), ddp or fsdp (FSDP2, one shard "
+                                          "group per block); ddp and fsdp run under `torchrun --nproc-per-node N "
+                                          "-m plmgraph train ...`.")] = "none",
+    cpu_offload: Annotated[bool, typer.Option("--cpu-offload", help="fsdp: keep parameter shards, gradients and "
+                                              "optimizer state in CPU memory.")] = False,
+    mixed_precision: Annotated[str | None, typer.Option("--mixed-precision", help="fsdp: bf16 or fp16 parameters "
+                                                        "in forward/backward, gradients reduced in fp32.")] = None,
 ) -> None:
     """Train SPEC on its own objectives (the spec's `objectives`), or resume the run folder RUN."""
+    parallel: Any = None
 
     def go() -> None:
+        nonlocal parallel
         from ..errors import UsageError
+        from ..train.distributed import setup
+
+        parallel = setup(strategy, cpu_offload=cpu_offload, mixed_precision=mixed_precision, device=device)
+        quiet = not parallel.is_main  # under torchrun only rank 0 reports
 
         if _is_run(spec) and tuning is None:
             if override or output or tokenizer:
                 raise UsageError("resuming a run takes only --steps (and --data when the corpus moved); "
                                  "-O, -o and --tokenizer belong to a new run")
-            with err.status(f"loading {spec}", spinner="dots"):
+            with _status(f"loading {spec}", quiet):
                 from ..train.trainer import Trainer
 
-                trainer = Trainer.resume(spec, steps=steps, data=data)
-            _train(trainer, f"resuming at step {trainer.step}")
+                trainer = Trainer.resume(spec, steps=steps, data=data, parallel=parallel)
+            _train(trainer, f"resuming at step {trainer.step}" + _where(parallel))
             return
         folder = Path(spec)
         if folder.is_dir() and not _is_run(spec) and not any((folder / f).is_file()
@@ -106,8 +119,9 @@ def train_cmd(
                 from ..tuning.core import check_base
 
                 check_base(planned, base, spec, spec_obj.name)
-        with err.status(f"preparing {spec_obj.name}: corpus, tokenizer, examples, model", spinner="dots"):
-            trainer = Trainer.create(spec_obj, output, data, cfg, tokenizer=tok_path, force=force)
+        with _status(f"preparing {spec_obj.name}: corpus, tokenizer, examples, model", quiet):
+            trainer = Trainer.create(spec_obj, output, data, cfg, tokenizer=tok_path, force=force,
+                                     parallel=parallel)
             if base is not None:
                 from ..tuning.core import load_base
 
@@ -118,16 +132,36 @@ def train_cmd(
         if spec_obj.tuning.kind != "full":
             from ..tuning import trainable_report
 
-            out.print(trainable_report(trainer.model), highlight=False)
+            if not quiet:
+                out.print(trainable_report(trainer.model), highlight=False)
             intro += f"; tuning {spec_obj.tuning.kind}"
-        _train(trainer, intro)
+        _train(trainer, intro + _where(parallel))
 
-    run(go)
+    try:
+        run(go)
+    finally:
+        if parallel is not None:
+            parallel.close()
+
+
+def _status(text: str, quiet: bool) -> Any:
+    import contextlib
+
+    return contextlib.nullcontext() if quiet else err.status(text, spinner="dots")
+
+
+def _where(parallel: Any) -> str:
+    return f"; {parallel.strategy} on {parallel.world} processes" if parallel.distributed else ""
 
 
 def _train(trainer: Any, intro: str) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+    if not trainer.parallel.is_main:  # another rank of a torchrun job: train, say nothing
+        result = trainer.run_steps()
+        if result.interrupted:
+            raise typer.Exit(130)
+        return
     err.print(intro, highlight=False)
     cfg = trainer.cfg
     columns = [TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(),

@@ -157,7 +157,7 @@ class Trainer:
         self.step = 0
         self.position = 0  # samples consumed
         self.parallel = parallel or Parallel()  # one process, or DDP / FSDP under torchrun (distributed.py)
-        self.engine = self.parallel.wrap(model, collator)  # what the loop calls: model, DDP(model), FSDP's
+        self.engine = self.parallel.wrap(model, collator, cfg)  # what the loop calls: model, DDP(model), FSDP's
         decay, no_decay = [], []
         for name, p in model.named_parameters():
             if p.requires_grad:
