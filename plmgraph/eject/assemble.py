@@ -110,8 +110,6 @@ class _Writer:
                                      f"({name}: only sequential sublayers are written)")
             if self.has(f"{name}.embed.token"):
                 raise NotCompiledYet(f"cannot eject {self.spec.name!r}: a token table per stack is not written yet")
-        if self.spec.sharing.kind == "groups":
-            raise NotCompiledYet(f"cannot eject {self.spec.name!r}: sharing 'groups' is not written yet")
         if self.encdec and len({f["placement"] for f in self.stacks.values()}) > 1:
             raise NotCompiledYet(f"cannot eject {self.spec.name!r}: stacks with different placements")
 
@@ -280,8 +278,18 @@ class _Writer:
                 self.config[f"{s}_layers"] = lay[s]
             n_layers = "cfg.decoder_layers if decoder else cfg.encoder_layers"
         shared = self.spec.sharing.kind == "all"
+        groups = self.spec.sharing.groups if self.spec.sharing.kind == "groups" else None
         cross_arg = ", cross=decoder" if self.encdec and self.role("cross") else ""
-        if shared:
+        if groups is not None:
+            self.config["layer_groups"] = groups
+            init += ["# ALBERT's groups (Lan et al. 2020): cfg.layer_groups blocks, each run by",
+                     "# depth // cfg.layer_groups consecutive layers; keyed by their first layer",
+                     f"depth = {n_layers}" if self.encdec else "depth = cfg.layers",
+                     "self.per = depth // cfg.layer_groups",
+                     "firsts = range(0, depth, self.per)",
+                     f"self.layers = nn.ModuleDict({{str(i): Block(cfg{cross_arg}) for i in firsts}})",
+                     "self.depth = depth"]
+        elif shared:
             init += ["# ALBERT (Lan et al. 2020): every layer is this one block, run cfg.layers times",
                      f'self.layers = nn.ModuleDict({{"0": Block(cfg{cross_arg})}})',
                      f"self.depth = {n_layers}"]
@@ -343,7 +351,10 @@ class _Writer:
                      "    keep = memory_mask[:, None, None, :].bool()  # [B, 1, 1, S]",
                      "    memory_mask = additive(keep, x.dtype)"]
             extra += ", memory, memory_mask" if self.role("cross") else ""
-        if shared:
+        if groups is not None:
+            body += ["for i in range(self.depth):",
+                     f"    x = self.layers[str(i // self.per * self.per)](x, mask{extra})"]
+        elif shared:
             body += ["for _ in range(self.depth):", f'    x = self.layers["0"](x, mask{extra})']
         else:
             body += ["for layer in self.layers.values():", f"    x = layer(x, mask{extra})"]
@@ -515,6 +526,8 @@ class _Writer:
             t["rotary_dim"] = 16 * c["rotary_dim"] // c["head_dim"]
         if "top_k" in c:
             t["top_k"] = min(c["top_k"], 2)
+        if c.get("layer_groups", 1) > 2:
+            t["layer_groups"] = 2  # it must divide the two tiny layers
         if "image_size" in c:
             t["image_size"] = 32
             t["patch_size"] = 8

@@ -129,7 +129,7 @@ class Rotary(nn.Module):
 {scaling_init}
     def forward(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         step = torch.arange(0, self.dim, 2, device=positions.device).float()
-        inv_freq = 1.0 / (self.theta ** (step / self.dim))  # [d/2]
+{pre}        inv_freq = 1.0 / ({theta} ** (step / self.dim))  # [d/2]
 {scaling}        freqs = positions.float()[..., None] * inv_freq  # [B, T, d/2]
         emb = {emb}  # [B, T, d]
         return {cos}, {sin}  # [B, 1, T, d] each
@@ -150,8 +150,6 @@ _PAIRS = '''    rd = cos.shape[-1]
 
 def rope(a: dict[str, Any]) -> Piece:
     sc = a.get("scaling")
-    if sc and sc["kind"] == "dynamic":
-        raise refuse("position/rope", "dynamic (NTK) rope scaling is not written yet")
     inter = a["interleaved"]
     body = _PAIRS if inter else _HALVES
     body += "\n    rot = (x[..., :rd].float() * cos + turned.float() * sin).to(x.dtype)"
@@ -171,17 +169,27 @@ def rope(a: dict[str, Any]) -> Piece:
         if sc["kind"] != "linear":
             config["rope_original_max_positions"] = sc.get("original_max_positions") or a["max_positions"]
             scaling_init += "        self.original = cfg.rope_original_max_positions\n"
-        scaling = ROPE_SCALING[sc["kind"]]
+        scaling = ROPE_SCALING.get(sc["kind"], "")
         if sc["kind"] == "llama3":
             config["rope_low_freq_factor"] = sc.get("low_freq_factor") or 1.0
             config["rope_high_freq_factor"] = sc.get("high_freq_factor") or 4.0
             scaling_init += "        self.low, self.high = cfg.rope_low_freq_factor, cfg.rope_high_freq_factor\n"
         if sc["kind"] == "yarn":
             cos, sin = "(emb.cos() * scale)[:, None]", "(emb.sin() * scale)[:, None]"
+    dynamic = bool(sc) and sc["kind"] == "dynamic"
     code = ROTARY.format(emb=emb, pairs=pairs, body=body, scaling=scaling, scaling_init=scaling_init, cos=cos,
-                         sin=sin)
+                         sin=sin, pre=DYNAMIC if dynamic else "", theta="theta" if dynamic else "self.theta")
     return Piece(defs=(code,), make="Rotary(cfg)", config=config, call="{m}(positions)")
 
+
+#: Dynamic NTK scaling: a larger base once the input outgrows the training context.
+DYNAMIC = """        # dynamic NTK (bloc97; HF modeling_rope_utils): past the trained context the base
+        # grows with the longest position seen, so the slowest dims stretch, the fastest stay
+        theta, seen = self.theta, int(positions.max()) + 1
+        if seen > self.original:
+            grow = self.factor * seen / self.original - (self.factor - 1)
+            theta = theta * grow ** (self.dim / (self.dim - 2))
+"""
 
 #: Context scaling of the rotary frequencies, as Hugging Face ``modeling_rope_utils`` does it.
 ROPE_SCALING = {

@@ -207,6 +207,9 @@ VARIANTS = {
     "rope llama3": ("llama2-7b", "position.scaling={kind: llama3, factor: 8.0, original_max_positions: 16, "
                                  "low_freq_factor: 1.0, high_freq_factor: 4.0}"),
     "rope yarn": ("llama2-7b", "position.scaling={kind: yarn, factor: 4.0, original_max_positions: 16}"),
+    # the inputs are 12 long: past the trained context of 8, so the base grows
+    "rope dynamic": ("llama2-7b", "position.scaling={kind: dynamic, factor: 2.0, original_max_positions: 8}"),
+    "albert groups": ("albert-base", ["layers=4", "sharing={kind: groups, groups: 2}"]),  # blocks 0 0 2 2
 }
 
 
