@@ -33,7 +33,7 @@ def model(name: str) -> Any:
     if name.startswith("gpt2"):
         g = torch.Generator().manual_seed(1)
         with torch.no_grad():
-            for n, p in m.named_parameters():
+            for p in m.parameters():
                 if p.dim() >= 2:
                     p.copy_(torch.randn(p.shape, generator=g) * 0.3)
     return m
@@ -54,8 +54,9 @@ def folder(name: str) -> tuple[Any, Path]:
     m = model(name)
     out = _ROOT / name
     if name == "gpt2":  # through the command line: a saved model folder with its tokenizer.json beside it
-        from plmgraph.cli import app, export_cmds  # noqa: F401  (registers `export`)
         from typer.testing import CliRunner
+
+        from plmgraph.cli import app, export_cmds  # noqa: F401  (registers `export`)
 
         ck = _ROOT / f"{name}-ck"
         pg.save(m, ck)

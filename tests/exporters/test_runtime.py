@@ -1,9 +1,16 @@
+"""`plmgraph.exporters.runtime` (finding ONNX Runtime) and `plmgraph.runtime` (generation on it)."""
+
 import sys
 
+import deploy_models
+import numpy as np
 import pytest
 from plmgraph.exporters import runtime
 
-from plmgraph.errors import PlmgraphError
+from plmgraph.errors import InputError, PlmgraphError
+from plmgraph.runtime import OrtModel
+from plmgraph.runtime import providers as ort_providers
+from plmgraph.train.generate import generate
 
 
 def test_onnxruntime_is_found_with_a_cpu_provider():
@@ -19,15 +26,6 @@ def test_missing_onnxruntime_says_which_extra_to_install(monkeypatch):
 # ------------------------------------------------------------------ plmgraph.runtime: generation on ORT
 # Folders come from tests/deploy_models.py (one export per model per test process); the reference is
 # plmgraph's PyTorch `generate`, which tests/train checks token for token against transformers'.
-
-import deploy_models  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from plmgraph.errors import InputError  # noqa: E402
-from plmgraph.runtime import OrtModel  # noqa: E402
-from plmgraph.runtime import providers as ort_providers  # noqa: E402
-from plmgraph.train.generate import generate  # noqa: E402
 
 PROMPTS = [[5, 6, 7, 8, 9, 10, 11], [40, 41, 42], [100, 3, 250, 17, 9]]  # left-padded to 7 in a batch
 
