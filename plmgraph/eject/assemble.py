@@ -212,6 +212,11 @@ class _Writer:
                          "else:  # RoBERTa: count kept tokens only; padding reads row offset - 1",
                          "    keep = attention_mask.long()",
                          "    positions = keep.cumsum(1) * keep - 1  # [B, T]"]
+            elif self.g.node(parts["position"])["kind"] == "position/glm_2d":
+                args.append("position_ids: torch.Tensor | None = None")
+                body += ["positions = position_ids  # [B, 2, T] for blank infilling, see GLM2DPosition",
+                         "if positions is None:",
+                         "    positions = torch.arange(x.shape[1], device=x.device)[None]  # [1, T]"]
             else:
                 body.append("positions = torch.arange(x.shape[1], device=x.device)[None]  # [1, T]")
             body.append("x = x + " + p.call.format(m="self.position", x="positions"))
@@ -438,6 +443,8 @@ class _Writer:
                     "attention_mask: torch.Tensor | None = None", "decoder_attention_mask: torch.Tensor | None = None"]
         args = ["input_ids: torch.Tensor", "attention_mask: torch.Tensor | None = None"]
         first = next(iter(self.stacks))
+        if self.has(f"{first}.embed.position") and self.g.node(f"{first}.embed.position")["kind"] == "position/glm_2d":
+            args.append("position_ids: torch.Tensor | None = None")
         for r, a in (("segment", "token_type_ids"), ("task_type", "task_type_ids")):
             if self.has(f"{first}.embed.{r}"):
                 args.append(f"{a}: torch.Tensor | None = None")

@@ -98,6 +98,31 @@ def learned(a: dict[str, Any]) -> Piece:
                  config={"max_positions": a["max_positions"]})
 
 
+GLM_2D = '''
+class GLM2DPosition(nn.Module):
+    """GLM's 2D positions (Du et al. 2022): weight[position in the text] + block_weight[position
+    inside the blank span]; a span token takes its [MASK]'s text position, and its span
+    position counts 1, 2, ... from the span's [START] (0 over the corrupted text, Part A)."""
+
+    def __init__(self, cfg: Config) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(cfg.max_positions, cfg.embed_dim))
+        self.block_weight = nn.Parameter(torch.zeros(cfg.max_positions, cfg.embed_dim))
+
+    def forward(self, positions: torch.Tensor) -> torch.Tensor:
+        if positions.dim() == 3:  # [B, 2, T]: (text position, span position)
+            pos, block = positions[:, 0], positions[:, 1]
+        else:  # [B|1, T]: plain text, span position 0
+            pos, block = positions, torch.zeros_like(positions)
+        return F.embedding(pos, self.weight) + F.embedding(block, self.block_weight)
+'''
+
+
+def glm_2d(a: dict[str, Any]) -> Piece:
+    return Piece(defs=(GLM_2D,), make="GLM2DPosition(cfg)", call="{m}(positions)",
+                 config={"max_positions": a["max_positions"]})
+
+
 SINUSOIDAL = '''
 class SinusoidalPosition(nn.Module):
     """Fixed positions (Vaswani et al. 2017): PE[p, 2i] = sin(p / 10000^(2i/d)), PE[p, 2i+1] = cos(...)."""

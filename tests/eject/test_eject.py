@@ -24,7 +24,6 @@ from plmgraph.spec import zoo_names
 
 #: The zoo specs that refuse, and the block kind each refusal names.
 REFUSED = {
-    "glm": "position/glm_2d",  # GLM's 2D positions (position in the text, position in the span)
     "transformer-xl": "attention/segment_memory",
     "xlnet-base": "attention/two_stream",
 }
@@ -234,3 +233,26 @@ def test_variants_match_the_compiled_module(variant, tmp_path):
         torch.testing.assert_close(got[head], logits)
     r = subprocess.run(["ruff", "format", "--isolated", "--check", str(path)], capture_output=True, text=True)
     assert shutil.which("ruff") is None or r.returncode == 0, r.stdout
+
+
+def test_glm_blank_infilling_inputs_match(tmp_path):
+    """GLM's 2D positions and prefix mask as blank infilling feeds them: Part A of 8 tokens, then a
+    span of 4 whose tokens sit at their [MASK]'s text position 3 and count 1..4 inside the span."""
+    spec = tiny("glm")
+    path = tmp_path / "glm.py"
+    path.write_text(pg.eject(spec), encoding="utf-8")
+    mod = load_ejected(path)
+    model = pg.build(spec, seed=0).eval()
+    ejected = mod.Model(mod.Config()).eval()
+    ejected.load_state_dict(model.state_dict(), strict=True)
+    x = inputs(spec)
+    text = torch.tensor([0, 1, 2, 3, 4, 5, 6, 7, 3, 3, 3, 3])
+    span = torch.tensor([0] * 8 + [1, 2, 3, 4])
+    x["position_ids"] = torch.stack((text, span))[None].expand(2, 2, 12).contiguous()
+    x["prefix_lengths"] = torch.tensor([8, 8])
+    with torch.no_grad():
+        want, got = model(**x), ejected(**x)
+    torch.testing.assert_close(got["lm"], want.logits)
+    with torch.no_grad():  # the span positions matter: without them the logits differ
+        plain = ejected(**{k: v for k, v in x.items() if k != "position_ids"})
+    assert not torch.allclose(plain["lm"], got["lm"])

@@ -49,6 +49,11 @@ class GLM2DPositionKind(InputPosition):
         rule.table(module.weight)
         rule.table(module.block_weight)
 
+    def eject(self, a):  # noqa: ANN001, ANN201
+        from ...eject.pieces import glm_2d
+
+        return glm_2d(a)
+
     def explain(self, lang: str) -> str:
         return self.explained(
             lang,
