@@ -191,7 +191,8 @@ def test_unknown_key_lists_the_fields_of_the_selected_variant(tmp_path):
                      r"unknown kind 'causal'; allowed: clm, mlm, nsp, sop, span_corruption, denoising, "
                      r"blank_infilling, permutation, classification$", "objectives[0].kind", 3, id="objective"),
         pytest.param("tuning: {kind: qlora}\n",
-                     r"unknown kind 'qlora'; did you mean 'lora'\? allowed: full, lora, adapters, prefix, bitfit$",
+                     r"unknown kind 'qlora'; did you mean 'lora'\? allowed: full, lora, adapters, prefix, bitfit, ia3, "
+                     r"prompt, ladder$",
                      "tuning.kind", 3, id="tuning"),
     ],
 )
@@ -488,7 +489,8 @@ def test_missing_spec_file_and_directory(tmp_path):
         ("layers=-1", r"must be greater than 0, got -1", "sizes.layers"),
         ("sizes.hidden.x=1", r"sizes.hidden.x: sizes.hidden is the value 768; cannot set 'x' in it", ""),
         ("heads.3.kind=lm", r"heads is a list of 1; cannot descend into 3", ""),
-        ("tuning.rank=4", r"tuning: missing `kind`; .* \(allowed: adapters, bitfit, full, lora, prefix\)", "tuning"),
+        ("tuning.rank=4", r"tuning: missing `kind`; .* \(allowed: adapters, bitfit, full, ia3, ladder, lora, prefix, "
+                          r"prompt\)", "tuning"),
     ],
 )
 def test_bad_override(override, match, field):
