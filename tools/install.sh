@@ -42,5 +42,23 @@ if [[ "${1:-}" == "--test" ]] && ! command -v chromium >/dev/null 2>&1 \
   fi
 fi
 
+# A Chinese report (plmgraph report --lang zh) needs a CJK font, or the browser test's screenshots
+# show boxes (tofu); WenQuanYi Micro Hei is the light one (5 MB; fonts-noto-cjk is ~300 MB).
+if [[ "${1:-}" == "--test" ]] && command -v fc-list >/dev/null 2>&1 && [[ -z "$(fc-list :lang=zh)" ]]; then
+  if command -v apt-get >/dev/null 2>&1; then
+    SUDO=""; [[ "$(id -u)" != 0 ]] && command -v sudo >/dev/null 2>&1 && SUDO="sudo"
+    echo "installing a CJK font (fonts-wqy-microhei) with apt-get (for the Chinese report's browser test)" >&2
+    log="$(mktemp)"
+    if ! { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq \
+           fonts-wqy-microhei; } >"$log" 2>&1; then
+      cat "$log" >&2; rm -f "$log"; exit 1
+    fi
+    rm -f "$log"
+  else
+    echo "warning: no CJK font is installed and apt-get is not available; the browser test of a" \
+         "Chinese report will fail until one is (fonts-wqy-microhei or fonts-noto-cjk)." >&2
+  fi
+fi
+
 python -m pip install -q --disable-pip-version-check "${PLMGRAPH_TORCH:-torch==2.13.0}"
 python -m pip install -q --disable-pip-version-check -e ".[${extras}]"

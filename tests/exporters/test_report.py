@@ -402,6 +402,27 @@ DOM_PROBE = """(() => {
 })()"""
 
 
+#: Draws characters in the page's own font stack (with the browser's fallback, as the page
+#: renders them) and compares their pixels: without a font that has them, every character is
+#: the same missing-glyph box (tofu), so two different characters come out identical.
+GLYPH_PROBE = """((chars) => {
+  const font = getComputedStyle(document.querySelector('h1') || document.body).fontFamily;
+  const c = document.createElement('canvas'); c.width = 64; c.height = 64;
+  const g = c.getContext('2d', {willReadFrequently: true});
+  const draw = ch => { g.clearRect(0, 0, 64, 64); g.font = `40px ${font}`; g.fillStyle = '#000';
+    g.fillText(ch, 8, 48); return Array.from(g.getImageData(0, 0, 64, 64).data).join(','); };
+  const blank = draw(' ');
+  const shapes = chars.map(draw);
+  return {inked: shapes.every(s => s !== blank), distinct: new Set(shapes).size};
+})(%s)"""
+
+
+def _cjk_chars(browser: Any, n: int = 4) -> list[str]:
+    """The first `n` distinct Chinese characters of the page's text."""
+    text = browser.eval("document.body.innerText")
+    return list(dict.fromkeys(re.findall(r"[\u4e00-\u9fff]", text)))[:n]
+
+
 def _not_blank(png: bytes) -> dict[str, float]:
     from PIL import Image
 
@@ -460,10 +481,26 @@ def test_reports_render_in_headless_chromium(browser: DevTools, tmp_path: Path) 
             assert curve[0] > 300 and curve[1] > 100, curve
         if "-vs-" in name:
             assert dom["tables"]["t-changes"] >= 10 and dom["structural"] >= 5 and dom["yamlMarked"] >= 10, dom
+        if name.endswith("-zh"):  # the Chinese text is drawn in a CJK font, not as boxes
+            chars = _cjk_chars(browser)
+            assert len(chars) == 4, chars
+            glyphs = browser.eval(GLYPH_PROBE % json.dumps(chars))
+            assert glyphs == {"inked": True, "distinct": 4}, (
+                f"{name}: Chinese renders as tofu {glyphs}; install a CJK font (tools/install.sh --test: "
+                "fonts-wqy-microhei)")
         png = browser.screenshot()
         (shots / f"{name}.png").write_bytes(png)
         seen = _not_blank(png)
         assert seen["width"] == 1280 and seen["colors"] >= 20 and seen["ink"] > 0.03, (name, seen)
+
+
+def test_the_glyph_check_sees_tofu(browser: DevTools, tmp_path: Path) -> None:
+    """A control for the CJK check: characters no font has (plane-16 private use) are all the same box."""
+    page = tmp_path / "tofu.html"
+    page.write_text("<!DOCTYPE html><html><body><h1>x</h1></body></html>", encoding="utf-8")
+    browser.open(page)
+    glyphs = browser.eval(GLYPH_PROBE % json.dumps(["\U0010fffd", "\U0010fffc", "\U0010fffb"]))
+    assert glyphs["distinct"] == 1, glyphs
 
 
 def test_the_console_check_sees_errors(browser: DevTools, tmp_path: Path) -> None:
