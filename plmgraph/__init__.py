@@ -29,6 +29,7 @@ _LAZY = {
     "export_onnx": ("plmgraph.exporters.onnx", "export_onnx"),
     "eject": ("plmgraph.eject", "eject"),
     "generate": ("plmgraph.train.generate", "generate"),
+    "grow": ("plmgraph.train.grow", "grow"),
 }
 
 if TYPE_CHECKING:
@@ -57,4 +58,4 @@ def __dir__() -> list[str]:
 
 
 __all__ = ["ArchDiff", "ArchGraph", "ModelSpec", "SpecError", "__version__", "build", "diff", "draw", "eject",
-           "export_onnx", "from_hf", "generate", "load", "load_spec", "resolve", "save", "stats", "to_hf"]
+           "export_onnx", "from_hf", "generate", "grow", "load", "load_spec", "resolve", "save", "stats", "to_hf"]

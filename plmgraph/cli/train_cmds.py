@@ -274,3 +274,29 @@ def generate_cmd(
             out.print(tok.decode(row), highlight=False, markup=False)
 
     run(go)
+
+
+@app.command("grow")
+def grow_cmd(
+    path: Annotated[str, typer.Argument(help="A training run folder (its last checkpoint is grown).", metavar="RUN")],
+    layers: Annotated[int, typer.Option("--layers", help="Layers of the grown model (twice the run's: stacking, "
+                                        "Gong et al. 2019; layer j copies layer j mod N).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="The new run folder to write.")],
+) -> None:
+    """Progressive stacking: copy RUN's layers on top of themselves into a deeper run, then train it on."""
+
+    def go() -> None:
+        from ..graph.diff import diff
+        from ..spec import load_spec
+        from ..train.grow import grow_run
+        from ..train.trainer import latest_checkpoint
+
+        with err.status(f"growing {path} to {layers} layers", spinner="dots"):
+            new = grow_run(path, layers, output)
+            before = load_spec(latest_checkpoint(Path(path)) / "spec.yaml")
+            after = load_spec(latest_checkpoint(new) / "spec.yaml")
+        for line in diff(before, after).lines():
+            out.print(line, highlight=False, markup=False)
+        out.print(f"wrote {new}; train it with `plmgraph train {new} --steps N`", highlight=False, markup=False)
+
+    run(go)
