@@ -153,6 +153,7 @@ def main() -> None:
         eject_cmds,  # noqa: F401
         export_cmds,
         hf_cmds,
+        hf_spec_cmds,  # noqa: F401  (spec-from-hf)
         report_cmds,  # noqa: F401
         spec_cmds,
         train_cmds,  # noqa: F401  (train, eval, generate)

@@ -37,6 +37,8 @@ def export_cmd(
     no_optimize: Annotated[bool, typer.Option("--no-optimize", help="Skip the onnxscript and ONNX Runtime "
                                               "graph optimizations.")] = False,
     no_verify: Annotated[bool, typer.Option("--no-verify", help="Skip the ONNX Runtime vs PyTorch check.")] = False,
+    no_fuse: Annotated[bool, typer.Option("--no-fuse", help="The plain ONNX graph: no ONNX Runtime fused kernels "
+                                          "(GroupQueryAttention, MultiHeadAttention, skip norms).")] = False,
     override: Annotated[list[str] | None, typer.Option("--override", "-O", help=OVERRIDE_HELP)] = None,
     opset: Annotated[int | None, typer.Option("--opset", help="ONNX opset (default: the exporter's).")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the random initialisation (specs only).")] = 0,
@@ -52,6 +54,10 @@ def export_cmd(
         from .outputs import check_file
 
         if is_folder_target(output):
+            if no_fuse:
+                from ..errors import UsageError
+
+                raise UsageError("--no-fuse is for a .onnx file output (-o model.onnx); export folders are fused")
             from ..compile.io import check_folder
             from ..exporters.onnx_folder import FOLDER_FILES
 
@@ -69,11 +75,16 @@ def export_cmd(
                 status.update(STAGES[s].format(name=name))
 
             path = ox.export_onnx(model, output, kv_cache=kv_cache, optimize=not no_optimize, verify=False,
-                                  opset=opset, on_stage=stage)
+                                  opset=opset, on_stage=stage, fuse=not no_fuse)
             report = None
             if not no_verify:
                 stage("verify")
-                report = ox.verify_onnx(model, path, kv_cache=kv_cache)
+                try:
+                    report = ox.verify_onnx(model, path, kv_cache=kv_cache)
+                except BaseException:  # a graph that fails verification is not left behind
+                    for written in (path, path.with_name(path.name + ".data")):
+                        written.unlink(missing_ok=True)
+                    raise
         _report(name, path, report, kv_cache, as_json)
 
     run(go)
@@ -87,7 +98,17 @@ def _model(source: str, override: list[str] | None, seed: int, tokenizer: bool =
     from ..exporters.onnx_folder import check_export_memory
 
     folder = Path(source)
-    if folder.is_dir():
+    from ..spec.extends import hf_config_of
+
+    hf = folder.is_dir() and hf_config_of(folder) is not None
+    if hf and not override and any(folder.glob("*.safetensors")):  # a Hugging Face checkpoint: its weights
+        from ..compile.hf import from_hf
+
+        check_export_memory(sum(f.stat().st_size for f in folder.glob("*.safetensors")) // 4, name=str(folder))
+        with err.status(f"loading {folder}", spinner="dots"):
+            model = from_hf(folder).eval()
+        return (model, None) if tokenizer else model
+    if folder.is_dir() and not hf:  # (a Hugging Face folder with -O: its config.json as a spec, below)
         if override:
             raise UsageError("-O/--override edits a spec; a checkpoint folder is exported as saved")
         with err.status(f"loading {folder}", spinner="dots"):

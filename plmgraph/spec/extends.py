@@ -143,8 +143,30 @@ def _find_cycle(root: Path, parents: dict[Path, list[Path]]) -> list[tuple[Path,
     return None
 
 
+def hf_config_of(ref: Any) -> Path | None:
+    """The ``config.json`` when `ref` is a Hugging Face checkpoint folder (one with a config.json and no
+    spec.yaml) or a ``config.json`` itself; else None."""
+    if not isinstance(ref, (str, Path)) or not str(ref):
+        return None
+    p = Path(ref)
+    if p.is_dir() and (p / "config.json").is_file() and not (p / "spec.yaml").exists():
+        return p / "config.json"
+    if p.name == "config.json" and p.is_file():
+        return p
+    return None
+
+
 def load_merged(ref: str | Path, overrides: str | list[str] | None = None) -> Merged:
-    """Load `ref` (a zoo name or path), resolve `extends`, then apply ``--override`` edits."""
+    """Load `ref` (a zoo name or path, or a Hugging Face folder or config.json: converted through the
+    importer's tables, no weights read), resolve `extends`, then apply ``--override`` edits."""
+    hf = hf_config_of(ref)
+    if hf is not None:
+        from ..compile.hf_types import merged_from_config
+
+        merged = merged_from_config(hf)
+        if overrides:
+            apply_overrides(merged, overrides)
+        return merged
     root = find_spec(ref)
     parents: dict[Path, list[Path]] = {}
     loaded: dict[Path, Loaded] = {}

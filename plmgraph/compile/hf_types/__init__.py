@@ -23,7 +23,9 @@ This package never imports torch or transformers.
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
+from pathlib import Path
 from typing import Any
 
 from ...errors import ConversionError
@@ -123,6 +125,38 @@ def config_to_spec(cfg: Cfg, name: str = "hf-model") -> ModelSpec:
         return validate(Merged(d, file="config.json"))
     except SpecError as e:
         raise ConversionError(f"config.json converts to an invalid spec: {e}") from None
+
+
+def read_config_file(f: Path) -> Cfg:
+    """A ``config.json`` parsed, or one clear `ConversionError` (not JSON, not an object, a model_type
+    that is not a string)."""
+    try:
+        cfg = json.loads(f.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ConversionError(f"{f}: not valid JSON ({str(e)[:200]})") from None
+    except RecursionError:
+        raise ConversionError(f"{f}: JSON nested too deeply to be a config") from None
+    except OSError as e:
+        raise ConversionError(f"{f}: cannot be read ({e.strerror or e})") from None
+    if not isinstance(cfg, dict):
+        raise ConversionError(f"{f}: a Hugging Face config.json is a JSON object ({{\"model_type\": ...}}), got "
+                              f"a JSON {type(cfg).__name__.replace('str', 'string').replace('NoneType', 'null')}")
+    if not isinstance(cfg.get("model_type"), str):
+        raise ConversionError(f"{f}: model_type must be a string such as \"llama\", got "
+                              f"{json.dumps(cfg.get('model_type'))[:60]}")
+    return cfg
+
+
+def spec_name_of(folder: Path) -> str:
+    """A spec name from a checkpoint folder's name (``Llama-3.2-1B``), made a valid spec name."""
+    name = re.sub(r"[^A-Za-z0-9_.+-]", "-", folder.resolve().name).strip("-.") or "hf-model"
+    return name if name[0].isalnum() else f"hf-{name}"
+
+
+def merged_from_config(f: Path) -> Merged:
+    """A Hugging Face ``config.json`` -> the merged (unvalidated) spec mapping `validate` reads, named after
+    its folder; raises `ConversionError` for what has no spec equivalent."""
+    return Merged(config_to_dict(read_config_file(f), spec_name_of(f.parent)), file=str(f), files=[str(f)])
 
 
 # ------------------------------------------------------------------------ backwards
