@@ -56,8 +56,8 @@ def edit(d: Path, fn: Any) -> None:
     ("change", "match"),
     [
         ({"model_type": "transfo-xl"}, r"model_type 'transfo-xl' is not supported; supported: .*bert"),
-        ({"architectures": ["LlamaForQuestionAnswering"]},
-         r"architectures\[0\] = 'LlamaForQuestionAnswering' is not supported .* LlamaForCausalLM"),
+        ({"architectures": ["LlamaForMultipleChoice"]},
+         r"architectures\[0\] = 'LlamaForMultipleChoice' is not supported .* LlamaForCausalLM"),
         ({"hidden_act": "relu2"}, r"hidden_act = 'relu2' has no plmgraph equivalent; supported: .*'silu'"),
         ({"rope_parameters": {"rope_type": "longrope", "rope_theta": 1e4, "factor": 2.0}},
          r"rope type 'longrope' has no plmgraph equivalent; supported: default, linear, dynamic, llama3, yarn"),
