@@ -287,13 +287,12 @@ def test_minimal_encoder_decoder_is_accepted_with_cross_attention():
     assert spec.encoder.block.attention.mask == "bidirectional"
 
 
-@pytest.mark.parametrize("kind", ["lora", "adapters", "prefix", "bitfit"])
-def test_tuning_kinds_not_compiled_yet_refuse_at_build(kind):
-    from plmgraph.kinds import NotCompiledYet
-
-    spec = _validate(_base(tuning={"kind": kind}))
-    with pytest.raises(NotCompiledYet, match="not compiled yet"):
-        pg.build(spec, device="meta")
+@pytest.mark.parametrize("kind", ["lora", "adapters", "prefix", "bitfit", "ia3", "prompt", "ladder"])
+def test_tuning_kinds_build_and_train_only_their_plan(kind):
+    small = {"adapters": {"bottleneck": 4}, "prefix": {"length": 2, "projection": 8}, "ladder": {"reduction": 2}}
+    spec = _validate(_base(tuning={"kind": kind, **small.get(kind, {})}))
+    model = pg.build(spec, device="meta")
+    assert {n for n, p in model.named_parameters() if p.requires_grad} == set(model.tuning.trainable_names)
 
 
 def test_oracle_catches_a_wrong_module():
