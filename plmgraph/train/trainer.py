@@ -196,9 +196,14 @@ class Trainer:
         else:
             corpus = load_corpus(data)
             train_c, held_c = corpus.split(cfg.held_out, cfg.seed)
-            tok = load_tokenizer(tokenizer) if tokenizer is not None else train_tokenizer(train_c.texts, spec)
-            if parallel is not None:
-                tok = parallel.share_tokenizer(tok)  # rank 0's on every rank, once every rank checked `out`
+            if tokenizer is not None:
+                tok = load_tokenizer(tokenizer)
+            elif parallel is None or parallel.is_main:
+                tok = train_tokenizer(train_c.texts, spec)
+            else:
+                tok = None  # trained on rank 0 alone, sent here by share_tokenizer
+            if parallel is not None:  # rank 0's on every rank, once every rank checked `out`
+                tok = parallel.share_tokenizer(tok)
             check_vocab(tok, spec)
             _check_positions(spec, cfg)
             collator = collator_for(spec, tok, cfg.seed)
