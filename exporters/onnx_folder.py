@@ -17,9 +17,10 @@ so that ``optimum.onnxruntime.ORTModelForCausalLM.from_pretrained("deploy/")``,
 ``past_present_share_buffer`` is false: the graph's cache grows by concatenation (``present``
 is ``past`` + the new positions), it does not write into a preallocated buffer.
 
-An encoder gets the same folder without the GenAI config (Optimum's feature extraction reads
-``last_hidden_state``).  Encoder-decoders (Optimum's ``encoder_model.onnx`` +
-``decoder_model_merged.onnx`` layout) are not written yet and are refused.
+An encoder gets the same folder without the GenAI and generation configs (Optimum's
+``ORTModelForFeatureExtraction`` loads it and reads ``last_hidden_state``; tested).
+Encoder-decoders (Optimum's ``encoder_model.onnx`` + ``decoder_model_merged.onnx`` layout) are
+not written yet and are refused.
 
 The folder is written like a checkpoint (`plmgraph.compile.io.write_folder`): into a temporary
 folder beside it, then renamed; a failed export or verification leaves nothing behind, and an
@@ -235,10 +236,10 @@ def export_folder(model: Any, folder: str | Path, *, tokenizer: Any = None, kv_c
         files: dict[str, str] = {"spec.yaml": spec_yaml(spec)}
         if cfg is not None:
             files["config.json"] = json.dumps(cfg, indent=2, sort_keys=True) + "\n"
-            gen = {k: cfg[k] for k in ("bos_token_id", "eos_token_id", "pad_token_id") if k in cfg}
-            files["generation_config.json"] = json.dumps({**gen, "transformers_version": cfg["transformers_version"]},
-                                                         indent=2) + "\n"
             if kv_cache:
+                gen = {k: cfg[k] for k in ("bos_token_id", "eos_token_id", "pad_token_id") if k in cfg}
+                files["generation_config.json"] = json.dumps(
+                    {**gen, "transformers_version": cfg["transformers_version"]}, indent=2) + "\n"
                 files["genai_config.json"] = json.dumps(genai_config(model, sig, cfg, tokenizer), indent=4) + "\n"
         if tokenizer is not None:
             files.update(tokenizer_files(tokenizer, spec.sizes.max_positions))

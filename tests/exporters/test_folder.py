@@ -104,6 +104,33 @@ def test_optimum_loads_the_folder_left_padded_batch_included(name):
     assert got[0][:3] == [0, 0, 0] and len(set(got[0][6:])) > 2
 
 
+@pytest.mark.skipif(not OPTIMUM, reason="PLMGRAPH_OPTIMUM_PYTHON names no interpreter with optimum-onnx")
+def test_optimum_feature_extraction_loads_an_encoder_folder(tmp_path):
+    import torch
+
+    from plmgraph.train.tokenizer import train_tokenizer
+
+    spec = tiny("bert-base", vocab=200)
+    model = pg.build(spec, seed=0).eval()
+    tok = train_tokenizer(deploy_models.TEXTS, spec, vocab_size=200)
+    report = onnx_folder.export_folder(model, tmp_path / "bert", tokenizer=tok, kv_cache=False, verify=False)
+    assert "genai_config.json" not in report.files and "config.json" in report.files
+    ids = torch.tensor([[2, 10, 11, 12, 3], [2, 20, 21, 3, 0]])
+    mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 1, 0]])
+    with torch.no_grad():
+        want = model(ids, attention_mask=mask, token_type_ids=torch.zeros_like(ids)).last_hidden_state
+    script = ("import json, sys, torch\nfrom optimum.onnxruntime import ORTModelForFeatureExtraction\n"
+              "m = ORTModelForFeatureExtraction.from_pretrained(sys.argv[1])\n"
+              "ids, mask = torch.tensor(json.loads(sys.argv[2])), torch.tensor(json.loads(sys.argv[3]))\n"
+              "h = m(input_ids=ids, attention_mask=mask, token_type_ids=torch.zeros_like(ids)).last_hidden_state\n"
+              "print(json.dumps(h.tolist()))\n")
+    r = subprocess.run([OPTIMUM, "-c", script, str(tmp_path / "bert"), json.dumps(ids.tolist()),
+                        json.dumps(mask.tolist())], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    got = torch.tensor(json.loads(r.stdout.strip().splitlines()[-1]))
+    torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
+
+
 # ------------------------------------------------------------------ writing the folder, and refusing
 
 
