@@ -265,6 +265,10 @@ def tuning_from_peft(graph: Any, spec: Any, cfg: dict[str, Any], tensors: dict[s
             if k.name.startswith("tuning/") and getattr(k, "peft_type", None) == kind and hasattr(k, "from_peft"):
                 return k.from_peft(graph, spec, cfg, tensors, source)
         raise TuningError(f"{source}: PEFT type {kind} is not read by plmgraph (LORA, IA3 and PROMPT_TUNING are)")
+    if kind == "LORA" and (cfg.get("use_dora") or cfg.get("rank_pattern") or cfg.get("alpha_pattern")
+                           or cfg.get("bias", "none") != "none" or cfg.get("lora_bias")):
+        raise TuningError(f"{source}: DoRA, per-module ranks or alphas and trained biases are not compiled; "
+                          "plmgraph's LoRA has one rank and alpha")
     _, _, parts = hf_parts(graph, spec)
     # HF module -> (plmgraph host, rows, target name)
     where: dict[str, tuple[str, int, int, str, str]] = {}
@@ -296,10 +300,6 @@ def tuning_from_peft(graph: Any, spec: Any, cfg: dict[str, Any], tensors: dict[s
     hosts = {where[m][0] for m in modules}
     out: dict[str, torch.Tensor] = {}
     if kind == "LORA":
-        if cfg.get("use_dora") or cfg.get("rank_pattern") or cfg.get("alpha_pattern") or \
-                cfg.get("bias", "none") != "none" or cfg.get("lora_bias"):
-            raise TuningError(f"{source}: DoRA, per-module ranks or alphas and trained biases are not compiled; "
-                              "plmgraph's LoRA has one rank and alpha")
         r, alpha = int(cfg["r"]), float(cfg["lora_alpha"])
         for m in modules:
             host, s0, s1, _target, key = where[m]
