@@ -193,8 +193,9 @@ def peft_tuning(config: dict[str, Any], tensors: dict[str, Tensor], graph: Any) 
 
     if config.get("peft_type") != "PREFIX_TUNING":
         raise TuningError(f"not a prefix-tuning adapter: peft_type {config.get('peft_type')!r}")
-    if "prompt_embeddings" not in tensors:
-        raise TuningError(f"the prefix-tuning adapter has no 'prompt_embeddings' tensor (it has {sorted(tensors)})")
+    if set(tensors) != {"prompt_embeddings"}:
+        raise TuningError(f"a prefix-tuning adapter holds one prompt_embeddings tensor; this one has "
+                          f"{sorted(tensors)[:4]}")
     stack = next(iter(graph.stacks()))
     at = graph.node(f"{stack}.layers.0.attn")["attrs"]
     layers, token_dim = graph.stacks()[stack]["layers"], at["kv_heads"] * at["head_dim"]

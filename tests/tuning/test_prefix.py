@@ -15,19 +15,23 @@ import json
 import pytest
 import torch
 from helpers import tiny
-from safetensors.torch import load_file, save_file
+from typer.testing import CliRunner
 
 import plmgraph as pg
+import plmgraph.cli.hf_cmds  # noqa: F401  (registers import-hf, export-hf)
+from plmgraph.cli import app
 from plmgraph.errors import InputError
 from plmgraph.kinds import KINDS, NotCompiledYet
 from plmgraph.spec.errors import SpecError
 from plmgraph.tuning import TuningError
+from plmgraph.tuning.core import write_hf
 from plmgraph.tuning.prefix import peft_tuning
 
 tf = pytest.importorskip("transformers")
 peft = pytest.importorskip("peft")
 
 VOCAB = 101
+runner = CliRunner()
 
 
 def _hf(kind: str):  # noqa: ANN202
@@ -68,19 +72,14 @@ def _batch(T: int = 7) -> tuple[torch.Tensor, torch.Tensor]:
     return x, mask
 
 
-def _save_adapter(model, path):  # noqa: ANN001, ANN202
-    config, tensors = KINDS["tuning/prefix"].to_peft(model, model.tuning)
-    path.mkdir()
-    (path / "adapter_config.json").write_text(json.dumps(config))
-    save_file(tensors, str(path / "adapter_model.safetensors"))
-    return path
-
-
 @pytest.mark.parametrize("arch", ["gpt2", "llama"])
 def test_peft_reads_our_prefix_and_gives_the_same_logits(arch, tmp_path):
-    hf = _hf(arch)
-    model = _tuned(hf, tmp_path, projection=16)  # the MLP's output is what PEFT stores
-    ref = peft.PeftModel.from_pretrained(hf, _save_adapter(model, tmp_path / "adapter")).eval()
+    model = _tuned(_hf(arch), tmp_path, projection=16)  # the MLP's output is what PEFT stores
+    assert write_hf(model, tmp_path / "out")[-1] == "adapter/adapter_model.safetensors"  # what export-hf writes
+    cfg = json.loads((tmp_path / "out" / "adapter" / "adapter_config.json").read_text())
+    assert cfg["peft_type"] == "PREFIX_TUNING" and cfg["prefix_projection"] is False
+    hf = tf.AutoModelForCausalLM.from_pretrained(str(tmp_path / "out")).eval()
+    ref = peft.PeftModel.from_pretrained(hf, str(tmp_path / "out" / "adapter")).eval()
     x, mask = _batch()
     with torch.no_grad():
         want = ref(input_ids=x, attention_mask=mask).logits
@@ -102,6 +101,7 @@ def test_peft_reads_our_prefix_and_gives_the_same_logits(arch, tmp_path):
 
 def test_we_read_a_peft_trained_prefix_with_its_mlp(tmp_path):
     hf = _hf("llama")
+    hf.save_pretrained(tmp_path / "base")
     cfg = peft.PrefixTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=4, prefix_projection=True,
                                   encoder_hidden_size=24)
     trained = peft.get_peft_model(copy.deepcopy(hf), cfg)
@@ -109,14 +109,11 @@ def test_we_read_a_peft_trained_prefix_with_its_mlp(tmp_path):
         for p in trained.prompt_encoder.parameters():
             p.normal_(0, 0.5)
     trained.save_pretrained(tmp_path / "adapter")
-    tensors = load_file(str(tmp_path / "adapter" / "adapter_model.safetensors"))
-    config = json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())
-    hf.save_pretrained(tmp_path / "hf")
-    base = pg.from_hf(tmp_path / "hf")
-    tuning, state = peft_tuning(config, tensors, base.graph)
-    assert tuning == {"kind": "prefix", "length": 4, "projection": None}
-    model = pg.build(pg.load_spec(base.spec, f"tuning={json.dumps(tuning)}"), device="meta")
-    model.load_state_dict({**base.state_dict(), **state}, strict=True, assign=True)
+    r = runner.invoke(app, ["import-hf", str(tmp_path / "base"), "--adapter", str(tmp_path / "adapter"),
+                            "-o", str(tmp_path / "out")])
+    assert r.exit_code == 0 and "trainable" in r.output, r.output
+    model = pg.load(tmp_path / "out")
+    assert model.spec.tuning.model_dump() == {"kind": "prefix", "length": 4, "projection": None}
     ref = peft.PeftModel.from_pretrained(hf, tmp_path / "adapter").eval()
     x, mask = _batch()
     with torch.no_grad():
@@ -126,13 +123,18 @@ def test_we_read_a_peft_trained_prefix_with_its_mlp(tmp_path):
 
 def test_a_peft_adapter_for_another_model_is_refused(tmp_path):
     model = _tuned(_hf("gpt2"), tmp_path)
+    write_hf(model, tmp_path / "out")
+    other = _hf("llama")
+    other.save_pretrained(tmp_path / "other")
+    r = runner.invoke(app, ["import-hf", str(tmp_path / "other"), "--adapter", str(tmp_path / "out" / "adapter"),
+                            "-o", str(tmp_path / "bad")])
+    assert r.exit_code == 1 and "Traceback" not in r.output and not (tmp_path / "bad").exists()
+    assert "made for another model: it has 2 layers of 32 key/value features" in r.output, r.output
     config, tensors = KINDS["tuning/prefix"].to_peft(model, model.tuning)
-    other = pg.resolve(tiny("gpt2", layers=3))
-    with pytest.raises(TuningError, match=r"made for another model: it has 2 layers of 32 key/value features .* "
-                                          r"has 3 layers of 64"):
-        peft_tuning(config, tensors, other)
     with pytest.raises(TuningError, match="not a prefix-tuning adapter: peft_type 'LORA'"):
         peft_tuning({**config, "peft_type": "LORA"}, tensors, model.graph)
+    with pytest.raises(TuningError, match="holds one prompt_embeddings tensor; this one has"):
+        peft_tuning(config, {**tensors, "x": tensors["prompt_embeddings"]}, model.graph)
 
 
 @pytest.mark.parametrize("name", ["gpt2", "llama2-7b", "bert-base"])

@@ -81,6 +81,23 @@ class PrefixKind(TuningKind):
         model.add_module(s["module"], enc)
         attach(model, enc)
 
+    #: The PEFT adapter type this kind reads and writes (plmgraph/tuning/peft.py dispatches on it).
+    peft_type = "PREFIX_TUNING"
+
+    def from_peft(self, graph: Any, spec: Any, cfg: dict[str, Any], tensors: dict[str, Any],
+                  source: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        """A PEFT PREFIX_TUNING adapter -> (the spec's ``tuning``, the prefix encoder's tensors)."""
+        from ...tuning import TuningError
+        from ...tuning.prefix import peft_tuning
+
+        why = _unsupported(graph)
+        if why:
+            raise TuningError(f"{source}: a prefix-tuning adapter, but prefix tuning is not compiled for {why}")
+        try:
+            return peft_tuning(cfg, tensors, graph)
+        except TuningError as e:
+            raise TuningError(f"{source}: {e}") from None
+
     def to_peft(self, model: Any, plan: Any) -> tuple[dict[str, Any], dict[str, Any]]:
         """PEFT's PREFIX_TUNING adapter: (``adapter_config.json`` as a dict, tensors by name)."""
         from ...tuning.prefix import peft_adapter
