@@ -706,7 +706,7 @@ def heuristic_spans(text: str, unit: str) -> list[tuple[int, int]]:
             flush()
             if w[0].isupper():
                 run.append(i)
-            elif ("." in w or "_" in w.strip("_")) and len(w) > 2:
+            elif ("." in w or "_" in w) and len(w) > 2:
                 spans.append((a, b))
         flush()
         return sorted(spans)
