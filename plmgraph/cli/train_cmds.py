@@ -105,6 +105,9 @@ def train_cmd(
             spec_obj, base, base_tok = pretrained(folder)
             if override:
                 raise UsageError("-O changes the architecture; a model to fine-tune keeps its own")
+            if parallel.strategy == "fsdp":  # the base weights are copied in after the model is sharded
+                raise UsageError("fine-tuning a trained model's weights under --strategy fsdp is not supported "
+                                 "yet; use --strategy ddp (or one process)")
             tok_path = tokenizer or base_tok
         else:
             spec_obj = load_spec(spec, override)
