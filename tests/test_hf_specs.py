@@ -97,3 +97,51 @@ def test_bad_hf_configs_are_one_message(tmp_path, cli):
     out = invoke(cli, "diff", d, "gpt2", code=1)
     assert "'no-such-type' is not supported; supported:" in out and "llama" in out
     assert "not a Hugging Face checkpoint folder" in invoke(cli, "spec-from-hf", tmp_path / "nothing", code=1)
+
+
+LLAMA = {"model_type": "llama", "architectures": ["LlamaForCausalLM"], "vocab_size": 50, "hidden_size": 32,
+         "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "intermediate_size": 40}
+
+
+@pytest.mark.parametrize(("change", "match"), [
+    ({"hidden_size": "32"}, 'hidden_size = "32" has the wrong type; expected a whole number'),
+    ({"tie_word_embeddings": "yes"}, 'tie_word_embeddings = "yes" has the wrong type; expected true or false'),
+    ({"rms_norm_eps": "1e-5"}, 'rms_norm_eps = "1e-5" has the wrong type; expected a number'),
+    ({"rope_parameters": "default"}, 'rope_parameters = "default" has the wrong type; expected a JSON object'),
+    ({"architectures": "LlamaForCausalLM"}, "architectures must be a list of class names"),
+    ({"quantization_config": {"quant_method": "gptq", "bits": 4}},
+     "quantization_config (quant_method = 'gptq') is not supported"),
+    ({"hidden_act": "relu2"}, "hidden_act = 'relu2' has no plmgraph equivalent; supported:"),
+])
+def test_config_values_of_the_wrong_type_or_meaning(tmp_path, cli, change, match):
+    import json
+
+    d = tmp_path / "m"
+    d.mkdir()
+    (d / "config.json").write_text(json.dumps({**LLAMA, **change}))
+    out = invoke(cli, "show", d, code=1)
+    assert match in out and out.count("\n") <= 2, out
+
+
+def test_weights_of_another_architecture_list_missing_and_unexpected(tmp_path):
+    """A LLaMA config over GPT-2 weights: the first missing and unexpected tensors are named."""
+    import json
+
+    from safetensors.torch import save_file
+
+    import plmgraph as pg
+    from plmgraph.errors import CheckpointError
+
+    gpt2 = tf.GPT2Model(tf.GPT2Config(vocab_size=50, n_embd=32, n_layer=2, n_head=4, n_positions=64,
+                                      bos_token_id=0, eos_token_id=0))
+    d = tmp_path / "mixed"
+    d.mkdir()
+    save_file({"transformer." + k: v.clone() for k, v in gpt2.state_dict().items() if not k.endswith("attn.bias")},
+              str(d / "model.safetensors"))
+    (d / "config.json").write_text(json.dumps(LLAMA))
+    with pytest.raises(CheckpointError) as e:
+        pg.from_hf(d)
+    msg = str(e.value)
+    assert "missing tensors: lm_head.weight [50, 32], model.embed_tokens.weight [50, 32]" in msg
+    assert "model.layers.0." in msg
+    assert "unexpected tensors: " in msg and "transformer.h.0." in msg and "... (" in msg

@@ -126,8 +126,45 @@ class Family:
             )
         return arch
 
+    def check_types(self, cfg: Cfg) -> None:
+        """Refuse a config value of the wrong JSON type (``hidden_size: "768"``, ``tie_word_embeddings: "yes"``)
+        and a quantized checkpoint, naming the field, its value and what is expected."""
+        if cfg.get("quantization_config") is not None:
+            q = cfg["quantization_config"]
+            method = q.get("quant_method") if isinstance(q, dict) else q
+            raise ConversionError(f"config.json: quantization_config (quant_method = {method!r}) is not supported: "
+                                  "plmgraph loads floating-point weights; supported: an unquantized checkpoint "
+                                  "(dequantize it first)")
+        arch = cfg.get("architectures")
+        if arch is not None and not (isinstance(arch, list) and all(isinstance(a, str) for a in arch)):
+            raise ConversionError(f"config.json: architectures must be a list of class names such as "
+                                  f"[\"LlamaForCausalLM\"], got {_short(arch)}")
+        expected: dict[str, type] = {"tie_word_embeddings": bool}
+        for k in ("rope_parameters", "rope_scaling"):
+            expected[k] = dict
+        for f in self.fields:
+            if f.values is not None:
+                continue  # a value table names its own allowed values
+            d = f.default
+            if d is not REQUIRED and not callable(d) and d is not None:
+                expected.setdefault(f.hf, type(d))
+            elif f.path.startswith("sizes.") or f.path.endswith(("heads", "head_dim", "ffn", "experts", "top_k")):
+                expected.setdefault(f.hf, int)
+        for k, t in expected.items():
+            v = cfg.get(k)
+            if v is None:
+                continue
+            ok = isinstance(v, t) and not (t is not bool and isinstance(v, bool))
+            if t is float:
+                ok = isinstance(v, (int, float)) and not isinstance(v, bool)
+            if not ok:
+                want = {bool: "true or false", int: "a whole number", float: "a number", str: "a string",
+                        dict: "a JSON object"}.get(t, t.__name__)
+                raise ConversionError(f"config.json: {k} = {_short(v)} has the wrong type; expected {want}")
+
     def to_spec_dict(self, cfg: Cfg, name: str = "hf-model") -> dict[str, Any]:
         """A HF config -> the (unvalidated) spec mapping; raises `ConversionError` for what has no equivalent."""
+        self.check_types(cfg)
         arch = self.architecture(cfg)
         for fx in self.fixed:
             if fx.hf in cfg and cfg[fx.hf] not in fx.values:
@@ -190,6 +227,16 @@ class Family:
         if self.unhook is not None:
             self.unhook(spec, cfg)
         return cfg
+
+
+def _short(v: Any) -> str:
+    import json
+
+    try:
+        text = json.dumps(v)
+    except (TypeError, ValueError):
+        text = repr(v)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def need(ok: bool, model_type: str, what: str) -> None:
