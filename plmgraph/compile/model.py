@@ -171,6 +171,10 @@ class PLMModel(nn.Module):
         if past is not None and not relative:
             if last.causal is False and self.family == "encoder":
                 raise InputError("past_key_values is only for decoders; this model is an encoder")
+            if not last.causal and not getattr(last, "prefix", False):
+                raise InputError("past_key_values needs a causal (or prefix) mask: this model's attention is "
+                                 "bidirectional, so a cached step could not equal the full forward; run the whole "
+                                 "sequence without past_key_values")
             checks.check_past(past, len(last.schedule), _batch(input_ids, decoder_input_ids))
             past_len = int(past[0][0].shape[2])
         patches = getattr(first.embed, "patches", None)
@@ -199,7 +203,7 @@ class PLMModel(nn.Module):
             checks.check_mask("attention_mask", attention_mask, B, past_len + T)
             checks.check_length("input_ids", past_len + T, first.embed.max_positions)
         segments = first.embed.segments
-        if token_type_ids is not None and not relative:
+        if token_type_ids is not None and (not relative or segments is not None):  # XLNet: no table, any ids
             if segments is None:
                 raise InputError("token_type_ids given, but this model has no segment embeddings (segments: 0)")
             if input_ids is not None and tuple(token_type_ids.shape) != tuple(input_ids.shape):

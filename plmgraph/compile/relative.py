@@ -272,7 +272,9 @@ class RelativeStack(nn.Module):
         device = input_ids.device
         mems = past_key_values
         M = mems[0].shape[1] if mems is not None else 0  # no int(): a symbolic size under torch.export
-        x = self.embed(input_ids, None, None, task_type_ids)  # [B, T, H]
+        # a segment table (a spec's embeddings.segments) reads token_type_ids too; XLNet has none
+        table_ids = token_type_ids if "segment" in self.embed.has else None
+        x = self.embed(input_ids, None, table_ids, task_type_ids)  # [B, T, H]
         pos = self.embed.drop(self.position(T, M + T, device))  # [2T + M, H]
         mask_h, mask_g = self.masks(B, T, M, device, attention_mask, perm_mask)
         seg = None

@@ -57,6 +57,10 @@ class _Writer:
         self.stacks = graph.stacks()
         self.encdec = len(self.stacks) > 1
         self.E, self.H = self.spec.embeddings.size, self.spec.sizes.hidden
+        attn_kinds = {graph.node(n)["kind"] for n in graph.nodes(role="attn")}
+        #: Transformer-XL / XLNet: relative attention over a segment memory (`relative_block`).
+        self.relative = bool(attn_kinds & {"attention/segment_memory", "attention/two_stream"})
+        self.two_stream = "attention/two_stream" in attn_kinds
 
     # ------------------------------------------------------------------ helpers
 
@@ -189,6 +193,197 @@ class _Writer:
                 + "\n    def forward(\n        self,\n" + "".join(f"        {a},\n" for a in args)
                 + "    ) -> torch.Tensor:\n"
                 + "".join(f"        {line}\n" for line in _long(body)))
+
+    def relative_block(self) -> str:
+        """One Transformer-XL / XLNet layer: relative attention over [memory; h], then the MLP; XLNet's
+        query stream g goes through the same sublayers."""
+        first = next(iter(self.stacks))
+        placement = self.stacks[first]["placement"]
+        norm = self.use(piece(self.g, self.role("attn_norm")), section="norm")
+        attn = self.use(piece(self.g, self.role("attn")), section="attention")
+        mlp = self.use(piece(self.g, self.role("mlp")), section="mlp")
+        add = self.g.node(f"{first}.layers.0.attn_add")
+        drop, deepnorm = add["attrs"]["dropout"], add["kind"] == "residual/deepnorm"
+        init = [f"self.attn_norm = {norm}", f"self.attn = {attn}"]
+        if placement == "sandwich":
+            init.append(f"self.attn_post_norm = {norm}")
+        init += [f"self.mlp_norm = {norm}", f"self.mlp = {mlp}"]
+        if placement == "sandwich":
+            init.append(f"self.mlp_post_norm = {norm}")
+        if drop:
+            self.config["dropout"] = drop
+            init.append("self.drop = nn.Dropout(cfg.dropout)")
+        if deepnorm:
+            self.config["deepnorm_alpha"] = add["attrs"]["alpha"]
+            init.append("self.alpha = cfg.deepnorm_alpha  # DeepNorm (Wang et al. 2022): x = LN(α·x + f(x))")
+        y = "self.drop(y)" if drop else "y"
+        if placement == "post":
+            words = "post-norm: x = norm(x + f(x))"
+            add_body = ['norm = getattr(self, f"{name}_norm")',
+                        f"return norm({'self.alpha * x' if deepnorm else 'x'} + {y})"]
+            ff = ['return self.add("mlp", x, self.mlp(x))']
+        elif placement == "sandwich":
+            words = "sandwich norm: x = x + norm'(f(norm(x)))"
+            add_body = ['y = getattr(self, f"{name}_post_norm")(y)', f"return x + {y}"]
+            ff = ['return self.add("mlp", x, self.mlp(self.mlp_norm(x)))']
+        else:
+            words = "pre-norm: x = x + f(norm(x))"
+            add_body = [f"return x + {y}"]
+            ff = ['return self.add("mlp", x, self.mlp(self.mlp_norm(x)))']
+        args = ["h: torch.Tensor", "mem: torch.Tensor | None", "pos: torch.Tensor", "mask: torch.Tensor"]
+        pre = placement != "post"
+        body = []
+        if pre:
+            body += ["if mem is not None:  # keys and values come from the normalised [mem; h]",
+                     "    mem = self.attn_norm(mem)"]
+        hin = "self.attn_norm(h)" if pre else "h"
+        if self.two_stream:
+            args += ["seg: torch.Tensor | None", "g: torch.Tensor | None", "mask_g: torch.Tensor",
+                     "target_mapping: torch.Tensor | None"]
+            gin = "self.attn_norm(g) if g is not None else None" if pre else "g"
+            if pre:
+                body.append(f"gin = {gin}")
+                gin = "gin"
+            body += [f"a, ag = self.attn({hin}, mem, pos, mask, seg, {gin}, mask_g, target_mapping)",
+                     'h = self.ff(self.add("attn", h, a))',
+                     "if g is not None:  # the query stream, through the same sublayers",
+                     '    g = self.ff(self.add("attn", g, ag))',
+                     "return h, g"]
+            ret = "tuple[torch.Tensor, torch.Tensor | None]"
+        else:
+            body += [f"a = self.attn({hin}, mem, pos, mask)", 'return self.ff(self.add("attn", h, a))']
+            ret = "torch.Tensor"
+        return ('\nclass Block(nn.Module):\n    """One layer: relative self-attention over [memory; h] and the MLP; '
+                + f'{words}."""\n\n'
+                "    def __init__(self, cfg: Config) -> None:\n        super().__init__()\n"
+                + "".join(f"        {line}\n" for line in init)
+                + "\n    def add(self, name: str, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:\n"
+                + '        """The residual around sublayer `name` (attn or mlp)."""\n'
+                + "".join(f"        {line}\n" for line in add_body)
+                + "\n    def ff(self, x: torch.Tensor) -> torch.Tensor:\n"
+                + "".join(f"        {line}\n" for line in ff)
+                + "\n    def forward(\n        self,\n" + "".join(f"        {a},\n" for a in args)
+                + f"    ) -> {ret}:\n" + "".join(f"        {line}\n" for line in body))
+
+    def relative_stack(self) -> str:
+        """Transformer-XL's stack: a memory of each layer's input over earlier segments, the masks
+        over [memory; current], relative positions; XLNet's permutation mask and query stream."""
+        (name,) = self.stacks
+        facts = self.stacks[name]
+        pre = f"{name}.embed"
+        parts = [r for r in ("position", "segment", "task_type", "norm", "project", "patches")
+                 if self.has(f"{pre}.{r}")]
+        if parts:
+            raise NotCompiledYet(f"cannot eject {self.spec.name!r}: a relative-attention stack with embedding "
+                                 f"{', '.join(parts)} is not written yet")
+        two = self.two_stream
+        self.config["embed_dropout"] = facts["embed_dropout"] or 0.0
+        emb_init = []
+        if two:
+            emb_init.append(f"self.mask_token = {self.use(piece(self.g, f'{pre}.mask_token'), section='embed')}")
+        emb_init.append("self.drop = nn.Dropout(cfg.embed_dropout)")
+        self.defs["embed"].append(
+            '\nclass Embeddings(nn.Module):\n    """token vectors -> dropout'
+            + ("; and the mask token that starts the query stream" if two else "") + '."""\n\n'
+            "    def __init__(self, cfg: Config) -> None:\n        super().__init__()\n"
+            + "".join(f"        {line}\n" for line in emb_init)
+            + "\n    def forward(self, x: torch.Tensor) -> torch.Tensor:\n        return self.drop(x)\n")
+        position = self.use(piece(self.g, f"{name}.position"), section="position")
+        attn = self.g.node(f"{name}.layers.0.attn")["attrs"]
+        causal = attn["mask"] == "causal"
+        memory = attn["memory"]
+        init = ["self.embed = Embeddings(cfg)", f"self.position = {position}"]
+        init += self._layer_modules("cfg.layers", "")
+        self.config["layers"] = self.spec.stacks[name].layers
+        final = self.has(f"{name}.final_norm")
+        if final:
+            init.append(f"self.final_norm = {self.use(piece(self.g, f'{name}.final_norm'), section='norm')}")
+        if memory:
+            self.config["memory"] = memory
+            init.append("self.memory = cfg.memory  # states kept per layer")
+        args = ["x: torch.Tensor", "attention_mask: torch.Tensor | None = None"]
+        if two:
+            args.append("token_type_ids: torch.Tensor | None = None")
+        args.append("mems: list[torch.Tensor] | None = None")
+        if two:
+            args += ["perm_mask: torch.Tensor | None = None", "target_mapping: torch.Tensor | None = None"]
+        body = ["B, T, _ = x.shape" if two else "T = x.shape[1]",
+                "x = self.embed(x)",
+                "M = 0 if mems is None else mems[0].shape[1]",
+                "S = M + T  # keys: [memory; current]",
+                "pos = self.embed.drop(self.position(T, S, x.device))  # [T + S, H]",
+                "k = torch.arange(S, device=x.device)  # key positions",
+                "q = torch.arange(M, S, device=x.device)  # query positions",
+                "# hidden[b, i, j]: query i may not see key j",
+                "hidden = torch.zeros(1, T, S, dtype=torch.bool, device=x.device)"]
+        if causal:
+            body.append("hidden = hidden | (k[None, :] > q[:, None])[None]  # no looking ahead")
+        body += ["if attention_mask is not None:  # [B, T] or [B, M + T]; memory stays visible",
+                 "    pad = attention_mask == 0",
+                 "    hidden = hidden | F.pad(pad, (S - pad.shape[1], 0))[:, None, :]"]
+        if two:
+            body += ["if perm_mask is not None:  # XLNet: perm_mask[b, i, j] = 1 hides token j from query i",
+                     "    hidden = hidden | F.pad(perm_mask.bool(), (M, 0))"]
+        body += ["hide = torch.zeros(hidden.shape, device=x.device).masked_fill(hidden, -1e30)",
+                 "own = k[None, :] == q[:, None]  # [T, S]: the content stream always sees itself",
+                 "mask = hide.masked_fill(own[None], 0.0)[:, None]  # [B|1, 1, T, S]"]
+        if two:
+            body += ["mask_g = hide[:, None]  # the query stream sees itself only if perm_mask allows",
+                     "seg = None",
+                     "if token_type_ids is not None:  # memory counts as segment 0",
+                     "    keys = F.pad(token_type_ids, (M, 0))  # [B, S]",
+                     "    seg = (token_type_ids[:, :, None] != keys[:, None, :])[:, None]  # [B, 1, T, S]",
+                     "g = None",
+                     "if target_mapping is not None:  # the query stream starts from the mask token",
+                     "    P = target_mapping.shape[1]",
+                     "    g = self.embed.drop(self.embed.mask_token.weight.expand(B, P, -1))  # [B, P, H]"]
+        body.append("new = []  # the next segment's memory")
+        call = "x, g = layer(x, mem, pos, mask, seg, g, mask_g, target_mapping)" if two else \
+            "x = layer(x, mem, pos, mask)"
+        body += [*self._layer_loop(), "    mem = None if mems is None else mems[i]",
+                 "    new.append(self.remember(x, mem))", f"    {call}"]
+        if two:
+            body.append("x = g if g is not None else x  # the query stream's output when it runs")
+        if final:
+            body.append("x = self.final_norm(x)")
+        body.append("return x, new")
+        keep = "new[:, -self.memory :]" if memory else "new"
+        remember = ["new = x if mem is None else torch.cat((mem, x), dim=1)", f"return {keep}.detach()"]
+        what = "XLNet's two streams" if two else "Transformer-XL's segment recurrence"
+        return (f'\nclass Stack(nn.Module):\n    """The stack ({what}): embeddings, relative positions, layers '
+                'over a\n    segment memory (each layer\'s input over earlier segments, no gradient)."""\n\n'
+                "    def __init__(self, cfg: Config) -> None:\n        super().__init__()\n"
+                + "".join(f"        {line}\n" for line in init)
+                + "\n    def remember(self, x: torch.Tensor, mem: torch.Tensor | None) -> torch.Tensor:\n"
+                + '        """The memory for the next segment: the old one, then this layer\'s input."""\n'
+                + "".join(f"        {line}\n" for line in remember)
+                + "\n    def forward(\n        self,\n" + "".join(f"        {a},\n" for a in args)
+                + "    ) -> tuple[torch.Tensor, list[torch.Tensor]]:\n"
+                + "".join(f"        {line}\n" for line in body))
+
+    def _layer_modules(self, n_layers: str, cross_arg: str) -> list[str]:
+        """The stack's layer modules: one per layer, one shared (ALBERT), or one per group."""
+        if self.spec.sharing.kind == "groups":
+            self.config["layer_groups"] = self.spec.sharing.groups
+            return ["# ALBERT's groups (Lan et al. 2020): cfg.layer_groups blocks, each run by",
+                    "# depth // cfg.layer_groups consecutive layers; keyed by their first layer",
+                    f"depth = {n_layers}", "self.per = depth // cfg.layer_groups",
+                    "firsts = range(0, depth, self.per)",
+                    f"self.layers = nn.ModuleDict({{str(i): Block(cfg{cross_arg}) for i in firsts}})",
+                    "self.depth = depth"]
+        if self.spec.sharing.kind == "all":
+            return ["# ALBERT (Lan et al. 2020): every layer is this one block, run cfg.layers times",
+                    f'self.layers = nn.ModuleDict({{"0": Block(cfg{cross_arg})}})', f"self.depth = {n_layers}"]
+        return [f"depth = {n_layers}",
+                f"self.layers = nn.ModuleDict({{str(i): Block(cfg{cross_arg}) for i in range(depth)}})"]
+
+    def _layer_loop(self) -> list[str]:
+        """`for i ...:` binding `layer`, the block that runs at depth i."""
+        if self.spec.sharing.kind == "groups":
+            return ["for i in range(self.depth):", "    layer = self.layers[str(i // self.per * self.per)]"]
+        if self.spec.sharing.kind == "all":
+            return ["for i in range(self.depth):", '    layer = self.layers["0"]']
+        return ["for i, layer in enumerate(self.layers.values()):"]
 
     def embeddings(self, stack: str) -> tuple[str | None, list[str]]:
         """The stack's Embeddings class (None when it only reads token vectors) and its call args."""
@@ -417,13 +612,19 @@ class _Writer:
                 mask = "None"
             else:
                 body.append(f"x = {call.format(m=emb, x='input_ids')}  # [B, T, E]")
-                body.append(f"h = self.{s}(x, attention_mask{extra})  # [B, T, H]")
+                if self.relative:
+                    extra = "".join(f", {a.split(':')[0]}" for a in args[2:] if not a.startswith("use_cache"))
+                    body.append(f"h, mems = self.{s}(x, attention_mask{extra})  # [B, T, H] (XLNet: [B, P, H])")
+                else:
+                    body.append(f"h = self.{s}(x, attention_mask{extra})  # [B, T, H]")
                 mask = "attention_mask"
         body.append('out = {"last_hidden_state": h}')
         if pooler is not None:
             body.append(f"pooled = {pooler.call.format(m='self.pooler', x='h', mask=mask)}  # [B, H]")
         for name, p, pooled in heads:
             body.append(f'out["{name}"] = ' + p.call.format(m=f"self.heads.{name}", x="pooled" if pooled else "h"))
+        if self.relative:
+            body += ["if use_cache:", '    out["mems"] = mems  # pass back as mems= with the next segment']
         body.append("return out")
         images = self.spec.embeddings.patches is not None
         first_arg = "pixel_values: torch.Tensor" if images else "input_ids: torch.Tensor"
@@ -450,14 +651,24 @@ class _Writer:
                 args.append(f"{a}: torch.Tensor | None = None")
         if self.g.node(f"{first}.layers.0.attn")["attrs"]["mask"] == "prefix":
             args.append("prefix_lengths: torch.Tensor | None = None")
+        if self.relative:
+            if self.two_stream:
+                args.append("token_type_ids: torch.Tensor | None = None")
+            args += ["mems: list[torch.Tensor] | None = None", "use_cache: bool = False"]
+            if self.two_stream:
+                args += ["perm_mask: torch.Tensor | None = None", "target_mapping: torch.Tensor | None = None"]
         return args
 
     # ------------------------------------------------------------------ file
 
     def write(self) -> str:
         self.check()
-        self.defs["block"].append(self.block())
-        self.defs["stack"] += [ADDITIVE, self.stack()]
+        if self.relative:
+            self.defs["block"].append(self.relative_block())
+            self.defs["stack"].append(self.relative_stack())
+        else:
+            self.defs["block"].append(self.block())
+            self.defs["stack"] += [ADDITIVE, self.stack()]
         model = self.model()
         spec = self.spec
         body = "\n".join([*(code for defs in self.defs.values() for code in defs), model])

@@ -631,3 +631,148 @@ def lm_head(a: dict[str, Any], kind: str) -> Piece:
             + "".join(f"        {line}\n" for line in init) + "\n"
             f"    def forward(self, {args}) -> torch.Tensor:\n" + "".join(f"        {line}\n" for line in body))
     return Piece(defs=(code,), make=f"{cls}(cfg)", call="{m}({x}, self.embed.token.weight)" if tied else "{m}({x})")
+
+
+# ----------------------------------------------------------- relative attention (XL, XLNet)
+
+XL_RELATIVE = '''
+class XLRelative(nn.Module):
+    """Transformer-XL's relative positions (Dai et al. 2019): sinusoids of the distances
+    S, S-1, ..., 1-T between a query and the keys [memory; current]; no parameters."""
+
+    def __init__(self, cfg: Config) -> None:
+        super().__init__()
+        self.dim = cfg.hidden
+{clamp_init}
+    def forward(self, T: int, S: int, device: torch.device) -> torch.Tensor:
+        pos = torch.arange(S, -T, -1, device=device, dtype=torch.float32)  # [S + T]
+{clamp}        step = torch.arange(0, self.dim, 2, device=device, dtype=torch.float32)
+        angle = pos[:, None] / 10000 ** (step / self.dim)  # [S + T, H/2]
+        return torch.cat((angle.sin(), angle.cos()), dim=-1)  # [S + T, H]
+
+
+def rel_shift(x: torch.Tensor, S: int) -> torch.Tensor:
+    """Scores over distances [B, n, T, T + S] -> over keys [B, n, T, S]: row i moves left
+    by T - i, so column j holds distance (S - T) + i - j (HF rel_shift_bnij)."""
+    B, n, T, P = x.shape
+    return x.reshape(B, n, T * P)[..., T:].reshape(B, n, T, P - 1)[..., :S]
+'''
+
+
+def xl_relative(a: dict[str, Any]) -> Piece:
+    clamp = a.get("clamp")
+    code = XL_RELATIVE.format(
+        clamp_init="        self.clamp = cfg.rel_clamp  # distances beyond it read as it\n" if clamp else "",
+        clamp="        pos = pos.clamp(-self.clamp, self.clamp)\n" if clamp else "")
+    return Piece(defs=(code,), make="XLRelative(cfg)", config={"rel_clamp": clamp} if clamp else {})
+
+
+RELATIVE = '''
+class RelativeAttention(nn.Module):
+    """{doc}
+
+    score(i, j) = (q_i + u) . k_j                        content
+                + (q_i + v) . W_r R(i - j)               position (R: XLRelative)
+{seg_doc}    all times head_dim ** -0.5; keys and values are [memory; current]."""
+
+    def __init__(self, cfg: Config) -> None:
+        super().__init__()
+        n, d, H = cfg.heads, cfg.head_dim, cfg.hidden
+        self.heads, self.head_dim = n, d
+{dropout_init}        self.qkv = nn.Linear(H, 3 * n * d, bias=False)  # rows [q; k; v]
+        self.r = nn.Linear(H, n * d, bias=False)  # W_r: projects the position encodings
+        self.r_w_bias = nn.Parameter(torch.zeros(n, d))  # u
+        self.r_r_bias = nn.Parameter(torch.zeros(n, d))  # v
+{seg_init}        self.out = nn.Linear(n * d, H, bias=False)
+
+    def split(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        B, L, _ = x.shape
+        return F.linear(x, w).view(B, L, self.heads, self.head_dim).transpose(1, 2)  # [B, n, L, d]
+
+    def attend(
+        self,
+        q: torch.Tensor,
+        k: torch.Tensor,
+        v: torch.Tensor,
+        kr: torch.Tensor,
+        mask: torch.Tensor,
+{seg_arg}    ) -> torch.Tensor:
+        """q [B, n, T, d], k and v [B, n, S, d], kr [n, T + S, d], mask [B|1, 1, T, S]."""
+        pos = rel_shift((q + self.r_r_bias[:, None]) @ kr.transpose(-1, -2), k.shape[2])
+{seg_body}        scale = {scale}
+        bias = pos * scale + mask  # [B, n, T, S]: SDPA adds it to the content term
+        q = q + self.r_w_bias[:, None]
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=scale{dropout})
+
+    def forward(
+        self,
+{args}
+    ){ret}:
+        B, T, _ = h.shape
+        nd = self.heads * self.head_dim
+        wq, wk, wv = self.qkv.weight.split(nd)
+        cat = h if mem is None else torch.cat((mem, h), dim=1)  # [B, S, H]
+        k, v = self.split(cat, wk), self.split(cat, wv)  # [B, n, S, d]
+        kr = self.r(pos).view(-1, self.heads, self.head_dim).transpose(0, 1)  # [n, T+S, d]
+        y = self.attend(self.split(h, wq), k, v, kr, mask{seg_pass})  # [B, n, T, d]
+        y = self.out(y.transpose(1, 2).reshape(B, T, nd))  # [B, T, H]
+{two_stream}'''
+
+_TWO_STREAM = '''        if g is None:
+            return y, None
+        # the query stream: its P queries placed at the positions they predict, T of them
+        target_mapping = target_mapping.to(g.dtype)  # [B, P, T]
+        qg = torch.einsum("bnpd,bpt->bntd", self.split(g, wq), target_mapping)
+        yg = self.attend(qg, k, v, kr, mask_g, seg)  # [B, n, T, d]
+        yg = torch.einsum("bntd,bpt->bnpd", yg, target_mapping)  # [B, n, P, d]
+        return y, self.out(yg.transpose(1, 2).reshape(B, g.shape[1], nd))
+'''
+
+
+def relative_attention(a: dict[str, Any], two_stream: bool) -> Piece:
+    if two_stream:
+        doc = ("XLNet's two-stream relative attention (Yang et al. 2019): Transformer-XL's terms plus\n"
+               "    a segment term, for the content stream h and the query stream g (same weights).")
+        seg_doc = "                + (q_i + s) . seg_embed[i, j in different segments]\n"
+        seg_init = ("        self.r_s_bias = nn.Parameter(torch.zeros(n, d))  # s\n"
+                    "        self.seg_embed = nn.Parameter(torch.zeros(2, n, d))  # same, different segment\n")
+        seg_body = ("        if seg is not None:  # seg [B, 1, T, S]: query and key in different segments\n"
+                    '            ef = torch.einsum("bntd,snd->bnts", q + self.r_s_bias[:, None], self.seg_embed)\n'
+                    "            pos = pos + torch.where(seg, ef[..., 1:], ef[..., :1])\n")
+        args = ["h: torch.Tensor", "mem: torch.Tensor | None", "pos: torch.Tensor", "mask: torch.Tensor",
+                "seg: torch.Tensor | None", "g: torch.Tensor | None", "mask_g: torch.Tensor",
+                "target_mapping: torch.Tensor | None"]
+        ret = " -> tuple[torch.Tensor, torch.Tensor | None]"
+    else:
+        doc = ("Transformer-XL's relative attention (Dai et al. 2019) over a segment memory: the\n"
+               "    previous segments' layer inputs, cached, extend the keys and values.")
+        seg_doc, seg_init, seg_body = "", "", ""
+        args = ["h: torch.Tensor", "mem: torch.Tensor | None", "pos: torch.Tensor", "mask: torch.Tensor"]
+        ret = " -> torch.Tensor"
+    config: dict[str, Any] = {"heads": a["heads"], "head_dim": a["head_dim"]}
+    if a["dropout"]:
+        config["attn_dropout"] = a["dropout"]
+    code = RELATIVE.format(
+        doc=doc, seg_doc=seg_doc, seg_init=seg_init, seg_body=seg_body,
+        seg_arg="        seg: torch.Tensor | None,\n" if two_stream else "", seg_pass=", seg" if two_stream else "",
+        scale="self.head_dim**-0.5" if a["scale"] is None else repr(a["scale"]),
+        dropout_init="        self.dropout = cfg.attn_dropout\n" if a["dropout"] else "",
+        dropout=", dropout_p=self.dropout if self.training else 0.0" if a["dropout"] else "",
+        args="\n".join(f"        {x}," for x in args), ret=ret,
+        two_stream=_TWO_STREAM if two_stream else "        return y\n")
+    return Piece(defs=(code,), make="RelativeAttention(cfg)", config=config)
+
+
+MASK_TOKEN = '''
+class MaskToken(nn.Module):
+    """XLNet's mask embedding: one learned vector that starts the query stream g, so a
+    position being predicted knows where it is but not which token it holds."""
+
+    def __init__(self, cfg: Config) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(1, 1, cfg.embed_dim))
+'''
+
+
+def mask_token(a: dict[str, Any]) -> Piece:
+    return Piece(defs=(MASK_TOKEN,), make="MaskToken(cfg)")

@@ -123,6 +123,11 @@ class RelativeKind(Kind):
     prefix: str = ""
     title: str = ""
 
+    def eject(self, a: Attrs):  # noqa: ANN201
+        from ...eject.pieces import relative_attention
+
+        return relative_attention(a, two_stream=self.segments)
+
     def params(self, a: Attrs) -> dict[str, Shape]:
         n, d, H = a["heads"], a["head_dim"], a["hidden"]
         q_out = n * d

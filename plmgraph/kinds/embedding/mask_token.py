@@ -35,6 +35,11 @@ class MaskTokenKind(Kind):
     def init(self, module, rule) -> None:  # noqa: ANN001
         rule.table(module.weight)
 
+    def eject(self, a):  # noqa: ANN001, ANN201
+        from ...eject.pieces import mask_token
+
+        return mask_token(a)
+
     def explain(self, lang: str) -> str:
         return self.explained(
             lang,

@@ -54,6 +54,11 @@ class XLRelativePositionKind(AttentionPosition):
     def init(self, module, rule) -> None:  # noqa: ANN001
         pass  # no weights
 
+    def eject(self, a):  # noqa: ANN001, ANN201
+        from ...eject.pieces import xl_relative
+
+        return xl_relative(a)
+
     def explain(self, lang: str) -> str:
         return self.explained(
             lang,
