@@ -10,6 +10,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 extras="${PLMGRAPH_ORT:-cpu}"
 if [[ "${1:-}" == "--test" ]]; then extras="$extras,test"; fi
+# ONNX Runtime GenAI's wheel requires the CPU onnxruntime: only with the cpu flavour (never both wheels)
+if [[ "${1:-}" == "--test" && "$extras" == cpu,* ]]; then extras="$extras,genai"; fi
 
 # System Graphviz (`dot`) renders the diagrams; the Python `graphviz` package only drives it.
 if ! command -v dot >/dev/null 2>&1; then
