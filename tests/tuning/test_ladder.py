@@ -169,3 +169,28 @@ def test_bad_options_are_one_clear_message():
     for name, why in [("t5-small", "encoder-decoder models"), ("xlnet-base", "relative attention")]:
         with pytest.raises(NotCompiledYet, match=f"ladder side tuning is not compiled for .*{why}"):
             pg.build(pg.load_spec(tiny(name), "tuning={kind: ladder}"), device="meta")
+
+
+def test_save_load_and_the_cli_trains_only_the_side_network(tmp_path):
+    from safetensors.torch import load_file
+    from typer.testing import CliRunner
+
+    import plmgraph.cli.train_cmds  # noqa: F401  (registers train)
+    from plmgraph.cli import app
+
+    model = _ladder("llama2-7b")
+    pg.save(model, tmp_path / "m")
+    again = pg.load(tmp_path / "m")
+    with torch.no_grad():
+        assert torch.equal(again.eval()(_ids()).logits, model.eval()(_ids()).logits)
+    data = tmp_path / "c.txt"
+    data.write_text("\n\n".join(f"the quick brown fox {i} jumps over the lazy dog {i % 7}" for i in range(40)))
+    args = ["--data", str(data), "--steps", "2", "--seq-len", "16", "--batch-size", "4", "--checkpoint-every", "100",
+            "--held-out", "0"]
+    r = CliRunner().invoke(app, ["train", "gpt2", "-O", "layers=2,hidden=32,heads=2,ffn=64,vocab=300,max_positions=32",
+                                 "--tuning", "ladder:reduction=2", "-o", str(tmp_path / "run"), *args])
+    assert r.exit_code == 0, r.output
+    run = tmp_path / "run"
+    w = load_file(str(run / "checkpoints" / (run / "LATEST").read_text().strip() / "model.safetensors"))
+    side = sum(t.numel() for k, t in w.items() if k.startswith("ladder."))
+    assert f"trainable {side:,} of {sum(t.numel() for t in w.values()):,}" in r.output, r.output
