@@ -85,7 +85,10 @@ def with_prefix(pk: Tensor, pv: Tensor, x: Tensor, mask: Tensor | None, is_causa
     ``P`` visible columns in front of the mask."""
     B, T = x.shape[0], x.shape[1]
     P = pk.shape[2]
-    pk, pv = pk.to(x.dtype).expand(B, -1, -1, -1), pv.to(x.dtype).expand(B, -1, -1, -1)
+    dtype = x.dtype  # the keys' dtype: the input's, or autocast's (bf16 training), which the projections give
+    if torch.is_autocast_enabled(x.device.type):
+        dtype = torch.get_autocast_dtype(x.device.type)
+    pk, pv = pk.to(dtype).expand(B, -1, -1, -1), pv.to(dtype).expand(B, -1, -1, -1)
     S = T + (past[0].shape[2] if past is not None else 0)  # real keys: past + new
     if past is not None:
         pk, pv = torch.cat((pk, past[0]), dim=2), torch.cat((pv, past[1]), dim=2)
