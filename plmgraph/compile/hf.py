@@ -180,10 +180,11 @@ def load_state_dict(path: str | Path, graph: ArchGraph | None = None, dtype: Any
         CheckpointError: the folder, its files, or its tensors do not fit its config.
         ConversionError: its config has no plmgraph equivalent.
     """
-    import torch
-    from safetensors import safe_open
+    return dict(iter_state_dict(path, graph, dtype))
 
-    path = Path(path)
+
+def _plan_checked(path: Path, graph: ArchGraph | None) -> tuple[ArchGraph, list[Item], dict[str, Path],
+                                                                 dict[str, tuple[int, ...]]]:
     cfg = read_config(path)
     graph = graph or resolve(config_to_spec(cfg, _spec_name(path)))
     model_type = cfg["model_type"]
@@ -192,7 +193,28 @@ def load_state_dict(path: str | Path, graph: ArchGraph | None = None, dtype: Any
     archs = cfg.get("architectures") or [None]
     items = plan(graph, model_type, set(shapes), arch=archs[0])
     check(items, shapes, model_type)
+    return graph, items, files, shapes
 
+
+def iter_state_dict(path: str | Path, graph: ArchGraph | None = None, dtype: Any = None) -> Any:
+    """`load_state_dict` one tensor at a time: yields (plmgraph key, tensor) after checking every name and
+    shape, reading the shards in order and closing each once no later tensor needs it, so at most one
+    assembled tensor (and the shards being read, memory-mapped) is held at a time.
+    """
+    import torch
+    from safetensors import safe_open
+
+    path = Path(path)
+    graph, items, files, shapes = _plan_checked(path, graph)
+    # Shard by shard: items ordered by the first shard they read; a shard is closed after its last item.
+    order = sorted(range(len(items)), key=lambda i: min((str(files[n]) for n in items[i].hf_names if n in files),
+                                                        default=""))
+    items = [items[i] for i in order]
+    last: dict[Path, int] = {}
+    for i, it in enumerate(items):
+        for n in it.hf_names:
+            if n in files:
+                last[files[n]] = i
     handles: dict[Path, Any] = {}
 
     def get(name: str) -> torch.Tensor:
@@ -201,8 +223,7 @@ def load_state_dict(path: str | Path, graph: ArchGraph | None = None, dtype: Any
             handles[f] = safe_open(str(f), framework="pt")
         return handles[f].get_tensor(name)
 
-    sd: dict[str, torch.Tensor] = {}
-    for it in items:
+    for idx, it in enumerate(items):
         per_expert = []
         for group in it.groups:
             parts = []
@@ -219,12 +240,29 @@ def load_state_dict(path: str | Path, graph: ArchGraph | None = None, dtype: Any
                 parts.append(t)
             per_expert.append(torch.cat(parts, 0) if len(parts) > 1 else parts[0])
         t = torch.stack(per_expert, 0) if it.rule.experts else per_expert[0]
+        del per_expert
         if it.per_head is not None:
             t = qkv_from_per_head(t, *it.per_head)
         if tuple(t.shape) != tuple(it.shape):  # a table bug, not a user error
             raise RuntimeError(f"{it.key}: assembled {list(t.shape)}, graph says {list(it.shape)}")
-        sd[it.key] = t.to(dtype).contiguous() if dtype is not None else t.contiguous()
-    return sd
+        for f in [f for f, j in last.items() if j == idx]:
+            handles.pop(f, None)  # this shard is done: its mapping is released
+        yield it.key, (t.to(dtype).contiguous() if dtype is not None else t.contiguous())
+
+
+def checkpoint_dtype(path: str | Path) -> Any:
+    """The dtype of a checkpoint's first floating-point tensor (from the safetensors header), or float32."""
+    import torch
+    from safetensors import safe_open
+
+    names = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16}
+    for f in sorted(set(_files(Path(path)).values())):
+        with safe_open(str(f), framework="pt") as h:
+            for k in h.keys():
+                dt = names.get(h.get_slice(k).get_dtype())
+                if dt is not None:
+                    return dt
+    return torch.float32
 
 
 # ---------------------------------------------------------------------- public
@@ -253,19 +291,31 @@ def from_hf(path: str | Path, device: Any = None, dtype: Any = None) -> Any:
     path = Path(path)
     spec = spec_from_hf(path)
     graph = resolve(spec)
-    sd = load_state_dict(path, graph, dtype)
-    from .io import check_values
-
-    check_values(sd, str(path))
+    _plan_checked(path, graph)  # every name and shape checked before anything is allocated
     if dtype is None:
-        floats = [t.dtype for t in sd.values() if t.is_floating_point()]
-        dtype = floats[0] if floats else torch.float32
-    # seed: the random init is overwritten below; a private generator leaves torch's global RNG alone.
+        dtype = checkpoint_dtype(path)
+    # One copy of the weights: the model's parameters are allocated once (the random init is overwritten;
+    # seed 0, a private generator, leaves torch's global RNG alone) and each checkpoint tensor is read,
+    # assembled and copied into its parameter in place, shard by shard.
     model = build(graph, device=device, dtype=dtype, seed=0)
-    missing, unexpected = model.load_state_dict(sd, strict=False)
-    missing = [k for k in missing if k in graph.param_shapes()]
-    if missing or unexpected:  # the compiler's names differ from the graph's: a plmgraph bug
-        raise RuntimeError(f"compiled model does not match its graph: missing {missing}, unexpected {unexpected}")
+    params = dict(model.state_dict(keep_vars=True))
+    want = set(graph.param_shapes())
+    seen = set()
+    with torch.no_grad():
+        for key, t in iter_state_dict(path, graph):
+            if not t.is_floating_point():
+                raise CheckpointError(f"{path}: weights must be floating point; {key} is "
+                                      f"{str(t.dtype).replace('torch.', '')}")
+            if t.numel() and not bool(torch.isfinite(t).all()):
+                raise CheckpointError(f"{path}: {key} holds NaN or infinite values; the checkpoint is corrupt")
+            if key not in params:  # the compiler's names differ from the graph's: a plmgraph bug
+                raise RuntimeError(f"compiled model does not match its graph: unexpected {key}")
+            params[key].copy_(t)
+            seen.add(key)
+            del t
+    missing = sorted(want - seen)
+    if missing:
+        raise RuntimeError(f"compiled model does not match its graph: missing {missing[:5]}")
     return model.eval()
 
 
