@@ -149,3 +149,17 @@ def test_strategies_refuse_without_torchrun(tmp_path, corpus, monkeypatch):
     r = CliRunner().invoke(app, base)  # two processes, each about to train alone into one folder
     assert r.exit_code == 2 and "--strategy ddp or fsdp" in r.output
     assert not (tmp_path / "x").exists()
+
+
+def test_a_sharded_run_grows(runs, tmp_path):
+    """`plmgraph grow` reads DCP shards like a one-process checkpoint (progressive stacking, then train on)."""
+    _, done = runs
+    path = done["ddp"][0]
+    from plmgraph.train.distributed import load_checkpoint_model
+
+    before = dict(load_checkpoint_model(latest_checkpoint(path)).named_parameters())
+    new = pg.grow(path, 4, tmp_path / "deep")
+    after = dict(pg.load(latest_checkpoint(new)).named_parameters())
+    for n, p in after.items():
+        src = n.replace("layers.2.", "layers.0.").replace("layers.3.", "layers.1.")
+        assert torch.equal(p, before[src]), n
