@@ -109,3 +109,21 @@ def test_generate_feeds_every_graph_input_by_name():
     m = OrtModel(deploy_models.folder("gpt2")[1])
     feed = m.complete(np.array([[1, 2]]), attention_mask=np.array([[0, 1]]))
     assert feed["position_ids"].tolist() == [[0, 0]] and feed["attention_mask"].tolist() == [[0, 1]]
+
+
+def test_export_a_training_run_then_generate_on_ort_as_on_pytorch(tmp_path):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n\n".join(deploy_models.TEXTS) + "\n")
+    run, dep = tmp_path / "run", tmp_path / "deploy"
+    r = runner.invoke(app, ["train", "gpt2", "-O", "layers=1,hidden=32,heads=2,vocab=300,max_positions=64", "--data",
+                            str(corpus), "--steps", "2", "--seq-len", "16", "--batch-size", "2", "-o", str(run)])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["export", str(run), "-o", str(dep), "--kv-cache", "--no-optimize"])
+    assert r.exit_code == 0, r.output
+    assert "verified" in r.output
+    assert json.loads((dep / "tokenizer.json").read_text()) == json.loads((run / "tokenizer.json").read_text())
+    args = ["-p", "the quick", "-p", "a", "-n", "6", "--greedy"]
+    on_ort = runner.invoke(app, ["generate", str(dep), *args])
+    on_torch = runner.invoke(app, ["generate", str(run), *args])
+    assert on_ort.exit_code == 0 and on_torch.exit_code == 0, on_ort.output + on_torch.output
+    assert on_ort.stdout == on_torch.stdout and on_ort.stdout.startswith("the quick")
