@@ -1,95 +1,368 @@
-"""Benchmark an exported ONNX model in ONNX Runtime (CPU) against PyTorch eager, same weights.
+"""Side by side, in one process: plmgraph's ONNX export against the tools a deployer would pick.
 
-    python tools/bench_onnx.py                       # GPT-2-like, 4 layers, hidden 256; batch 1 and 8, seq 128
-    python tools/bench_onnx.py --repeats 50 --json onnx-bench.json
+    python tools/bench_onnx.py                                   # llama, gpt2 and bert; 2 threads
+    python tools/bench_onnx.py --models llama --repeats 9 --json onnx-bench.json
+    python tools/bench_onnx.py --optimum-python /tmp/optvenv/bin/python   # add Hugging Face Optimum
 
-The model is exported with `pg.export_onnx` (optimized and verified), then for each shape the
-two runtimes are timed *interleaved* (torch, ORT, torch, ORT, ... the order flipped every
-round), after warm-up, and the medians are reported with the ratio ORT / torch (below 1.0:
-ONNX Runtime is faster).  Both use the same number of threads (``--threads``, default all
-cores); PyTorch runs under `torch.inference_mode()`.  The forward pass is the full
-prompt (no KV cache): logits for every position.
+Same tiny random weights for every contender (plmgraph builds them, seed 0, and writes them
+as a Hugging Face folder for the others).  Decoders (LLaMA-like, GPT-2-like: 4 layers, hidden
+256, vocabulary 8192): batch 1, a 128-token prompt (prefill), then 64 greedy steps with the
+KV cache; reported: prefill ms and decode tokens/s, and whether the greedy tokens equal
+PyTorch's.  Encoder (BERT-like, same sizes): one forward of batch 1, sequence 128.
+
+Contenders:
+  plmgraph fused     pg.export_onnx(..., fuse=True): GroupQueryAttention / MultiHeadAttention, skip norms
+  plmgraph plain     the same with fuse=False (the plain ONNX graph, ORT's own fusions only)
+  genai              ONNX Runtime GenAI's model builder (python -m onnxruntime_genai.models.builder)
+                     and its generator (LLaMA only: the builder refuses GPT-2)
+  optimum, optimum-O2  Hugging Face Optimum's export (optimum-cli, run with --optimum-python, an
+                     environment of its own: optimum-onnx pins transformers < 4.58) and `-O2`
+  torch              PyTorch eager with the KV cache (plmgraph's module; transformers' for reference)
+
+The ONNX graphs (plmgraph's, Optimum's) run in the same raw loop (``InferenceSession.run``
+with numpy, the cache fed back each step).  Every session: ``--threads`` intra-op threads
+and ``session.intra_op.allow_spinning = 0``; PyTorch: ``torch.set_num_threads``.  Contenders
+are interleaved (one run each per round, the order rotated every round) with a pause
+between them, so no one's worker threads still spin while the next is timed; medians over
+``--repeats`` rounds.  Numbers go in the README as ratios; nothing here runs in the tests.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import torch
-from plmgraph.exporters import onnx as ox
 from plmgraph.exporters.runtime import import_onnxruntime
 
 import plmgraph as pg
 
-OVERRIDES = ["layers=4,hidden=256,heads=4,ffn=1024,vocab=8192,max_positions=256"]
+SIZES = "layers=4,hidden=256,heads=4,ffn=1024,vocab=8192,max_positions=256"
+MODELS = {"llama": "llama2-7b", "gpt2": "gpt2", "bert": "bert-base"}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--spec", default="gpt2")
-    ap.add_argument("-O", "--override", action="append", default=None, help=f"default: {OVERRIDES[0]}")
-    ap.add_argument("--batch", type=int, nargs="+", default=[1, 8])
-    ap.add_argument("--seq", type=int, default=128)
-    ap.add_argument("--repeats", type=int, default=20)
-    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    ap.add_argument("--sizes", default=SIZES)
+    ap.add_argument("--prompt", type=int, default=128)
+    ap.add_argument("--steps", type=int, default=64)
+    ap.add_argument("--seq", type=int, default=128, help="encoder sequence length")
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--pause", type=float, default=0.2, help="seconds between contenders")
+    ap.add_argument("--optimum-python", default=None, help="a python with optimum-onnx installed")
+    ap.add_argument("--no-genai", action="store_true")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
 
-    ort = import_onnxruntime()
     torch.set_num_threads(args.threads)
-    spec = pg.load_spec(args.spec, args.override or OVERRIDES)
-    model = pg.build(spec, seed=0).eval()
+    ort = import_onnxruntime()
+    results: dict[str, Any] = {"threads": args.threads, "repeats": args.repeats, "sizes": args.sizes,
+                               "torch": torch.__version__, "onnxruntime": ort.__version__, "models": {}}
     with tempfile.TemporaryDirectory() as tmp:
-        path = pg.export_onnx(model, Path(tmp) / "model.onnx")
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = args.threads
-        sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-        sig = ox.signature(model)
-        rows = []
-        for batch in args.batch:
-            feed = ox.example_inputs(model, sig, batch, args.seq)
-            np_feed = {k: v.numpy() for k, v in feed.items()}
-
-            def run_torch(feed=feed) -> None:
-                with torch.inference_mode():
-                    model(**feed)
-
-            def run_ort(np_feed=np_feed) -> None:
-                sess.run(None, np_feed)
-
-            rows.append({"batch": batch, "seq": args.seq, **_timed(run_torch, run_ort, args.repeats)})
-    info = {"spec": spec.name, "overrides": args.override or OVERRIDES, "params": model.num_params(),
-            "threads": args.threads, "repeats": args.repeats, "torch": torch.__version__,
-            "onnxruntime": ort.__version__, "rows": rows}
-    print(f"{spec.name} ({model.num_params():,} params), {args.threads} threads, median of {args.repeats}")
-    print(f"{'batch':>5} {'seq':>5} {'torch ms':>10} {'ORT ms':>10} {'ORT/torch':>10}")
-    for r in rows:
-        print(f"{r['batch']:>5} {r['seq']:>5} {r['torch_ms']:>10.2f} {r['ort_ms']:>10.2f} {r['ratio']:>10.2f}")
+        for key in args.models:
+            work = Path(tmp) / key
+            work.mkdir()
+            bench = bench_decoder if key != "bert" else bench_encoder
+            results["models"][key] = bench(key, work, args)
+            print_model(key, results["models"][key])
     if args.json:
-        args.json.write_text(json.dumps(info, indent=2) + "\n")
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
 
 
-def _timed(run_torch, run_ort, repeats: int) -> dict[str, float]:  # noqa: ANN001
-    for _ in range(3):  # warm-up: allocator, thread pools, ORT's first-run shape inference
-        run_torch()
-        run_ort()
-    t_torch, t_ort = [], []
-    for i in range(repeats):
-        pair = [(run_torch, t_torch), (run_ort, t_ort)]
-        for fn, times in pair if i % 2 == 0 else pair[::-1]:
-            t0 = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - t0)
-    torch_ms, ort_ms = statistics.median(t_torch) * 1e3, statistics.median(t_ort) * 1e3
-    return {"torch_ms": round(torch_ms, 3), "ort_ms": round(ort_ms, 3), "ratio": round(ort_ms / torch_ms, 3)}
+# ------------------------------------------------------------------ building the contenders
+
+
+def session(path: Path, threads: int) -> Any:
+    ort = import_onnxruntime()
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+
+
+def node_count(path: Path) -> dict[str, Any]:
+    """Nodes after ONNX Runtime's own optimizer (what a session runs), and the op histogram."""
+    ort = import_onnxruntime()
+    import onnx
+
+    with tempfile.TemporaryDirectory() as tmp:
+        so = ort.SessionOptions()
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+        so.optimized_model_filepath = str(Path(tmp) / "opt.onnx")
+        so.add_session_config_entry("session.optimized_model_external_initializers_file_name", "opt.onnx.data")
+        ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+        m = onnx.load(str(Path(tmp) / "opt.onnx"), load_external_data=False)
+    ops = collections.Counter(n.op_type for n in m.graph.node)
+    return {"nodes": len(m.graph.node), "ops": dict(ops.most_common())}
+
+
+def build(key: str, sizes: str, work: Path) -> tuple[Any, Path]:
+    from plmgraph.compile.hf import to_hf
+
+    model = pg.build(pg.load_spec(MODELS[key], [sizes]), seed=0).eval()
+    model.check_inputs = False
+    hf = Path(to_hf(model, work / "hf"))
+    _tokenizer(hf, model.spec.sizes.vocab)
+    return model, hf
+
+
+def _tokenizer(folder: Path, vocab: int) -> None:
+    """A word-level tokenizer of `vocab` made-up words: GenAI's builder and Optimum's export want one."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    words = {"<unk>": 0, "<s>": 1, "</s>": 2} | {f"w{i}": i for i in range(3, vocab)}
+    tok = Tokenizer(models.WordLevel(words, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", bos_token="<s>", eos_token="</s>",
+                            pad_token="</s>").save_pretrained(str(folder))
+
+
+def export_plmgraph(model: Any, work: Path, kv: bool, fuse: bool) -> Path:
+    path = work / f"plmgraph-{'fused' if fuse else 'plain'}" / "model.onnx"
+    t = time.perf_counter()
+    pg.export_onnx(model, path, kv_cache=kv, fuse=fuse)
+    print(f"  exported plmgraph {'fused' if fuse else 'plain'} in {time.perf_counter() - t:.0f} s", file=sys.stderr)
+    return path
+
+
+def export_genai(hf: Path, work: Path, threads: int) -> Path | None:
+    out = work / "genai"
+    cmd = [sys.executable, "-m", "onnxruntime_genai.models.builder", "-i", str(hf), "-o", str(out), "-p", "fp32",
+           "-e", "cpu", "-c", str(work / "genai-cache")]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode or not (out / "genai_config.json").exists():
+        print(f"  genai builder failed: {(r.stderr or r.stdout).strip().splitlines()[-1:]}", file=sys.stderr)
+        return None
+    cfg = json.loads((out / "genai_config.json").read_text())
+    so = cfg["model"]["decoder"].setdefault("session_options", {})
+    so["intra_op_num_threads"] = threads
+    so["inter_op_num_threads"] = 1
+    so.setdefault("config_entries", {})["session.intra_op.allow_spinning"] = "0"
+    (out / "genai_config.json").write_text(json.dumps(cfg, indent=2))
+    return out
+
+
+def export_optimum(python: str, hf: Path, work: Path, task: str) -> dict[str, Path]:
+    """Optimum's export and its -O2 optimisation (in Optimum's own environment)."""
+    out, o2 = work / "optimum", work / "optimum-O2"
+    r = subprocess.run([python, "-m", "optimum.commands.optimum_cli", "export", "onnx", "--model", str(hf), "--task",
+                        task, str(out)], capture_output=True, text=True)
+    if r.returncode:
+        print(f"  optimum export failed: {(r.stderr or r.stdout).strip().splitlines()[-3:]}", file=sys.stderr)
+        return {}
+    paths = {"optimum": next(p for p in (out / "model.onnx", out / "decoder_model_merged.onnx") if p.exists())}
+    r = subprocess.run([python, "-m", "optimum.commands.optimum_cli", "onnxruntime", "optimize", "--onnx_model",
+                        str(out), "-O2", "-o", str(o2)], capture_output=True, text=True)
+    if r.returncode:
+        print(f"  optimum -O2 failed: {(r.stderr or r.stdout).strip().splitlines()[-3:]}", file=sys.stderr)
+    else:
+        paths["optimum-O2"] = next(o2.glob("*.onnx"))
+    return paths
+
+
+# ------------------------------------------------------------------ runs
+
+
+def ort_generate(sess: Any, prompt: np.ndarray, steps: int) -> tuple[float, float, list[int]]:
+    """Greedy generation with the KV cache through a raw ``sess.run`` loop: prefill s, decode s, tokens."""
+    names = [i.name for i in sess.get_inputs()]
+    outs = [o.name for o in sess.get_outputs()]
+    past = [n for n in names if n.startswith("past_key_values.")]
+    present = [n.replace("past_key_values.", "present.") for n in past]
+    idx = [outs.index(p) for p in present]
+    shapes = {i.name: i.shape for i in sess.get_inputs()}
+    B, T = prompt.shape
+    feed: dict[str, np.ndarray] = {"input_ids": prompt, "attention_mask": np.ones((B, T), np.int64)}
+    if "position_ids" in names:
+        feed["position_ids"] = np.arange(T, dtype=np.int64)[None].repeat(B, 0)
+    for n in past:
+        s = shapes[n]
+        feed[n] = np.zeros((B, s[1], 0, s[3]), np.float32)
+    tokens: list[int] = []
+    t0 = time.perf_counter()
+    got = sess.run(None, feed)
+    t1 = time.perf_counter()
+    total = T
+    for _ in range(steps):
+        nxt = got[0][:, -1].argmax(-1)
+        tokens.append(int(nxt[0]))
+        total += 1
+        feed = {"input_ids": nxt[:, None].astype(np.int64), "attention_mask": np.ones((B, total), np.int64)}
+        if "position_ids" in names:
+            feed["position_ids"] = np.full((B, 1), total - 1, np.int64)
+        feed.update({n: got[i] for n, i in zip(past, idx, strict=True)})
+        got = sess.run(None, feed)
+    t2 = time.perf_counter()
+    return t1 - t0, t2 - t1, tokens
+
+
+def genai_generate(model: Any, prompt: np.ndarray, steps: int) -> tuple[float, float, list[int]]:
+    import onnxruntime_genai as og
+
+    params = og.GeneratorParams(model)
+    params.set_search_options(max_length=prompt.shape[1] + steps, do_sample=False)
+    gen = og.Generator(model, params)
+    t0 = time.perf_counter()
+    gen.append_tokens(prompt.astype(np.int32))  # the prefill runs here
+    t1 = time.perf_counter()
+    tokens = []
+    for _ in range(steps):
+        tokens.append(int(gen.get_next_tokens()[0]))
+        if len(tokens) == steps:
+            break
+        gen.generate_next_token()
+    t2 = time.perf_counter()
+    return t1 - t0, t2 - t1, tokens
+
+
+def torch_generate(model: Any, prompt: np.ndarray, steps: int, hf: bool = False) -> tuple[float, float, list[int]]:
+    ids = torch.from_numpy(prompt)
+    tokens: list[int] = []
+    with torch.inference_mode():
+        t0 = time.perf_counter()
+        out = model(ids, use_cache=True)
+        t1 = time.perf_counter()
+        past = out.past_key_values
+        for _ in range(steps):
+            nxt = out.logits[:, -1].argmax(-1, keepdim=True)
+            tokens.append(int(nxt[0, 0]))
+            out = model(nxt, past_key_values=past, use_cache=True)
+            past = out.past_key_values
+        t2 = time.perf_counter()
+    return t1 - t0, t2 - t1, tokens
+
+
+def interleaved(runs: dict[str, Callable[[], Any]], repeats: int, pause: float) -> dict[str, list[Any]]:
+    """Each contender once per round (warm-up round first), the order rotated every round."""
+    names = list(runs)
+    for n in names:
+        runs[n]()
+        time.sleep(pause)
+    got: dict[str, list[Any]] = {n: [] for n in names}
+    for r in range(repeats):
+        order = names[r % len(names):] + names[:r % len(names)]
+        for n in order:
+            got[n].append(runs[n]())
+            time.sleep(pause)
+    return got
+
+
+def bench_decoder(key: str, work: Path, args: argparse.Namespace) -> dict[str, Any]:
+    print(f"{key}: building and exporting", file=sys.stderr)
+    model, hf = build(key, args.sizes, work)
+    graphs = {"plmgraph fused": export_plmgraph(model, work, True, True),
+              "plmgraph plain": export_plmgraph(model, work, True, False)}
+    if args.optimum_python:
+        graphs.update(export_optimum(args.optimum_python, hf, work, "text-generation-with-past"))
+    runs: dict[str, Callable[[], Any]] = {}
+    prompt = np.random.default_rng(0).integers(0, model.spec.sizes.vocab, (1, args.prompt)).astype(np.int64)
+    for name, path in graphs.items():
+        sess = session(path, args.threads)
+        runs[name] = lambda sess=sess: ort_generate(sess, prompt, args.steps)
+    info: dict[str, Any] = {"graphs": {n: node_count(p) for n, p in graphs.items()}}
+    if key == "llama" and not args.no_genai:
+        folder = export_genai(hf, work, args.threads)
+        if folder is not None:
+            import onnxruntime_genai as og
+
+            gm = og.Model(str(folder))
+            runs["genai"] = lambda: genai_generate(gm, prompt, args.steps)
+            info["graphs"]["genai"] = node_count(folder / "model.onnx")
+    runs["torch"] = lambda: torch_generate(model, prompt, args.steps)
+    hf_model = _hf_model(hf)
+    if hf_model is not None:
+        runs["transformers"] = lambda: torch_generate(hf_model, prompt, args.steps, hf=True)
+    times = interleaved(runs, args.repeats, args.pause)
+    want = times["torch"][0][2]
+    rows = {}
+    for name, got in times.items():
+        prefill = statistics.median(g[0] for g in got)
+        decode = statistics.median(g[1] for g in got)
+        rows[name] = {"prefill_ms": round(prefill * 1e3, 2), "decode_tokens_per_s": round(args.steps / decode, 1),
+                      "same_tokens_as_torch": got[0][2] == want}
+    info["rows"] = rows
+    return info
+
+
+def bench_encoder(key: str, work: Path, args: argparse.Namespace) -> dict[str, Any]:
+    print(f"{key}: building and exporting", file=sys.stderr)
+    model, hf = build(key, args.sizes, work)
+    graphs = {"plmgraph fused": export_plmgraph(model, work, False, True),
+              "plmgraph plain": export_plmgraph(model, work, False, False)}
+    if args.optimum_python:
+        graphs.update(export_optimum(args.optimum_python, hf, work, "fill-mask"))
+    ids = np.random.default_rng(0).integers(0, model.spec.sizes.vocab, (1, args.seq)).astype(np.int64)
+    runs: dict[str, Callable[[], Any]] = {}
+    for name, path in graphs.items():
+        sess = session(path, args.threads)
+        feed = {i.name: (ids if i.name == "input_ids" else np.ones_like(ids) if i.name == "attention_mask"
+                         else np.zeros_like(ids)) for i in sess.get_inputs()}
+        runs[name] = lambda sess=sess, feed=feed: _timed(lambda: sess.run(None, feed))
+    t_ids = torch.from_numpy(ids)
+
+    def run_torch() -> float:
+        with torch.inference_mode():
+            return _timed(lambda: model(t_ids, attention_mask=torch.ones_like(t_ids)))
+
+    runs["torch"] = run_torch
+    times = interleaved(runs, args.repeats * 4, args.pause / 4)
+    rows = {n: {"forward_ms": round(statistics.median(t) * 1e3, 2)} for n, t in times.items()}
+    return {"graphs": {n: node_count(p) for n, p in graphs.items()}, "rows": rows}
+
+
+def _timed(fn: Callable[[], Any]) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def _hf_model(hf: Path) -> Any:
+    try:
+        from transformers import AutoModelForCausalLM
+
+        return AutoModelForCausalLM.from_pretrained(str(hf), torch_dtype=torch.float32).eval()
+    except Exception as e:  # noqa: BLE001  (a reference contender only)
+        print(f"  transformers cannot load {hf}: {str(e).splitlines()[0][:120]}", file=sys.stderr)
+        return None
+
+
+def print_model(key: str, info: dict[str, Any]) -> None:
+    rows = info["rows"]
+    print(f"\n{key} ({'batch 1, seq 128 forward' if key == 'bert' else 'prompt 128, 64 greedy steps, batch 1'})")
+    if key == "bert":
+        base = rows.get("optimum-O2", rows.get("optimum", {})).get("forward_ms")
+        print(f"{'contender':<18} {'nodes':>6} {'forward ms':>11} {'vs optimum-O2':>14}")
+        for n, r in rows.items():
+            nodes = info["graphs"].get(n, {}).get("nodes", "")
+            ratio = f"{base / r['forward_ms']:.2f}x" if base else ""
+            print(f"{n:<18} {nodes!s:>6} {r['forward_ms']:>11.2f} {ratio:>14}")
+        return
+    ref = rows.get("genai") or rows.get("optimum-O2") or rows.get("optimum")
+    print(f"{'contender':<18} {'nodes':>6} {'prefill ms':>11} {'decode tok/s':>13} {'tokens':>7}  "
+          "ratio (decode, prefill)")
+    for n, r in rows.items():
+        nodes = info["graphs"].get(n, {}).get("nodes", "")
+        ratio = (f"{r['decode_tokens_per_s'] / ref['decode_tokens_per_s']:.2f}x, "
+                 f"{ref['prefill_ms'] / r['prefill_ms']:.2f}x") if ref else ""
+        print(f"{n:<18} {nodes!s:>6} {r['prefill_ms']:>11.2f} {r['decode_tokens_per_s']:>13.1f} "
+              f"{'same' if r['same_tokens_as_torch'] else 'DIFF':>7}  {ratio}")
 
 
 if __name__ == "__main__":
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     sys.exit(main())

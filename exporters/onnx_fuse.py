@@ -1,0 +1,540 @@
+"""Fused ONNX graphs: ONNX Runtime's own kernels for the blocks the graph says a model has.
+
+    with fused(model) as table:                  # the model's blocks run through fusable custom ops
+        torch.onnx.export(program, ..., custom_translation_table=table)
+    fuse_graph(path)                             # graph rewrites after the export (RMSNorm as a Div)
+
+What each block kind becomes (`FUSIONS`, keyed on the kinds of the graph's nodes):
+
+``attention/self`` in a causal stack (GPT-2, LLaMA, Mistral, Mixtral, ...)
+    one ``com.microsoft.GroupQueryAttention`` per layer: the key/value cache inside
+    (``past_key``/``past_value`` in, ``present_key``/``present_value`` out, BNSH
+    [batch, kv_heads, past + seq, head_dim], plmgraph's and Optimum's cache layout), the grouped
+    key/value heads served as they are (no ``Expand`` to repeat them), and with
+    ``position/rope`` the rotary embedding inside (``do_rotary``) from cos/sin tables computed
+    once for every position up to ``max_positions`` and stored as two initializers: nothing
+    computes ``Sin``/``Cos`` per call.  The stack's additive mask (padding, causal, sliding
+    window, ALiBi) goes in as ``attention_bias``, so any ``attention_mask`` means what it means
+    in PyTorch (holes from padding included).
+``attention/self`` in a bidirectional stack (BERT, RoBERTa, ViT encoders)
+    one ``com.microsoft.MultiHeadAttention`` per layer, the padding mask as ``attention_bias``.
+``norm/rmsnorm``
+    the exporter writes ``x * Reciprocal(Sqrt(mean(x²) + eps))``, which ONNX Runtime's fusion
+    does not match; `fuse_graph` rewrites it as ``x / Sqrt(...)``, after which ONNX Runtime's
+    optimizer fuses every norm into ``SimplifiedLayerNormalization`` and the residual add in
+    front of it into ``SkipSimplifiedLayerNormalization``.
+``norm/layernorm`` + ``residual/add``, ``mlp/dense`` (GELU)
+    the exporter's ``LayerNormalization`` and ``Gelu`` are matched by ONNX Runtime's own
+    fusions (``SkipLayerNormalization``, ``BiasGelu``/``FastGelu``) in `optimize_graph`.
+
+Blocks a fused kernel cannot express exactly are left as the plain graph, layer by layer:
+GLM's prefix-LM (bidirectional inside a causal stack), relative attention (Transformer-XL,
+XLNet), dynamic NTK rotary (its tables depend on the sequence length), cross-attention.
+`fusion_plan` says, per module, what it becomes and why not.
+
+How: each fusable module's ``forward`` is swapped, for the length of the export only, for
+one that calls a ``plmgraph_fused::*`` custom op (`torch.library`); the op's eager body is the
+reference math (so ``torch.export`` traces it and the shapes are checked), and its
+translation in `translation_table` writes the ``com.microsoft`` node.  The weights, their
+names and the model are untouched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+#: The com.microsoft attention kernels a fused graph has (`onnx.is_fused` looks for them).
+ATTENTION_OPS = ("GroupQueryAttention", "MultiHeadAttention", "Attention")
+
+# ---------------------------------------------------------------- custom ops (eager = reference math)
+
+
+def _rotate(x: Tensor, cos: Tensor, sin: Tensor, interleaved: bool) -> Tensor:
+    """Rotate the first ``2 * cos.shape[-1]`` dims of x [B, h, T, d] by cos/sin [T, rd/2]."""
+    rd = 2 * cos.shape[-1]
+    if interleaved:
+        cos, sin = cos.repeat_interleave(2, dim=-1), sin.repeat_interleave(2, dim=-1)
+    else:
+        cos, sin = torch.cat((cos, cos), -1), torch.cat((sin, sin), -1)
+    rot, rest = x[..., :rd], x[..., rd:]
+    if interleaved:
+        x1, x2 = rot[..., 0::2], rot[..., 1::2]
+        turned = torch.stack((-x2, x1), dim=-1).flatten(-2)
+    else:
+        x1, x2 = rot[..., : rd // 2], rot[..., rd // 2:]
+        turned = torch.cat((-x2, x1), dim=-1)
+    return torch.cat((rot * cos + turned * sin, rest), dim=-1)
+
+
+@torch.library.custom_op("plmgraph_fused::gqa", mutates_args=())
+def gqa(query: Tensor, key: Tensor, value: Tensor, past_key: Tensor, past_value: Tensor, bias: Tensor | None,
+        cos: Tensor, sin: Tensor, positions: Tensor, heads: int, kv_heads: int, scale: float, rotary: int,
+        inside: bool) -> tuple[Tensor, Tensor, Tensor]:
+    """GroupQueryAttention's meaning: query [B, T, n*d], key/value [B, T, kv*d], past [B, kv, P, d],
+    bias [B|1, n|1, T, P+T] additive, cos/sin [max_positions, rd/2] (rotary 0: none, 1: halves,
+    2: interleaved) at `positions` [B, T] -> (output [B, T, n*d], present_key, present_value).
+    `inside`: the positions are P .. P+T-1 in every row, so the kernel's own rotary (``do_rotary``)
+    applies; otherwise ``com.microsoft.RotaryEmbedding`` rotates q and k at `positions` first."""
+    B, T, _ = query.shape
+    d = past_key.shape[-1]
+    q = query.view(B, T, heads, d).transpose(1, 2)
+    k = key.view(B, T, kv_heads, d).transpose(1, 2)
+    v = value.view(B, T, kv_heads, d).transpose(1, 2)
+    if rotary:
+        c, s = cos[positions][:, None], sin[positions][:, None]  # [B, 1, T, rd/2]
+        q, k = _rotate(q, c, s, rotary == 2), _rotate(k, c, s, rotary == 2)
+    k, v = torch.cat((past_key, k), 2), torch.cat((past_value, v), 2)
+    g = heads // kv_heads
+    kk, vv = (k.repeat_interleave(g, 1), v.repeat_interleave(g, 1)) if g > 1 else (k, v)
+    y = F.scaled_dot_product_attention(q, kk, vv, attn_mask=bias, scale=scale)
+    return y.transpose(1, 2).reshape(B, T, heads * d).contiguous(), k.contiguous(), v.contiguous()
+
+
+@gqa.register_fake
+def _gqa_fake(query, key, value, past_key, past_value, bias, cos, sin, positions, heads, kv_heads, scale, rotary,  # noqa: ANN001, ANN202
+              inside):
+    B, T, _ = query.shape
+    shape = (B, kv_heads, past_key.shape[2] + T, past_key.shape[3])
+    return query.new_empty(query.shape), past_key.new_empty(shape), past_value.new_empty(shape)
+
+
+@torch.library.custom_op("plmgraph_fused::mha", mutates_args=())
+def mha(query: Tensor, key: Tensor, value: Tensor, bias: Tensor | None, heads: int, scale: float) -> Tensor:
+    """MultiHeadAttention's meaning (bidirectional): query/key/value [B, T, n*d], bias additive
+    [B|1, n|1, T, T] -> output [B, T, n*d]."""
+    B, T, H = query.shape
+    d = H // heads
+    q, k, v = (t.view(B, T, heads, d).transpose(1, 2) for t in (query, key, value))
+    y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=scale)
+    return y.transpose(1, 2).reshape(B, T, H).contiguous()
+
+
+@mha.register_fake
+def _mha_fake(query, key, value, bias, heads, scale):  # noqa: ANN001, ANN202
+    return query.new_empty(query.shape)
+
+
+# ---------------------------------------------------------------- translations (onnxscript)
+
+
+def _contrib_schema(name: str, outputs: int, domain: str = "com.microsoft") -> Any:
+    """ONNX Runtime's schema of contrib op `name` as an `onnx.defs.OpSchema` (onnx's registry does
+    not know ONNX Runtime's ops; the exporter needs a schema to tell inputs from attributes),
+    with only its first `outputs` outputs (the exporter writes every output a schema lists)."""
+    import onnx.defs as defs
+    from onnxruntime.capi import onnxruntime_pybind11_state as C  # noqa: N812
+
+    theirs = next(s for s in C.get_all_operator_schema() if s.name == name and s.domain == domain)
+    opt = defs.OpSchema.FormalParameterOption
+
+    def param(p: Any) -> Any:
+        return defs.OpSchema.FormalParameter(p.name, p.typeStr, param_option=getattr(opt, p.option.name))
+
+    attrs = [defs.OpSchema.Attribute(a.name, defs.OpSchema.AttrType(int(a.type.value)), required=a.required)
+             for a in theirs.attributes.values()]
+    return defs.OpSchema(name, domain, theirs.since_version, inputs=[param(p) for p in theirs.inputs],
+                         outputs=[param(p) for p in theirs.outputs[:outputs]],
+                         type_constraints=[(t.type_param_str, list(t.allowed_type_strs), "")
+                                           for t in theirs.type_constraints], attributes=attrs)
+
+
+def _translations() -> dict[Callable, Callable]:
+    from onnxscript import opset18 as op
+    from onnxscript.values import Op, Opset
+
+    ms = Opset("com.microsoft", 1)
+    GroupQueryAttention = Op(ms, "GroupQueryAttention", _contrib_schema("GroupQueryAttention", outputs=3))  # noqa: N806
+    MultiHeadAttention = Op(ms, "MultiHeadAttention", _contrib_schema("MultiHeadAttention", outputs=1))  # noqa: N806
+    RotaryEmbedding = Op(ms, "RotaryEmbedding", _contrib_schema("RotaryEmbedding", outputs=1))  # noqa: N806
+    import onnx
+
+    _ONE_I32 = onnx.helper.make_tensor("one", onnx.TensorProto.INT32, [1], [1])
+
+    def gqa_onnx(query, key, value, past_key, past_value, bias, cos, sin, positions, heads: int,  # noqa: ANN001, ANN202
+                 kv_heads: int, scale: float, rotary: int, inside: bool):
+        # GroupQueryAttention's lengths: every row holds past + seq positions (the mask, in the
+        # bias, says which of them are padding), so seqlens_k = past + seq - 1 for every row
+        # (read off the bias, the same tensor in every layer, so ONNX Runtime computes them once)
+        if bias is not None:
+            total = op.Cast(op.Shape(bias, start=3, end=4), to=6)
+            b0 = bias.shape[0] if bias.shape is not None else 1
+            batch = op.Shape(bias if not isinstance(b0, int) or b0 > 1 else query, start=0, end=1)
+        else:
+            total = op.Cast(op.Add(op.Shape(past_key, start=2, end=3), op.Shape(query, start=1, end=2)), to=6)
+            batch = op.Shape(query, start=0, end=1)
+        seqlens = op.Expand(op.Sub(total, op.Constant(value=_ONE_I32)), batch)
+        total_scalar = op.Squeeze(total)
+        rope = {"do_rotary": 1, "rotary_interleaved": int(rotary == 2)}
+        if rotary and not inside:  # positions from position_ids: rotate q and k at them first
+            d = 2 * cos.shape[1] if cos.shape is not None else 0
+            query = RotaryEmbedding(query, positions, cos, sin, num_heads=heads, rotary_embedding_dim=d,
+                                    interleaved=int(rotary == 2))
+            key = RotaryEmbedding(key, positions, cos, sin, num_heads=kv_heads, rotary_embedding_dim=d,
+                                  interleaved=int(rotary == 2))
+            rope = {}
+        elif not rotary:
+            rope, cos, sin = {}, None, None
+        return GroupQueryAttention(query, key, value, past_key, past_value, seqlens, total_scalar, cos, sin, None,
+                                   bias, num_heads=heads, kv_num_heads=kv_heads, scale=scale, **rope)
+
+    def mha_onnx(query, key, value, bias, heads: int, scale: float):  # noqa: ANN001, ANN202
+        return MultiHeadAttention(query, key, value, None, None, bias, num_heads=heads, scale=scale)
+
+    return {torch.ops.plmgraph_fused.gqa.default: gqa_onnx, torch.ops.plmgraph_fused.mha.default: mha_onnx}
+
+
+# ---------------------------------------------------------------- which modules fuse
+
+
+@dataclass(frozen=True)
+class Fusion:
+    """What one module of the model becomes in the fused graph."""
+
+    module: str
+    """Its path in the model (a graph node id)."""
+    kind: str
+    """Its block kind (``attention/self``, ...)."""
+    op: str | None
+    """The ONNX Runtime kernel it becomes, or None when it stays the plain graph."""
+    why: str = ""
+    """Why it stays plain (empty when fused)."""
+
+
+def fusion_plan(model: nn.Module) -> list[Fusion]:
+    """For each attention module of `model`: the kernel it becomes, or why it stays plain.
+
+    Norms, GELU and residual adds are not listed: `fuse_graph` and ONNX Runtime's optimizer
+    fuse them by pattern wherever they are."""
+    from plmgraph.compile.attention import SelfAttention
+    from plmgraph.compile.position import Rotary
+
+    kinds = {nid: d["kind"] for nid, d in model.graph.nx.nodes(data=True)}
+    plan: list[Fusion] = []
+    for sname in model.stack_names:
+        stack = getattr(model, sname)
+        for key, block in stack.layers.items():
+            attn = getattr(block, "attn", None)
+            if attn is None:
+                continue
+            path = f"{sname}.layers.{key}.attn"
+            kind = kinds.get(path, "attention/self")
+            why = ""
+            if type(attn) is not SelfAttention:
+                why = f"{type(attn).__name__} has no fused kernel (relative attention)"
+            elif getattr(stack, "prefix", False):
+                why = "GLM's prefix-LM mask is bidirectional inside a causal stack"
+            elif stack.rotary and not isinstance(stack.position, Rotary):
+                why = f"position {type(stack.position).__name__} inside attention has no fused kernel"
+            elif stack.rotary and stack.position.scaling.get("kind") == "dynamic":
+                why = "dynamic NTK rotary rescales its tables by the sequence length"
+            elif stack.rotary and not _max_positions(stack):
+                why = "rotary without max_positions: no length to tabulate cos/sin for"
+            elif stack.rotary and (stack.position.rotary_dim // 2) % 8:
+                why = (f"ONNX Runtime's rotary kernels need rotary_dim / 2 a multiple of 8 "
+                       f"(rotary_dim {stack.position.rotary_dim})")
+            if why:
+                plan.append(Fusion(path, kind, None, why))
+            elif stack.causal:
+                plan.append(Fusion(path, kind, "com.microsoft.GroupQueryAttention"))
+            elif stack.rotary:
+                plan.append(Fusion(path, kind, None, "rotary in a bidirectional stack"))
+            else:
+                plan.append(Fusion(path, kind, "com.microsoft.MultiHeadAttention"))
+    return plan
+
+
+def _max_positions(stack: nn.Module) -> int:
+    return int(getattr(stack.position, "max_positions", None) or getattr(stack.embed, "max_positions", None) or 0)
+
+
+def rotary_tables(position: nn.Module, rows: int) -> tuple[Tensor, Tensor]:
+    """cos, sin [rows, rotary_dim / 2] for positions 0 .. rows - 1 (scaled as the module scales)."""
+    inv, factor = position.inv_freq(torch.device("cpu"), 0)
+    freqs = torch.arange(rows, dtype=torch.float32)[:, None] * inv[None]
+    return (freqs.cos() * factor).contiguous(), (freqs.sin() * factor).contiguous()
+
+
+@contextlib.contextmanager
+def fused(model: nn.Module, holder: nn.Module, positions_input: bool = False) -> Iterator[list[Fusion]]:
+    """Swap the ``forward`` of every fusable module of `model` (see `fusion_plan`) for one that
+    calls a ``plmgraph_fused`` custom op, for the length of the block; restore them after.
+
+    `holder` (the module that is exported, e.g. the `OnnxAdapter`) receives the rotary tables as
+    buffers ``rotary_cos_{i}``/``rotary_sin_{i}``, one pair per stack, so that they are stored
+    once whatever the number of layers.  With `positions_input` (the graph takes ``position_ids``)
+    the rotary embedding is applied at those positions (``RotaryEmbedding``) before the
+    attention kernel; without, the kernel rotates at past .. past + seq - 1 itself.
+
+    A fused stack's rotary module returns its positions instead of cos/sin (the attention
+    kernels look the angles up in the tables), so no ``Sin``/``Cos`` is left in the graph."""
+    plan = fusion_plan(model)
+    patched: list[nn.Module] = []
+    tables: dict[str, tuple[Tensor, Tensor]] = {}
+    try:
+        for f in plan:
+            if f.op is None:
+                continue
+            sname = f.module.split(".")[0]
+            stack = getattr(model, sname)
+            attn = model.get_submodule(f.module)
+            cos = sin = None
+            if stack.rotary:
+                if sname not in tables:
+                    i = len(tables)
+                    c, s = rotary_tables(stack.position, _max_positions(stack))
+                    holder.register_buffer(f"rotary_cos_{i}", c, persistent=False)
+                    holder.register_buffer(f"rotary_sin_{i}", s, persistent=False)
+                    tables[sname] = getattr(holder, f"rotary_cos_{i}"), getattr(holder, f"rotary_sin_{i}")
+                cos, sin = tables[sname]
+                rotary = 2 if stack.position.interleaved else 1
+                if "forward" not in vars(stack.position):
+                    stack.position.forward = _positions_only
+                    patched.append(stack.position)
+            else:
+                rotary = 0
+            if f.op.endswith("GroupQueryAttention"):
+                attn.forward = _gqa_forward(attn, cos, sin, rotary, not positions_input)
+            else:
+                attn.forward = _mha_forward(attn)
+            patched.append(attn)
+        yield plan
+    finally:
+        for m in patched:
+            del m.forward  # the class's forward again
+        for name in [n for n, _ in holder.named_buffers(recurse=False) if n.startswith("rotary_")]:
+            delattr(holder, name)
+
+
+def _split(attn: nn.Module, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """The fused projection and (optional) per-head q/k norms: q [B, T, n*d], k/v [B, T, kv*d]."""
+    B, T, _ = x.shape
+    n, kv, d = attn.heads, attn.kv_heads, attn.head_dim
+    q, k, v = attn.qkv(x).split([n * d, kv * d, kv * d], dim=-1)
+    if attn.qk_norm:
+        q = attn.q_norm(q.reshape(B, T, n, d)).reshape(B, T, n * d)
+        k = attn.k_norm(k.reshape(B, T, kv, d)).reshape(B, T, kv * d)
+    return q, k, v
+
+
+def _scale(attn: nn.Module) -> float:
+    return float(attn.scale) if attn.scale is not None else 1.0 / math.sqrt(attn.head_dim)
+
+
+def _positions_only(positions: Tensor) -> tuple[Tensor, Tensor]:
+    """A fused stack's rotary: the positions [B|1, T] themselves (see `fused`)."""
+    return positions, positions
+
+
+def _gqa_forward(attn: nn.Module, cos: Tensor | None, sin: Tensor | None, rotary: int,
+                 inside: bool) -> Callable[..., Any]:
+    def forward(x: Tensor, mask: Tensor | None = None, is_causal: bool = False,
+                rotary_cs: tuple[Tensor, Tensor] | None = None, past: tuple[Tensor, Tensor] | None = None):  # noqa: ANN202
+        q, k, v = _split(attn, x)
+        B, T, _ = x.shape
+        if past is None:
+            empty = x.new_zeros(B, attn.kv_heads, 0, attn.head_dim)
+            past = (empty, empty)
+        if cos is None:  # no rotary: the op ignores the tables and positions
+            c = s = x.new_zeros(1, 1)
+            pos = torch.zeros(B, T, dtype=torch.long, device=x.device)
+        else:
+            c, s = cos, sin
+            pos = (rotary_cs[0] if not inside else rotary_cs[0].expand(B, T)) if rotary_cs is not None else \
+                torch.arange(past[0].shape[2], past[0].shape[2] + T, device=x.device)[None].expand(B, T)
+        y, pk, pv = torch.ops.plmgraph_fused.gqa(q, k, v, past[0], past[1], mask, c, s, pos, attn.heads,
+                                                 attn.kv_heads, _scale(attn), rotary, inside)
+        return attn.out(y), (pk, pv)
+
+    return forward
+
+
+def _mha_forward(attn: nn.Module) -> Callable[..., Any]:
+    def forward(x: Tensor, mask: Tensor | None = None, is_causal: bool = False,
+                rotary_cs: tuple[Tensor, Tensor] | None = None, past: tuple[Tensor, Tensor] | None = None):  # noqa: ANN202
+        q, k, v = _split(attn, x)
+        if attn.kv_heads != attn.heads:
+            g = attn.heads // attn.kv_heads
+            B, T, _ = x.shape
+            k = k.view(B, T, attn.kv_heads, 1, attn.head_dim).expand(-1, -1, -1, g, -1).reshape(B, T, -1)
+            v = v.view(B, T, attn.kv_heads, 1, attn.head_dim).expand(-1, -1, -1, g, -1).reshape(B, T, -1)
+        if mask is not None and mask.shape[-2] == 1 and x.shape[1] != 1:
+            mask = mask.expand(mask.shape[0], mask.shape[1], x.shape[1], mask.shape[-1])
+        y = torch.ops.plmgraph_fused.mha(q, k, v, mask, attn.heads, _scale(attn))
+        return attn.out(y), (k, v)
+
+    return forward
+
+
+translation_table = _translations
+
+
+# ---------------------------------------------------------------- graph rewrites after the export
+
+
+def fuse_graph(path: Any) -> dict[str, int]:
+    """Rewrite the exported graph at `path` in place so that ONNX Runtime's fusions match it:
+    ``x * Reciprocal(Sqrt(v))`` (the exporter's rsqrt) becomes ``x / Sqrt(v)``, the form
+    ``SimplifiedLayerNormalization`` fusion looks for.  Returns how many of each rewrite."""
+    import onnx_ir as ir
+
+    model = _load(path)
+    done = {"rsqrt_as_div": 0}
+    for node in list(model.graph):
+        if node.op_type != "Reciprocal" or node.domain not in ("", "ai.onnx"):
+            continue
+        sq = node.inputs[0].producer() if node.inputs[0] is not None else None
+        if sq is None or sq.op_type != "Sqrt":
+            continue
+        uses = list(node.outputs[0].uses())
+        if not uses or any(u.node.op_type != "Mul" for u in uses):
+            continue
+        for use in uses:
+            mul = use.node
+            other = mul.inputs[1 - use.idx]
+            div = ir.node("Div", [other, sq.outputs[0]], name=(mul.name or "") + "_div")
+            model.graph.insert_before(mul, div)
+            _take_over(model, mul.outputs[0], div.outputs[0])
+            model.graph.remove(mul, safe=True)
+            done["rsqrt_as_div"] += 1
+        model.graph.remove(node, safe=True)
+    _save(model, path)
+    return done
+
+
+def fuse_skip_norms(path: Any) -> dict[str, int]:
+    """After ONNX Runtime's optimizer: each residual ``Add(a, b)`` that feeds a
+    ``LayerNormalization`` / ``SimplifiedLayerNormalization`` becomes one
+    ``com.microsoft.SkipLayerNormalization`` / ``SkipSimplifiedLayerNormalization`` (its fourth
+    output is the sum, for the residual stream).  ONNX Runtime's own skip fusion misses most of
+    them (it wants static shapes).  Returns how many of each."""
+    import onnx_ir as ir
+
+    model = _load(path)
+    done = {"SkipLayerNormalization": 0, "SkipSimplifiedLayerNormalization": 0}
+    initializers = set(model.graph.initializers)
+    for norm in list(model.graph):
+        if norm.op_type not in ("LayerNormalization", "SimplifiedLayerNormalization") or \
+                norm.domain not in ("", "ai.onnx"):
+            continue
+        axis = norm.attributes.get("axis")
+        if axis is not None and axis.as_int() != -1:
+            continue
+        x = norm.inputs[0]
+        add = x.producer() if x is not None else None
+        if add is None or add.op_type != "Add" or add.domain not in ("", "ai.onnx") or len(norm.outputs) > 1 and any(
+                o.uses() for o in norm.outputs[1:]):
+            continue
+        a, b = add.inputs
+        if a is None or b is None or a.name in initializers or b.name in initializers or a.const_value is not None \
+                or b.const_value is not None or _rank(a) not in (None, 3) or _rank(b) not in (None, 3):
+            continue
+        skip_op = "Skip" + norm.op_type
+        eps = norm.attributes.get("epsilon")
+        attrs = {"epsilon": eps.as_float()} if eps is not None else {}
+        inputs = [a, b, norm.inputs[1]] + ([norm.inputs[2]] if len(norm.inputs) > 2 and norm.inputs[2] else [])
+        skip = ir.node(skip_op, inputs, attributes=attrs, domain="com.microsoft", num_outputs=4,
+                       name=(norm.name or "") + "_skip")
+        model.graph.insert_before(norm, skip)
+        _take_over(model, norm.outputs[0], skip.outputs[0])
+        _take_over(model, add.outputs[0], skip.outputs[3])
+        model.graph.remove(norm, safe=True)
+        model.graph.remove(add, safe=True)
+        done[skip_op] += 1
+    done["tied_transposes"] = _tie_transposes(model)
+    if "com.microsoft" not in model.opset_imports:
+        model.opset_imports["com.microsoft"] = 1
+    _save(model, path)
+    return done
+
+
+def _tie_transposes(model: Any) -> int:
+    """A tied LM head reads the embedding table transposed; constant folding stores that transpose as a
+    second copy of the table.  Each ``MatMul(x, Wᵀ)`` on such a copy becomes
+    ``com.microsoft.FusedMatMul(x, W, transB=1)`` and the copy is dropped: the table is stored once."""
+    import onnx_ir as ir
+
+    inits = {n: v for n, v in model.graph.initializers.items() if v.const_value is not None and v.shape is not None
+             and len(v.shape) == 2}
+    by_shape: dict[tuple[int, ...], list[Any]] = {}
+    for v in inits.values():
+        by_shape.setdefault(tuple(v.shape), []).append(v)
+    tied = 0
+    for v in list(inits.values()):
+        shape = tuple(v.shape)
+        if shape[0] == shape[1]:
+            continue
+        twins = by_shape.get(shape[::-1], [])
+        if not twins or not all(u.node.op_type == "MatMul" and u.idx == 1 for u in v.uses()):
+            continue
+        arr = v.const_value.numpy()
+        base = next((t for t in twins if t.name in model.graph.initializers and
+                     (t.const_value.numpy().T == arr).all()), None)
+        if base is None:
+            continue
+        for use in list(v.uses()):
+            mm = use.node
+            fused_mm = ir.node("FusedMatMul", [mm.inputs[0], base], attributes={"transB": 1, "alpha": 1.0},
+                               domain="com.microsoft", name=(mm.name or "") + "_tied")
+            model.graph.insert_before(mm, fused_mm)
+            _take_over(model, mm.outputs[0], fused_mm.outputs[0])
+            model.graph.remove(mm, safe=True)
+        del model.graph.initializers[v.name]
+        by_shape[shape].remove(v)
+        tied += 1
+    return tied
+
+
+def _rank(v: Any) -> int | None:
+    return len(v.shape) if v.shape is not None else None
+
+
+def _take_over(model: Any, old: Any, new: Any) -> None:
+    """Every use of `old` (a graph output too, by name) reads `new`."""
+    import onnx_ir as ir
+
+    if old.is_graph_output():
+        outputs = model.graph.outputs
+        i = list(outputs).index(old)
+        name, old.name = old.name, None
+        new.name = name
+        outputs[i] = new
+    ir.convenience.replace_all_uses_with(old, new)
+
+
+def _load(path: Any) -> Any:
+    import onnx_ir as ir
+
+    return ir.load(str(path))
+
+
+def _save(model: Any, path: Any) -> None:
+    """Write `model` back to `path`, its weights where they were (``path.data`` when that exists)."""
+    from pathlib import Path
+
+    import onnx_ir as ir
+
+    path = Path(path)
+    data = path.with_name(path.name + ".data")
+    if data.exists():
+        tmp = path.with_name(path.stem + ".fuse.onnx")
+        ir.save(model, str(tmp), external_data=tmp.name + ".data")
+        del model  # its lazy tensors read `data`: done with it before it is replaced
+        tmp.with_name(tmp.name + ".data").replace(data)
+        tmp.replace(path)
+        from .onnx import _relink
+
+        _relink(path, data.name)
+        return
+    ir.save(model, str(path))
+
+
+__all__ = ["ATTENTION_OPS", "Fusion", "fuse_graph", "fuse_skip_norms", "fused", "fusion_plan", "rotary_tables",
+           "translation_table"]
