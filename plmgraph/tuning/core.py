@@ -181,7 +181,13 @@ def load_base(model: Any, tensors: dict[str, torch.Tensor], source: str) -> None
     params = dict(model.named_parameters())
     with torch.no_grad():
         for k, v in tensors.items():
-            params[k].copy_(v)
+            p = params[k]
+            mesh = getattr(p, "device_mesh", None)
+            if mesh is not None:  # FSDP2 shards: each rank keeps its own slice of the full tensor
+                from torch.distributed.tensor import distribute_tensor
+
+                v = distribute_tensor(v.to(p.dtype), mesh, p.placements)
+            p.copy_(v)
 
 
 def load_folder(path: Any, device: Any = None) -> Any:
