@@ -69,6 +69,8 @@ class PLMModel(nn.Module):
             self.pooler = pooler
         self.heads = nn.ModuleDict(heads)
         self.pooled_heads = pooled_heads
+        #: multiple-choice heads: their model reads [B, C, T] inputs and they answer [B, C]
+        self.choice_heads = {h.name for h in spec.heads if h.kind == "multiple_choice"}
         self.check_inputs = True
         """Check token-id ranges in forward (one host sync per call); set False to skip."""
 
@@ -86,7 +88,8 @@ class PLMModel(nn.Module):
         """Run the model.
 
         Args:
-            input_ids: [B, T] token ids (the encoder's input for encoder-decoder models).
+            input_ids: [B, T] token ids (the encoder's input for encoder-decoder models); [B, C, T] for a
+                model with a multiple_choice head (C candidates each; attention_mask and token_type_ids alike).
             attention_mask: [B, past + T] 1 = keep, 0 = padding (the encoder's for enc-dec).
             token_type_ids: [B, T] segment ids (default 0).
             decoder_input_ids: [B, T'] decoder ids (encoder-decoder only; required).
@@ -116,6 +119,13 @@ class PLMModel(nn.Module):
         Raises:
             InputError: for inputs of the wrong rank, dtype, shape or range (see `checks`).
         """
+        choices = None
+        if self.choice_heads and input_ids is not None and input_ids.dim() == 3:
+            # multiple choice: [B, C, T] -> the B·C candidate sequences as one batch; the choice heads'
+            # scores come back as [B, C] (see plmgraph/kinds/head/choice.py)
+            choices = input_ids.shape[:2]
+            input_ids, attention_mask, token_type_ids = (
+                None if x is None else x.reshape(-1, x.shape[-1]) for x in (input_ids, attention_mask, token_type_ids))
         if not torch.compiler.is_compiling():
             self._check(input_ids, attention_mask, token_type_ids, decoder_input_ids, pixel_values,
                         past_key_values, position_ids, decoder_attention_mask, encoder_outputs, prefix_lengths,
@@ -144,6 +154,8 @@ class PLMModel(nn.Module):
         pooled = self.pooler(h, last_mask) if self.pooled_heads else None
         for name, head in self.heads.items():
             outputs[name] = head(pooled if name in self.pooled_heads else h)
+            if choices is not None and name in self.choice_heads:
+                outputs[name] = outputs[name].reshape(*choices)
         logits = next(iter(outputs.values())) if outputs else None
         loss = None
         if labels is not None or next_sentence_label is not None or sentence_order_label is not None:

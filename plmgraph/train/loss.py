@@ -18,6 +18,7 @@ primary head / model                          loss on ``labels``
 ``question_answering``                        [B, 2] start and end positions: the mean of the
                                               two CEs over positions, a position outside the
                                               sequence ignored (HF ``*ForQuestionAnswering``)
+``multiple_choice``                           CE of the [B, C] scores vs [B] right choices
 ===========================================  ===============================================
 
 ``next_sentence_label`` / ``sentence_order_label`` [B] add the CE of the ``nsp`` / ``sop``
@@ -91,6 +92,11 @@ def model_loss(model: Any, outputs: dict[str, Tensor], labels: Tensor | None, *,
                 total = F.cross_entropy(logits.float(), labels.long(), ignore_index=IGNORE)
         elif primary.kind == "question_answering":
             total = span_ce(logits, labels)
+        elif primary.kind == "multiple_choice":  # [B, C] scores vs [B] the right choice
+            if labels.dim() != 1 or labels.shape[0] != logits.shape[0]:
+                raise InputError(f"labels for a multiple_choice head are one choice index per question, shape "
+                                 f"({logits.shape[0]},); got {tuple(labels.shape)}")
+            total = F.cross_entropy(logits.float(), labels.long(), ignore_index=IGNORE)
         else:  # pragma: no cover - every head kind is listed above
             raise InputError(f"no loss is defined for a primary head of kind {primary.kind!r}")
     for kind, lab in (("nsp", next_sentence_label), ("sop", sentence_order_label)):

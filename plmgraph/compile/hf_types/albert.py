@@ -6,7 +6,7 @@ from typing import Any
 
 from ...errors import ConversionError
 from ...spec import ModelSpec
-from .base import TANH_POOLER, Cfg, F, bare, cfg_value, classifier, mlm, question_answering
+from .base import TANH_POOLER, Cfg, F, bare, cfg_value, classifier, mlm, multiple_choice, question_answering
 from .bert import bert_like, bert_names
 from .weights import QKV, R
 
@@ -64,5 +64,6 @@ FAMILY = bert_like(
             lambda c: {"heads": [classifier("sequence_classification", c)], "pooler": TANH_POOLER},
         "AlbertForTokenClassification": lambda c: {"heads": [classifier("token_classification", c)]},
         "AlbertForQuestionAnswering": question_answering,
+        "AlbertForMultipleChoice": multiple_choice,
     },
 )

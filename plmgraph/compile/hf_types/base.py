@@ -319,6 +319,11 @@ def question_answering(c: Cfg) -> dict[str, Any]:
     return {"heads": [{"kind": "question_answering"}]}
 
 
+def multiple_choice(c: Cfg, pooler: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``*ForMultipleChoice``: a pooled linear ``classifier`` hidden -> 1 per candidate (BERT's tanh pooler)."""
+    return {"heads": [{"kind": "multiple_choice"}], "pooler": pooler or TANH_POOLER}
+
+
 def last_token_classifier(c: Cfg) -> dict[str, Any]:
     """``*ForSequenceClassification`` of the decoders: a bias-free ``score`` on the last real token."""
     return {"heads": [{"kind": "sequence_classification", "labels": num_labels(c), "bias": False}],

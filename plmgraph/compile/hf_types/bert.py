@@ -19,6 +19,7 @@ from .base import (
     bare,
     classifier,
     mlm,
+    multiple_choice,
     question_answering,
     then,
 )
@@ -34,6 +35,7 @@ BERT_ARCHS: dict[str, Arch] = {
                                             "pooler": TANH_POOLER},
     "ForTokenClassification": lambda c: {"heads": [classifier("token_classification", c)]},
     "ForQuestionAnswering": question_answering,  # no pooler (add_pooling_layer=False)
+    "ForMultipleChoice": multiple_choice,
 }
 
 
@@ -114,6 +116,7 @@ def bert_names(p: str, mlm: str = "cls.predictions", nsp: str = "cls.seq_relatio
         "head/sequence_classification": R("classifier.{p}"),
         "head/token_classification": R("classifier.{p}"),
         "head/question_answering": R("qa_outputs.{p}"),
+        "head/multiple_choice": R("classifier.{p}"),
     }
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .base import ACT, F, Family, bare, classifier, mlm, question_answering
+from .base import ACT, F, Family, bare, classifier, mlm, multiple_choice, question_answering
 from .weights import QKV, R
 
 _L = "distilbert.transformer.layer.{layer}"
@@ -33,6 +33,8 @@ FAMILY = Family(
             "pooler": {"kind": "cls", "dense": True, "activation": "relu"}},
         "DistilBertForTokenClassification": lambda c: {"heads": [classifier("token_classification", c)]},
         "DistilBertForQuestionAnswering": question_answering,
+        "DistilBertForMultipleChoice": lambda c: multiple_choice(c, {"kind": "cls", "dense": True,
+                                                                     "activation": "relu"}),
     },
     names={
         "token": R("distilbert.embeddings.word_embeddings.{p}"),
@@ -52,6 +54,7 @@ FAMILY = Family(
         "head/sequence_classification": R("classifier.{p}"),
         "head/token_classification": R("classifier.{p}"),
         "head/question_answering": R("qa_outputs.{p}"),
+        "head/multiple_choice": R("classifier.{p}"),
     },
     ignored=(r"^vocab_projector\.weight$",),
     bare=("DistilBertModel",),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ...spec import ModelSpec
-from .base import TANH_POOLER, Cfg, bare, cfg_value, classifier, mlm, need, question_answering
+from .base import TANH_POOLER, Cfg, bare, cfg_value, classifier, mlm, multiple_choice, need, question_answering
 from .bert import bert_like, bert_names
 from .weights import R
 
@@ -30,7 +30,8 @@ NAMES = bert_names("roberta") | {
     "head/mlm.bias": [R("lm_head.decoder.bias", also=("lm_head.bias",)), R("lm_head.bias")],
     "head/mlm.proj": R("lm_head.decoder.{p}"),
     # RobertaClassificationHead: dense + tanh on <s>, then out_proj == a dense tanh pooler + classifier.
-    "pooler.dense": R("classifier.dense.{p}"),
+    # RobertaForMultipleChoice keeps RobertaModel's own pooler (the graph has a multiple_choice head)
+    "pooler.dense": [R("roberta.pooler.dense.{p}", when=("heads.multiple_choice",)), R("classifier.dense.{p}")],
     "head/sequence_classification": R("classifier.out_proj.{p}"),
 }
 
@@ -51,6 +52,7 @@ def roberta_like(model_type: str, prefix: str) -> Any:
                 lambda c: {"heads": [classifier("sequence_classification", c)], "pooler": TANH_POOLER},
             f"{prefix}ForTokenClassification": lambda c: {"heads": [classifier("token_classification", c)]},
             f"{prefix}ForQuestionAnswering": question_answering,
+            f"{prefix}ForMultipleChoice": multiple_choice,
         },
     )
 
