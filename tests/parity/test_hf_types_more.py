@@ -117,3 +117,15 @@ def test_qwen2_moe(tmp_path):
                             max_position_embeddings=64, pad_token_id=0)
     _all_archs(tmp_path, "Qwen2Moe", cfg, lambda s: s.block.mlp.shared_ffn == 40 and s.block.mlp.shared_gate
                and s.block.attention.qkv_bias and not s.block.attention.out_bias)
+
+
+@pytest.mark.parametrize("qk_layernorm", [False, True])
+def test_phi(tmp_path, qk_layernorm):
+    """Phi-2: parallel attention and MLP on one LayerNorm, partial rotate-half rotary, biased LM head."""
+    torch.manual_seed(0)
+    cfg = tf.PhiConfig(vocab_size=V, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                       intermediate_size=48, max_position_embeddings=64, qk_layernorm=qk_layernorm, pad_token_id=0,
+                       layer_norm_eps=1e-6)
+    _all_archs(tmp_path, "Phi", cfg, lambda s: s.block.residual.kind == "parallel" and s.block.residual.shared_norm
+               and s.position.fraction == 0.5 and not s.position.interleaved and s.heads[0].bias
+               and s.block.attention.qk_norm == qk_layernorm)

@@ -52,6 +52,7 @@ from . import (
     mixtral,
     openai_gpt,
     opt,
+    phi,
     phi3,
     qwen2,
     qwen2_moe,
@@ -73,7 +74,7 @@ from .weights import ALWAYS_IGNORED, Item, plan_for
 _MODULES = (bert, ernie, roberta, albert, distilbert, openai_gpt, gpt2, t5, bart, llama, mixtral, glm, vit, xlnet,
             mistral, qwen2, qwen3, gemma, starcoder2, phi3, gpt_neox, opt,
             xlm_roberta, camembert, gptj, stablelm, bloom, qwen3_moe,
-            gpt_bigcode, falcon, qwen2_moe)
+            gpt_bigcode, falcon, qwen2_moe, phi)
 
 #: model_type -> its `Family`: the one registry import, export and the tensor check read.
 FAMILIES: dict[str, Family] = {}
