@@ -307,6 +307,10 @@ class OrtModel:
 
         Raises:
             InputError: bad arguments, a graph without ``logits``, or a prompt that fills the context.
+
+        An encoder-decoder file (``input_ids``, ``attention_mask``, ``decoder_input_ids`` -> ``logits``,
+        T5 / BART exported without a cache) returns the decoder's ids, start token first, as PyTorch's
+        `generate`; it reruns the whole graph each step (no cross- or self-attention cache yet).
         """
         import torch
 
@@ -319,9 +323,6 @@ class OrtModel:
         if "logits" not in self.outputs or "input_ids" not in self.inputs:
             raise InputError(f"{self.file.name} has no input_ids -> logits path to generate with (outputs: "
                              f"{', '.join(self.outputs)})")
-        if "decoder_input_ids" in self.inputs:
-            raise InputError(f"{self.file.name} is an encoder-decoder graph; generation on ONNX Runtime covers "
-                             "decoder-only exports (plmgraph export SPEC -o FOLDER --kv-cache)")
         pad = self.pad if pad_token_id is None else pad_token_id
         if isinstance(prompt, np.ndarray):
             prompt = torch.from_numpy(prompt.astype(np.int64))
@@ -357,6 +358,8 @@ class OrtModel:
             raise InputError(f"token id {int(ids.max())} is outside the vocabulary (0..{self.vocab - 1})")
         stop_t = torch.tensor(sorted(stops), dtype=torch.long)
         done = torch.zeros(ids.shape[0], dtype=torch.bool)
+        if "decoder_input_ids" in self.inputs:
+            return self._seq2seq(ids, mask, n, pad, stop_t, sample, gen, kw)
         step = _Stepper(self, ids.shape[0])
         step_ids = ids
         for _ in range(n):
@@ -371,6 +374,32 @@ class OrtModel:
             if done.all():
                 break
         return ids.numpy()
+
+
+    def _seq2seq(self, ids: Any, mask: Any, n: int, pad: int, stop_t: Any, sample: bool, gen: Any,
+                 kw: dict[str, Any]) -> np.ndarray:
+        """Encoder-decoder graph (one file, no cache): the whole decoder prefix each step, behind the
+        start token (pad), as `plmgraph.train.generate`'s seq2seq loop; the encoder reruns too."""
+        import torch
+
+        from .train.generate import _pick
+
+        B = ids.shape[0]
+        dec = torch.full((B, 1), pad, dtype=torch.long)
+        done = torch.zeros(B, dtype=torch.bool)
+        base = {"input_ids": ids.numpy(), "attention_mask": mask.numpy()}
+        if "token_type_ids" in self.inputs:
+            base["token_type_ids"] = np.zeros_like(base["input_ids"])
+        for _ in range(n):
+            logits = self.forward({**base, "decoder_input_ids": dec.numpy()})["logits"][:, -1]
+            nxt = _pick(torch.from_numpy(logits), dec, sample, gen, kw)
+            nxt = torch.where(done, torch.full_like(nxt, pad), nxt)
+            dec = torch.cat([dec, nxt[:, None]], 1)
+            if stop_t.numel():
+                done |= torch.isin(nxt, stop_t)
+            if done.all():
+                break
+        return dec.numpy()
 
 
 class _Stepper:

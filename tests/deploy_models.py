@@ -3,7 +3,7 @@ tests/cli/test_deploy.py): each tiny model is exported once per test process.
 
 The models are tiny (2 layers, hidden 64, vocabulary 300) with a byte-level BPE tokenizer trained
 on a few sentences.  GPT-2's weights are redrawn with a larger spread: at the default init a
-random GPT-2 repeats its last token, which would let a runtime that ignored positions or the
+random GPT-2 (or T5) repeats one token, which would let a runtime that ignored positions or the
 cache pass.
 """
 
@@ -28,14 +28,17 @@ _ROOT = Path(tempfile.mkdtemp(prefix="plmgraph-deploy-tests-"))
 atexit.register(shutil.rmtree, _ROOT, True)
 
 
-def model(name: str) -> Any:
-    m = pg.build(tiny(name, vocab=VOCAB), seed=0).eval()
-    if name.startswith("gpt2"):
+SPREAD = {"gpt2": 0.3, "t5-small": 0.2}  # weights redrawn at this std (see the module docstring)
+
+
+def model(name: str, **sizes: int) -> Any:
+    m = pg.build(tiny(name, vocab=VOCAB, **sizes), seed=0).eval()
+    if name in SPREAD:
         g = torch.Generator().manual_seed(1)
         with torch.no_grad():
             for p in m.parameters():
                 if p.dim() >= 2:
-                    p.copy_(torch.randn(p.shape, generator=g) * 0.3)
+                    p.copy_(torch.randn(p.shape, generator=g) * SPREAD[name])
     return m
 
 

@@ -114,3 +114,19 @@ def test_bad_inputs_at_run_time_are_named():
         m.generate([[1, 2]], 2, top_p=0)
     with pytest.raises(InputError, match=r"fills the model's 64 positions"):
         m.generate([list(range(64))], 2)
+
+
+@pytest.mark.parametrize("name", ["t5-small"])
+def test_encoder_decoder_file_generates_pytorchs_tokens(tmp_path, name):
+    import plmgraph as pg
+
+    model = deploy_models.model(name, layers=1)
+    path = pg.export_onnx(model, tmp_path / f"{name}.onnx", verify=False)
+    m = OrtModel(path)
+    prompts = [[5, 6, 7, 8, 9], [20, 21, 22]]
+    got = m.generate(prompts, 8, temperature=0.0)
+    np.testing.assert_array_equal(got, generate(model, None, prompts, 8, temperature=0.0).numpy())
+    assert got.shape == (2, 9) and (got[:, 0] == 0).all() and len(set(got[0, 1:].tolist())) > 1
+    sampled = m.generate(prompts, 8, top_k=10, temperature=0.9, seed=7)
+    np.testing.assert_array_equal(sampled, generate(model, None, prompts, 8, top_k=10, temperature=0.9,
+                                                    seed=7).numpy())
