@@ -141,7 +141,7 @@ def _shift_positions(P: int, stack: nn.Module, args: tuple[Any, ...],
     T = input_ids.shape[1]
     past = past_kv[0][0].shape[2] if past_kv is not None else 0
     limit = stack.embed.max_positions
-    if limit is not None and P + past + T > limit and not torch.compiler.is_compiling():
+    if not torch.compiler.is_compiling() and limit is not None and P + past + T > limit:  # no guard in export
         raise InputError(f"prefix tuning: the {P} prefix positions + {past + T} tokens (past + new) exceed "
                          f"max_positions ({limit}); at most {limit - P} tokens fit")
     pos = kwargs.get("position_ids")
