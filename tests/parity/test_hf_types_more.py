@@ -129,3 +129,29 @@ def test_phi(tmp_path, qk_layernorm):
     _all_archs(tmp_path, "Phi", cfg, lambda s: s.block.residual.kind == "parallel" and s.block.residual.shared_norm
                and s.position.fraction == 0.5 and not s.position.interleaved and s.heads[0].bias
                and s.block.attention.qk_norm == qk_layernorm)
+
+
+@pytest.mark.parametrize("embedding_size", [16, 32])  # 16: projected to hidden by embeddings_project
+def test_electra(tmp_path, embedding_size):
+    """ELECTRA: BERT's encoder with its own embedding width; the generator MLM head and the
+    discriminator's task heads (GELU pooler + out_proj for sequence classification)."""
+    from parity_util import check_bare, check_encoder
+
+    torch.manual_seed(0)
+    cfg = tf.ElectraConfig(vocab_size=V, embedding_size=embedding_size, hidden_size=32, num_hidden_layers=2,
+                           num_attention_heads=4, intermediate_size=48, max_position_embeddings=64,
+                           layer_norm_eps=1e-6, num_labels=3)
+    for arch, heads in (("ForMaskedLM", {"mlm": "logits"}), ("ForSequenceClassification",
+                                                              {"sequence_classification": "logits"}),
+                        ("ForTokenClassification", {"token_classification": "logits"})):
+        hf = getattr(tf, "Electra" + arch)(cfg)
+        randomize(hf)
+        model = save_and_import(hf, tmp_path / arch)
+        assert model.spec.embeddings.size == embedding_size
+        check_encoder(hf, model, V, heads, segments=2)
+        roundtrip(hf, model, tmp_path / arch)
+    hf = tf.ElectraModel(cfg)
+    randomize(hf)
+    model = save_and_import(hf, tmp_path / "bare")
+    check_bare(hf, model, V, segments=2)
+    roundtrip(hf, model, tmp_path / "bare")

@@ -22,6 +22,7 @@ CASES = {
     "DistilBert": tf.DistilBertConfig(vocab_size=V, dim=32, n_layers=2, n_heads=4, hidden_dim=48,
                                       max_position_embeddings=64),
     "Ernie": tf.ErnieConfig(**ENC),
+    "Electra": tf.ElectraConfig(**ENC, embedding_size=16),
     "Llama": tf.LlamaConfig(**DEC),
     "Qwen2": tf.Qwen2Config(**DEC),
     "Mistral": tf.MistralConfig(**DEC),

@@ -39,6 +39,7 @@ from . import (
     bloom,
     camembert,
     distilbert,
+    electra,
     ernie,
     falcon,
     gemma,
@@ -74,7 +75,7 @@ from .weights import ALWAYS_IGNORED, Item, plan_for
 _MODULES = (bert, ernie, roberta, albert, distilbert, openai_gpt, gpt2, t5, bart, llama, mixtral, glm, vit, xlnet,
             mistral, qwen2, qwen3, gemma, starcoder2, phi3, gpt_neox, opt,
             xlm_roberta, camembert, gptj, stablelm, bloom, qwen3_moe,
-            gpt_bigcode, falcon, qwen2_moe, phi)
+            gpt_bigcode, falcon, qwen2_moe, phi, electra)
 
 #: model_type -> its `Family`: the one registry import, export and the tensor check read.
 FAMILIES: dict[str, Family] = {}

@@ -1,0 +1,56 @@
+"""``electra``: ELECTRA (Clark et al. 2020), BERT's encoder with its own embedding width
+(``embedding_size``; projected to ``hidden_size`` by ``embeddings_project`` when they differ).
+
+The discriminators people fine-tune import as ``ElectraModel`` and the task heads: sequence
+classification (``ElectraClassificationHead``: dense + GELU on the first token, then ``out_proj``,
+i.e. a GELU pooler and a classifier), token classification and question answering; the generator
+as ``ElectraForMaskedLM`` (dense to the embedding width, GELU, LayerNorm, then the tied vocabulary
+projection).  ``ElectraForPreTraining`` (the replaced-token detector) and ``ElectraForMultipleChoice``
+(its sequence summary) have no head kind yet and are refused by name.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ...errors import ConversionError
+from .base import Cfg, F, bare, classifier, mlm, question_answering
+from .bert import bert_like, bert_names
+from .weights import R
+
+GELU_POOLER = {"kind": "cls", "dense": True, "activation": "gelu"}
+
+
+def _hook(cfg: Cfg, d: dict[str, Any]) -> None:
+    e, h = d["embeddings"].get("size"), d["sizes"]["hidden"]
+    for head in d.get("heads", []):
+        if head["kind"] == "mlm" and not head["tie_embeddings"] and e != h:
+            raise ConversionError("config.json: ELECTRA's generator with tie_word_embeddings = false and "
+                                  "embedding_size != hidden_size: its vocabulary projection reads embedding_size, "
+                                  "which an untied plmgraph mlm head cannot express")
+
+
+FAMILY = bert_like(
+    "electra", "Electra",
+    names=bert_names("electra", mlm="generator_predictions") | {
+        "project": R("electra.embeddings_project.{p}"),
+        "head/mlm.transform": R("generator_predictions.dense.{p}"),
+        "head/mlm.norm": R("generator_predictions.LayerNorm.{p}"),
+        "head/mlm.bias": R("generator_lm_head.bias"),
+        "head/mlm.proj": R("generator_lm_head.{p}"),
+        "pooler.dense": R("classifier.dense.{p}"),
+        "head/sequence_classification": R("classifier.out_proj.{p}"),
+    },
+    ignored=(r"^generator_lm_head\.weight$",),  # the tied word embeddings' second name
+    hook=_hook,
+    extra_fields=(F("embedding_size", "embeddings.size", 128),),
+    archs={
+        "ElectraModel": bare,
+        # ElectraGeneratorPredictions applies gelu whatever hidden_act says.
+        "ElectraForMaskedLM": lambda c: {"heads": [mlm({**c, "hidden_act": "gelu"})]},
+        "ElectraForSequenceClassification":
+            lambda c: {"heads": [classifier("sequence_classification", c)], "pooler": GELU_POOLER},
+        "ElectraForTokenClassification": lambda c: {"heads": [classifier("token_classification", c)]},
+        "ElectraForQuestionAnswering": question_answering,
+    },
+)
