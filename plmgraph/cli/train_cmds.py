@@ -29,8 +29,9 @@ def train_cmd(
     spec: Annotated[str, typer.Argument(help=RUN_HELP, metavar="SPEC|RUN")],
     override: Annotated[list[str] | None, typer.Option("--override", "-O", help=OVERRIDE_HELP)] = None,
     data: Annotated[str | None, typer.Option("--data", help="Corpus: a text file (one sentence per line, blank "
-                                             "lines between documents), a .jsonl file with `text`, or `pydoc` "
-                                             "(Python's own documentation, offline).")] = None,
+                                             "lines between documents), a .jsonl file with `text` (and optional "
+                                             "`label`, `spans`), a folder of them, `pydoc` (Python's own "
+                                             "documentation, offline) or, for ViT, `digits` (scikit-learn's).")] = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="The run folder to create.")] = None,
     steps: Annotated[int | None, typer.Option("--steps", help="Total optimizer steps (default 200).")] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Sequences per micro-batch.")] = 16,
@@ -41,6 +42,12 @@ def train_cmd(
     accumulate: Annotated[int, typer.Option("--accumulate", help="Micro-batches per optimizer step.")] = 1,
     grad_clip: Annotated[float, typer.Option("--grad-clip", help="Clip the gradient norm (0: off).")] = 1.0,
     bf16: Annotated[bool, typer.Option("--bf16", help="bf16 autocast.")] = False,
+    fp16: Annotated[bool, typer.Option("--fp16", help="fp16 autocast with dynamic loss scaling.")] = False,
+    checkpointing: Annotated[bool, typer.Option("--checkpointing", help="Activation checkpointing per block "
+                                                "(recompute in backward: less memory, more time).")] = False,
+    compile_: Annotated[bool, typer.Option("--compile", help="Run the model through torch.compile.")] = False,
+    layer_decay: Annotated[float, typer.Option("--layer-decay", help="Layer-wise lr decay: block i of L trains at "
+                                               "lr * decay^(L + 1 - i); 1 is off.")] = 1.0,
     seed: Annotated[int, typer.Option("--seed", help="Seed of init, data order and masking.")] = 0,
     held_out: Annotated[float, typer.Option("--held-out", help="Fraction of documents held out.")] = 0.05,
     eval_every: Annotated[int, typer.Option("--eval-every", help="Held-out eval every N steps (0: at the end).")] = 0,
@@ -96,7 +103,8 @@ def train_cmd(
         from ..train.trainer import TrainConfig, Trainer
 
         cfg = TrainConfig(steps=steps or 200, batch_size=batch_size, seq_len=seq_len, lr=lr, warmup=warmup,
-                          schedule=schedule, accumulate=accumulate, grad_clip=grad_clip, bf16=bf16, seed=seed,
+                          schedule=schedule, accumulate=accumulate, grad_clip=grad_clip, bf16=bf16, fp16=fp16,
+                          checkpointing=checkpointing, compile=compile_, layer_decay=layer_decay, seed=seed,
                           held_out=held_out, eval_every=eval_every, checkpoint_every=checkpoint_every, device=device)
         base, tok_path = None, tokenizer
         if tuning is not None and folder.is_dir():  # fine-tune a trained model's weights
@@ -183,7 +191,9 @@ def _train(trainer: Any, intro: str) -> None:
         raise typer.Exit(130)
     msg = f"step {result.step}: train loss {result.last.get('loss', float('nan')):.3f}"
     if result.eval:
-        msg += f", held-out loss {result.eval['loss']:.3f} (perplexity {result.eval['perplexity']:.1f})"
+        msg += f", held-out loss {result.eval['loss']:.3f}" + (
+            f" (perplexity {result.eval['perplexity']:.1f})" if "perplexity" in result.eval else
+            f" (accuracy {result.eval.get('accuracy', float('nan')):.3f})")
     out.print(msg + f"; wrote {trainer.run}", highlight=False)
 
 

@@ -10,6 +10,8 @@ plus ``is_causal``), so a layer does no mask bookkeeping of its own.
 
 from __future__ import annotations
 
+import weakref
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -95,14 +97,36 @@ class CrossAttention(nn.Module):
 
     def forward(self, x: Tensor, memory: Tensor, mask: Tensor | None = None) -> Tensor:
         B, T, _ = x.shape
-        S = memory.shape[1]
-        n, kv, d = self.heads, self.kv_heads, self.head_dim
+        n, d = self.heads, self.head_dim
         q = self.q(x).view(B, T, n, d).transpose(1, 2)  # [B, n, T, d]
-        k, v = self.kv(memory).view(B, S, 2 * kv, d).transpose(1, 2).chunk(2, dim=1)  # [B, kv, S, d] each
         if self.qk_norm:
-            q, k = self.q_norm(q), self.k_norm(k)
+            q = self.q_norm(q)
+        k, v = self.memory_kv(memory)
         y = attend(q, k, v, mask, False, self.scale, self.dropout if self.training else 0.0)
         return self.out(y.transpose(1, 2).reshape(B, T, n * d))
+
+    def memory_kv(self, memory: Tensor) -> KV:
+        """Keys and values [B, kv, S, d] of the encoder output.  Without autograd (generation) they are
+        cached per layer: a decoding step that passes the same `memory` tensor again (unchanged: same
+        object, same version counters, weights unchanged) reuses them instead of projecting the encoder
+        output at every step."""
+        cache = self.__dict__.get("_memory_cache")
+        caching = not torch.is_grad_enabled() and not torch.compiler.is_compiling()
+        # versions: of the encoder output and of the weights (an optimizer step updates them in place)
+        versions = (memory._version, *(t._version for t in self.kv.parameters()),
+                    *(t._version for t in (self.k_norm.parameters() if self.qk_norm else ())))
+        if caching and cache is not None and cache[0]() is memory and cache[1] == versions:
+            return cache[2]
+        B, S, _ = memory.shape
+        kv, d = self.kv_heads, self.head_dim
+        k, v = self.kv(memory).view(B, S, 2 * kv, d).transpose(1, 2).chunk(2, dim=1)  # [B, kv, S, d] each
+        if self.qk_norm:
+            k = self.k_norm(k)
+        if caching:
+            self.__dict__["_memory_cache"] = (weakref.ref(memory), versions, (k, v))
+        else:
+            self.__dict__.pop("_memory_cache", None)
+        return k, v
 
     def update_weights(self) -> list[Tensor]:
         """The weights that write this sublayer's update (DeepNorm scales them by β at init): the

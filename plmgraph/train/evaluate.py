@@ -7,6 +7,12 @@ models the labels are shifted as in training.  Masks for MLM are those of epoch 
 two evaluations of one model agree.  A classifier (a ``sequence_classification`` or
 ``image_classification`` primary head) reports the mean cross-entropy per example and its
 ``accuracy`` (no perplexity).
+
+`perplexity` scores one long text with a causal model by a sliding window (Hugging Face's
+"perplexity of fixed-length models" recipe): the tokens after the first are scored in chunks of
+``stride``, each by one forward pass over at most ``window`` tokens ending with the chunk, so
+every token is predicted exactly once, with at least ``window - stride`` tokens of context (all
+there are, near the start).
 """
 
 from __future__ import annotations
@@ -72,4 +78,48 @@ def evaluate(model: Any, collator: Any, examples: list[Any], batch_size: int = 1
     return result
 
 
-__all__ = ["evaluate"]
+@torch.no_grad()
+def perplexity(model: Any, ids: Any, window: int | None = None, stride: int | None = None) -> dict[str, float]:
+    """Sliding-window perplexity of a causal model on one token sequence `ids` (a list or a 1-D tensor).
+
+    Args:
+        window: tokens per forward pass (default: the model's max_positions, else 512).
+        stride: tokens scored per forward pass (default: window // 2); 1 <= stride < window.
+
+    Returns:
+        ``loss`` (mean token cross-entropy), ``perplexity`` = exp(loss), ``tokens`` (scored: len - 1).
+    """
+    from ..errors import InputError
+
+    if model.spec.family != "decoder" or not shifts(model):
+        raise InputError(f"sliding-window perplexity needs a causal decoder; {model.spec.name} is "
+                         f"{'an' if model.spec.family[0] == 'e' else 'a'} {model.spec.family}")
+    x = torch.as_tensor(ids, dtype=torch.long).reshape(-1)
+    L = x.numel()
+    if L < 2:
+        raise InputError("perplexity needs at least 2 tokens")
+    window = window or model.spec.sizes.max_positions or 512
+    stride = stride or max(1, window // 2)
+    if not 1 <= stride < window:
+        raise InputError(f"need 1 <= stride < window (a window scores its last `stride` tokens and needs one "
+                         f"more before them), got window {window}, stride {stride}")
+    was = model.training
+    model.eval()
+    dev = next(model.parameters()).device
+    total, a = 0.0, 1  # token 0 has no context: targets are 1 .. L - 1
+    try:
+        while a < L:
+            e = min(a + stride, L)
+            s = max(0, e - window)
+            chunk = x[s:e][None].to(dev)
+            labels = chunk.clone()
+            labels[:, :a - s] = IGNORE  # context only
+            total += float(token_ce(model(chunk).logits, labels, shift=True, reduction="sum"))
+            a = e
+    finally:
+        model.train(was)
+    loss = total / (L - 1)
+    return {"loss": loss, "perplexity": math.exp(min(loss, 700.0)), "tokens": L - 1}
+
+
+__all__ = ["evaluate", "perplexity"]

@@ -1,5 +1,7 @@
 """The training loop: AdamW, warmup then cosine (or linear) decay, clipping, accumulation, bf16
-autocast, checkpoints that resume exactly.
+autocast or fp16 autocast with dynamic loss scaling (``torch.amp.GradScaler``, on the CPU too),
+activation checkpointing per block, optional ``torch.compile``, layer-wise learning-rate decay,
+checkpoints that resume exactly.
 
 A run folder::
 
@@ -66,6 +68,15 @@ class TrainConfig:
     grad_clip: float = 1.0
     accumulate: int = 1
     bf16: bool = False
+    fp16: bool = False
+    """fp16 autocast with dynamic loss scaling (``torch.amp.GradScaler``; fp32 master weights)."""
+    checkpointing: bool = False
+    """Activation checkpointing per block: recompute each layer's activations in backward."""
+    compile: bool = False
+    """Run the model through ``torch.compile`` (the first steps pay for compilation)."""
+    layer_decay: float = 1.0
+    """Layer-wise learning-rate decay: block i of L (embeddings 0, blocks 1..L, heads L+1) trains at
+    ``lr * layer_decay ** (L + 1 - i)``; 1.0 is off."""
     seed: int = 0
     held_out: float = 0.05
     eval_every: int = 0
@@ -85,6 +96,10 @@ class TrainConfig:
             raise InputError(f"schedule {self.schedule!r} is not one of: cosine, linear, constant")
         if self.lr <= 0:
             raise InputError(f"lr must be positive, got {self.lr}")
+        if self.bf16 and self.fp16:
+            raise InputError("choose one of bf16 and fp16 autocast, not both")
+        if not 0.0 < self.layer_decay <= 1.0:
+            raise InputError(f"layer_decay must be in (0, 1] (1 is off), got {self.layer_decay}")
 
     @property
     def warmup_steps(self) -> int:
@@ -157,14 +172,14 @@ class Trainer:
         self.step = 0
         self.position = 0  # samples consumed
         self.parallel = parallel or Parallel()  # one process, or DDP / FSDP under torchrun (distributed.py)
+        if cfg.checkpointing:
+            model.gradient_checkpointing(True)
         self.engine = self.parallel.wrap(model, collator, cfg)  # what the loop calls: model, DDP(model), FSDP's
-        decay, no_decay = [], []
-        for name, p in model.named_parameters():
-            if p.requires_grad:
-                (no_decay if p.dim() < 2 or "norm" in name else decay).append(p)
-        self.opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                                      {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=cfg.betas,
-                                     foreach=True)
+        if cfg.compile:
+            self.engine = torch.compile(self.engine)
+        self.opt = torch.optim.AdamW(param_groups(model, cfg), lr=cfg.lr, betas=cfg.betas, foreach=True)
+        dev_type = next(model.parameters()).device.type
+        self.scaler = torch.amp.GradScaler(dev_type, enabled=cfg.fp16)
         self._perm: tuple[int, list[int]] | None = None
         self.mems: tuple[torch.Tensor, ...] | None = None  # Transformer-XL's carried memory
 
@@ -317,20 +332,23 @@ class Trainer:
                 t0 = time.perf_counter()
                 lr = cfg.lr_at(self.step)
                 for g in self.opt.param_groups:
-                    g["lr"] = lr
+                    g["lr"] = lr * g.get("lr_scale", 1.0)
                 total, tokens = 0.0, 0
                 for a in range(cfg.accumulate):
                     batch = {k: v.to(dev) for k, v in self.next_batch().items()}
                     with self.parallel.sync(model, last=a == cfg.accumulate - 1):  # all-reduce on the last only
-                        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.bf16):
+                        with torch.autocast(dev.type, dtype=torch.float16 if cfg.fp16 else torch.bfloat16,
+                                            enabled=cfg.bf16 or cfg.fp16):
                             loss = self.forward_loss(model, batch)
-                        (loss / cfg.accumulate).backward()
+                        self.scaler.scale(loss / cfg.accumulate).backward()
                     total += float(loss.detach()) / cfg.accumulate
                     tokens += _tokens(batch)
+                self.scaler.unscale_(self.opt)  # fp16: true gradients for clipping (a no-op otherwise)
                 norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip if cfg.grad_clip > 0
                                                       else float("inf"))
                 total, tokens, norm = self.parallel.reduce(total, tokens, norm)  # the whole step's, on every rank
-                self.opt.step()
+                self.scaler.step(self.opt)  # fp16: skipped when a gradient is inf/nan, then the scale drops
+                self.scaler.update()
                 self.opt.zero_grad(set_to_none=True)
                 self.step += 1
                 dt = time.perf_counter() - t0
@@ -403,7 +421,8 @@ class Trainer:
             save_file(tensors, str(tmp / "optimizer.safetensors"))
             _write_json(tmp / "state.json", {"step": self.step, "position": self.position, "param_groups": groups,
                                              "param_names": [n for n, p in self.model.named_parameters()
-                                                             if p.requires_grad]})
+                                                             if p.requires_grad],
+                                             "scaler": self.scaler.state_dict() if self.cfg.fp16 else None})
             tmp.chmod(0o755)
             if final.exists():
                 shutil.rmtree(final)
@@ -444,6 +463,8 @@ class Trainer:
         dev = next(self.model.parameters()).device
         self.mems = tuple(m.to(dev) for m in mems) if mems else None
         self.step, self.position = int(state["step"]), int(state["position"])
+        if state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
 
     # ---------------------------------------------------------------- plot
 
@@ -539,6 +560,28 @@ def load_run_model(path: str | os.PathLike, device: str = "cpu") -> tuple[Any, A
     return model, load_tokenizer(tok_dir / "tokenizer.json")
 
 
+def param_groups(model: Any, cfg: TrainConfig) -> list[dict[str, Any]]:
+    """AdamW groups: no weight decay on biases and norms; with ``layer_decay`` < 1 one group per depth,
+    ``lr_scale = layer_decay ** (L + 1 - depth)`` (embeddings depth 0, block i depth i + 1, the rest L + 1)."""
+    blocks = {id(b): i + 1 for i, b in enumerate(dict.fromkeys(model.blocks()))} if cfg.layer_decay < 1 else {}
+    top = len(blocks) + 1
+    depth_of: dict[str, int] = {}
+    if blocks:
+        for mname, mod in model.named_modules():
+            if id(mod) in blocks:
+                for pname, _ in mod.named_parameters(prefix=mname):
+                    depth_of.setdefault(pname, blocks[id(mod)])
+    groups: dict[tuple[bool, int], list[Any]] = {}
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        depth = depth_of.get(name, 0 if name.startswith("embed") or ".embed." in name else top) if blocks else top
+        groups.setdefault((p.dim() < 2 or "norm" in name, depth), []).append(p)
+    return [{"params": ps, "weight_decay": 0.0 if no_decay else cfg.weight_decay,
+             "lr_scale": cfg.layer_decay ** (top - depth)} for (no_decay, depth), ps in sorted(groups.items(),
+                                                                                             key=lambda kv: kv[0])]
+
+
 def _check_positions(spec: Any, cfg: TrainConfig) -> None:
     m = spec.sizes.max_positions
     if m is not None and cfg.seq_len > m:
@@ -592,4 +635,4 @@ def _truncate_metrics(path: Path, step: int) -> None:
 
 
 __all__ = ["RunResult", "TrainConfig", "Trainer", "check_memory", "estimate_memory", "latest_checkpoint",
-           "load_run_model", "plot_metrics", "read_run"]
+           "load_run_model", "param_groups", "plot_metrics", "read_run"]
