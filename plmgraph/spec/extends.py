@@ -145,9 +145,11 @@ def _find_cycle(root: Path, parents: dict[Path, list[Path]]) -> list[tuple[Path,
 
 def hf_config_of(ref: Any) -> Path | None:
     """The ``config.json`` when `ref` is a Hugging Face checkpoint folder (one with a config.json and no
-    spec.yaml) or a ``config.json`` itself; else None."""
+    spec.yaml) or a ``config.json`` itself; else None (also for a bare zoo name such as ``gpt2``)."""
     if not isinstance(ref, (str, Path)) or not str(ref):
         return None
+    if isinstance(ref, str) and "/" not in ref and "\\" not in ref and (zoo_dir() / f"{ref}.yaml").is_file():
+        return None  # a bare zoo name means the zoo spec, even beside a folder of that name (./gpt2 for it)
     p = Path(ref)
     if p.is_dir() and (p / "config.json").is_file() and not (p / "spec.yaml").exists():
         return p / "config.json"
