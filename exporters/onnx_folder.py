@@ -181,11 +181,12 @@ def tokenizer_files(tok: Any, context: int | None) -> dict[str, str]:
 
 def export_folder(model: Any, folder: str | Path, *, tokenizer: Any = None, kv_cache: bool = True,
                   optimize: bool = True, verify: bool = True, opset: int | None = None, force: bool = False,
-                  on_stage: Callable[[str], None] | None = None) -> FolderReport:
+                  fuse: bool = True, on_stage: Callable[[str], None] | None = None) -> FolderReport:
     """Export `model` into `folder` (see the module docstring), atomically.
 
     Args:
         tokenizer: a `plmgraph.train.tokenizer.Tokenizer` (a run's), written beside the graph.
+        fuse: ONNX Runtime's fused kernels (the default), or the plain ONNX graph (`export_onnx`'s ``fuse``).
         kv_cache: decoders need it (the cached graph Optimum and GenAI generate with); encoders must not
             set it (refused by `signature`, as for a single file).
 
@@ -228,7 +229,7 @@ def export_folder(model: Any, folder: str | Path, *, tokenizer: Any = None, kv_c
 
     def write(tmp: Path) -> None:
         path = ox.export_onnx(model, tmp / MODEL_FILE, kv_cache=kv_cache, optimize=optimize, verify=False,
-                              opset=opset, on_stage=on_stage)
+                              opset=opset, fuse=fuse, on_stage=on_stage)
         if verify:
             if on_stage:
                 on_stage("verify")

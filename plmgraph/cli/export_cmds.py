@@ -54,16 +54,13 @@ def export_cmd(
         from .outputs import check_file
 
         if is_folder_target(output):
-            if no_fuse:
-                from ..errors import UsageError
-
-                raise UsageError("--no-fuse is for a .onnx file output (-o model.onnx); export folders are fused")
             from ..compile.io import check_folder
             from ..exporters.onnx_folder import FOLDER_FILES
 
             check_folder(output, FOLDER_FILES, force=force)
             model, tok = _model(source, override, seed, tokenizer=True)
-            _folder(model, tok, output, kv_cache, not no_optimize, not no_verify, opset, force, as_json)
+            _folder(model, tok, output, kv_cache, not no_optimize, not no_verify, opset, force, as_json,
+                    fuse=not no_fuse)
             return
         check_file(output)
         model = _model(source, override, seed)
@@ -144,13 +141,13 @@ def _model(source: str, override: list[str] | None, seed: int, tokenizer: bool =
 
 
 def _folder(model: Any, tok: Any, output: Path, kv_cache: bool, optimize: bool, verify: bool, opset: int | None,
-            force: bool, as_json: bool) -> None:
+            force: bool, as_json: bool, fuse: bool = True) -> None:
     from plmgraph.exporters.onnx_folder import export_folder
 
     name = model.spec.name
     with err.status(STAGES["export"].format(name=name), spinner="dots") as status:
         report = export_folder(model, output, tokenizer=tok, kv_cache=kv_cache, optimize=optimize, verify=verify,
-                               opset=opset, force=force,
+                               opset=opset, force=force, fuse=fuse,
                                on_stage=lambda s: status.update(STAGES[s].format(name=name)))
     v = report.verification
     if as_json:

@@ -51,6 +51,10 @@ def test_folder_files_and_configs_describe_the_graph():
     assert g["model"]["eos_token_id"] == deploy_models.tokenizer().roles["eos"]
     m = OrtModel(folder)
     assert m.inputs["position_ids"].shape == ["batch", "seq"] and m.vocab == 300
+    import onnx
+
+    ops = {n.op_type for n in onnx.load(str(folder / "model.onnx")).graph.node}
+    assert "GroupQueryAttention" in ops  # the fused graph is what the tools below load
 
 
 @pytest.mark.parametrize("name", ["llama2-7b", "gpt2"])
