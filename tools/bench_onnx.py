@@ -65,6 +65,7 @@ def main() -> None:
     ap.add_argument("--optimum-python", default=None, help="a python with optimum-onnx installed")
     ap.add_argument("--no-genai", action="store_true")
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--work", type=Path, default=None, help="keep the exports here and reuse them on the next run")
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -73,8 +74,8 @@ def main() -> None:
                                "torch": torch.__version__, "onnxruntime": ort.__version__, "models": {}}
     with tempfile.TemporaryDirectory() as tmp:
         for key in args.models:
-            work = Path(tmp) / key
-            work.mkdir()
+            work = (args.work or Path(tmp)) / key
+            work.mkdir(parents=True, exist_ok=True)
             bench = bench_decoder if key != "bert" else bench_encoder
             results["models"][key] = bench(key, work, args)
             print_model(key, results["models"][key])
@@ -115,8 +116,10 @@ def build(key: str, sizes: str, work: Path) -> tuple[Any, Path]:
 
     model = pg.build(pg.load_spec(MODELS[key], [sizes]), seed=0).eval()
     model.check_inputs = False
-    hf = Path(to_hf(model, work / "hf"))
-    _tokenizer(hf, model.spec.sizes.vocab)
+    hf = work / "hf"
+    if not (hf / "tokenizer.json").exists():  # the same seed, the same weights: a kept folder is reused
+        to_hf(model, hf)
+        _tokenizer(hf, model.spec.sizes.vocab)
     return model, hf
 
 
@@ -134,6 +137,8 @@ def _tokenizer(folder: Path, vocab: int) -> None:
 
 def export_plmgraph(model: Any, work: Path, kv: bool, fuse: bool) -> Path:
     path = work / f"plmgraph-{'fused' if fuse else 'plain'}" / "model.onnx"
+    if path.exists():
+        return path
     t = time.perf_counter()
     pg.export_onnx(model, path, kv_cache=kv, fuse=fuse)
     print(f"  exported plmgraph {'fused' if fuse else 'plain'} in {time.perf_counter() - t:.0f} s", file=sys.stderr)
@@ -142,6 +147,8 @@ def export_plmgraph(model: Any, work: Path, kv: bool, fuse: bool) -> Path:
 
 def export_genai(hf: Path, work: Path, threads: int) -> Path | None:
     out = work / "genai"
+    if (out / "genai_config.json").exists():
+        return out
     cmd = [sys.executable, "-m", "onnxruntime_genai.models.builder", "-i", str(hf), "-o", str(out), "-p", "fp32",
            "-e", "cpu", "-c", str(work / "genai-cache")]
     r = subprocess.run(cmd, capture_output=True, text=True)
@@ -151,8 +158,7 @@ def export_genai(hf: Path, work: Path, threads: int) -> Path | None:
     cfg = json.loads((out / "genai_config.json").read_text())
     so = cfg["model"]["decoder"].setdefault("session_options", {})
     so["intra_op_num_threads"] = threads
-    so["inter_op_num_threads"] = 1
-    so.setdefault("config_entries", {})["session.intra_op.allow_spinning"] = "0"
+    so["inter_op_num_threads"] = 1  # (genai_config has no key for allow_spinning: the pause covers it)
     (out / "genai_config.json").write_text(json.dumps(cfg, indent=2))
     return out
 
@@ -160,6 +166,9 @@ def export_genai(hf: Path, work: Path, threads: int) -> Path | None:
 def export_optimum(python: str, hf: Path, work: Path, task: str) -> dict[str, Path]:
     """Optimum's export and its -O2 optimisation (in Optimum's own environment)."""
     out, o2 = work / "optimum", work / "optimum-O2"
+    if out.exists() and o2.exists():
+        return {"optimum": next(p for p in (out / "model.onnx", out / "decoder_model_merged.onnx") if p.exists()),
+                "optimum-O2": next(o2.glob("*.onnx"))}
     r = subprocess.run([python, "-m", "optimum.commands.optimum_cli", "export", "onnx", "--model", str(hf), "--task",
                         task, str(out)], capture_output=True, text=True)
     if r.returncode:
@@ -220,14 +229,10 @@ def genai_generate(model: Any, prompt: np.ndarray, steps: int) -> tuple[float, f
     t0 = time.perf_counter()
     gen.append_tokens(prompt.astype(np.int32))  # the prefill runs here
     t1 = time.perf_counter()
-    tokens = []
     for _ in range(steps):
-        tokens.append(int(gen.get_next_tokens()[0]))
-        if len(tokens) == steps:
-            break
         gen.generate_next_token()
     t2 = time.perf_counter()
-    return t1 - t0, t2 - t1, tokens
+    return t1 - t0, t2 - t1, [int(t) for t in gen.get_sequence(0)[prompt.shape[1]:]]
 
 
 def torch_generate(model: Any, prompt: np.ndarray, steps: int, hf: bool = False) -> tuple[float, float, list[int]]:
