@@ -37,6 +37,7 @@ REFERENCE_PARAMS = {
     "phi3-mini": 3_821_079_552,  # Phi3ForCausalLM, Phi-3-mini-4k-instruct
     "pythia-1.4b": 1_414_647_808,  # GPTNeoXForCausalLM, pythia-1.4b
     "opt-1.3b": 1_315_758_080,  # OPTForCausalLM, opt-1.3b
+    "falcon-7b": 6_921_720_704,  # FalconForCausalLM, tiiuae/falcon-7b
 }
 # Published sizes (no HF reference class with the same config); within 5 %.
 PUBLISHED_PARAMS = {
