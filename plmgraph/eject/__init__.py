@@ -39,6 +39,11 @@ def eject(spec_or_graph: Any, weights: str | os.PathLike | None = None) -> str:
         CheckpointError: when the weights are missing or do not match the spec's parameters.
     """
     graph = spec_or_graph if isinstance(spec_or_graph, ArchGraph) else resolve(spec_or_graph)
+    if graph.spec.tuning.kind != "full":  # the ejected file has no adapters: refused, not silently dropped
+        from ..kinds import NotCompiledYet
+
+        raise NotCompiledYet(f"eject writes the base architecture; tuning kind {graph.spec.tuning.kind!r} is not "
+                             "ejected (eject the spec with tuning: full, or export-hf a tuned model for PEFT)")
     path = None
     if weights is not None:
         path = weights_file(weights)

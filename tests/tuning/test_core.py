@@ -40,8 +40,6 @@ def test_full_changes_nothing():
 def test_counts_of_graph_model_and_stats_agree(name, options):
     if options == "bitfit" and name in ("llama2-7b", "t5-small"):
         pytest.skip("no biases (tested in test_bitfit)")
-    if "mlp" in options and name == "t5-small":
-        pass
     spec = apply_options(tiny(name), options)
     m = pg.build(spec, device="meta")
     p = plan(spec)
@@ -186,3 +184,10 @@ def test_build_cli_prints_stats(tmp_path):
     r = runner.invoke(app, ["show", "gpt2", "-O", "tuning.kind=lora"])
     p = plan(pg.load_spec("gpt2", "tuning.kind=lora"))
     assert r.exit_code == 0 and f"tuning lora: {p.report()}, frozen {p.frozen:,}" in r.output, r.output
+
+
+def test_eject_refuses_a_tuned_spec():
+    from plmgraph.kinds import NotCompiledYet
+
+    with pytest.raises(NotCompiledYet, match=r"eject writes the base architecture; tuning kind 'lora' is not ejected"):
+        pg.eject(pg.load_spec(tiny("gpt2"), "tuning.kind=lora"))
