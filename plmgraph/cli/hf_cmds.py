@@ -79,8 +79,8 @@ def import_hf_cmd(
     ] = False,
     adapter: Annotated[
         Path | None, typer.Option("--adapter", help="A PEFT adapter folder (adapter_config.json + "
-                                  "adapter_model.safetensors: LoRA, IA3, prompt tuning) for this base model; the "
-                                  "saved model carries it as its spec's tuning.")
+                                  "adapter_model.safetensors: LoRA, IA3, prompt or prefix tuning) for this base "
+                                  "model; the saved model carries it as its spec's tuning.")
     ] = None,
     force: Force = False,
 ) -> None:
@@ -134,7 +134,7 @@ def export_hf_cmd(
     force: Force = False,
 ) -> None:
     """Export a saved plmgraph model as a Hugging Face checkpoint folder (config.json + model.safetensors);
-    a tuned model's adapter goes to adapter/ in PEFT's layout (LoRA, IA3, prompt tuning)."""
+    a tuned model's adapter goes to adapter/ in PEFT's layout (LoRA, IA3, prompt or prefix tuning)."""
 
     def go() -> None:
         from ..compile.io import check_folder, write_folder
