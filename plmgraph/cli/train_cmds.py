@@ -46,6 +46,8 @@ def train_cmd(
     checkpointing: Annotated[bool, typer.Option("--checkpointing", help="Activation checkpointing per block "
                                                 "(recompute in backward: less memory, more time).")] = False,
     compile_: Annotated[bool, typer.Option("--compile", help="Run the model through torch.compile.")] = False,
+    memmap: Annotated[bool, typer.Option("--memmap", help="Stream a corpus larger than memory: tokenize it once "
+                                         "into memory-mapped token files in the run folder.")] = False,
     layer_decay: Annotated[float, typer.Option("--layer-decay", help="Layer-wise lr decay: block i of L trains at "
                                                "lr * decay^(L + 1 - i); 1 is off.")] = 1.0,
     seed: Annotated[int, typer.Option("--seed", help="Seed of init, data order and masking.")] = 0,
@@ -104,7 +106,8 @@ def train_cmd(
 
         cfg = TrainConfig(steps=steps or 200, batch_size=batch_size, seq_len=seq_len, lr=lr, warmup=warmup,
                           schedule=schedule, accumulate=accumulate, grad_clip=grad_clip, bf16=bf16, fp16=fp16,
-                          checkpointing=checkpointing, compile=compile_, layer_decay=layer_decay, seed=seed,
+                          checkpointing=checkpointing, compile=compile_, layer_decay=layer_decay, memmap=memmap,
+                          seed=seed,
                           held_out=held_out, eval_every=eval_every, checkpoint_every=checkpoint_every, device=device)
         base, tok_path = None, tokenizer
         if tuning is not None and folder.is_dir():  # fine-tune a trained model's weights

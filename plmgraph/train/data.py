@@ -16,6 +16,13 @@ A corpus is a list of documents, each a list of sentences (`Corpus`):
 
 `Corpus.split` holds out whole documents (a seeded choice, at least one), so held-out text
 is never seen in training.  Empty, binary (NUL bytes) and non-UTF-8 files are refused.
+
+Corpora larger than memory: `iter_texts` reads a file or folder one document at a time, and
+`TokenFile.write` writes the token ids once to a flat binary file (uint16 when the vocabulary
+fits, else uint32; a ``.json`` header beside it) that `TokenFile` maps with ``numpy.memmap``;
+`TokenBlocks` reads training blocks from it on demand, so neither the text nor the tokens are
+ever all in memory (``TrainConfig.memmap``; the held-out split is then a seeded per-document
+draw, `held_out_doc`).
 """
 
 from __future__ import annotations
@@ -23,8 +30,10 @@ from __future__ import annotations
 import json
 import os
 import random
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..errors import InputError
 
@@ -177,4 +186,117 @@ def _load_file(p: Path) -> Corpus:
     return Corpus(docs, p.name, labels if any_label else None, spans if any_spans else None)
 
 
-__all__ = ["PYDOC", "Corpus", "load_corpus"]
+def held_out_doc(index: int, held_out: float, seed: int) -> bool:
+    """Whether document `index` is held out in a streamed corpus (a seeded draw per document)."""
+    return held_out > 0 and random.Random(seed * 1_000_003 + index).random() < held_out
+
+
+def iter_texts(source: str | os.PathLike) -> Iterator[str]:
+    """The documents of a corpus one at a time (each as its sentences joined by newlines), reading
+    files line by line: ``pydoc``, a text or ``.jsonl`` file, or a folder of them (`load_corpus`)."""
+    if str(source) == PYDOC:
+        yield from load_corpus(PYDOC).texts
+        return
+    p = Path(source)
+    files = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix in (".txt", ".md", ".jsonl")
+                   and not any(part.startswith(".") for part in f.relative_to(p).parts)) if p.is_dir() else [p]
+    if not files or not files[0].is_file():
+        raise InputError(f"{p}: corpus file not found (pass a text or .jsonl file, a folder, or --data pydoc)")
+    for f in files:
+        with open(f, "rb") as fh:
+            if b"\0" in fh.read(1 << 20):
+                raise InputError(f"{f}: a binary file (it holds NUL bytes); the corpus must be UTF-8 text")
+        with open(f, encoding="utf-8", errors="strict", newline=None) as fh:
+            lines: list[str] = []
+            try:
+                for n, line in enumerate(fh, 1):
+                    if f.suffix == ".jsonl":
+                        if not line.strip():
+                            continue
+                        try:
+                            row = json.loads(line)
+                        except json.JSONDecodeError as e:
+                            raise InputError(f"{f}:{n}: not JSON ({e.msg})") from None
+                        if not isinstance(row, dict) or not isinstance(row.get("text"), str):
+                            raise InputError(f"{f}:{n}: each JSONL line must be an object with a string `text`")
+                        if s := _sentences(row["text"]):
+                            yield "\n".join(s)
+                    elif line.strip():
+                        lines.append(line.rstrip())
+                    elif lines:
+                        yield "\n".join(lines)
+                        lines = []
+            except UnicodeDecodeError:
+                raise InputError(f"{f}: not UTF-8 text; convert it, e.g. iconv -t utf-8") from None
+            if lines:
+                yield "\n".join(lines)
+
+
+class TokenFile:
+    """Token ids in a flat binary file, memory-mapped (``numpy.memmap``): ``len``, slicing."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        import numpy as np
+
+        self.path = Path(path)
+        head = Path(str(self.path) + ".json")
+        if not self.path.is_file() or not head.is_file():
+            raise InputError(f"{self.path}: token file (or its .json header) not found")
+        meta = json.loads(head.read_text(encoding="utf-8"))
+        self.vocab = int(meta["vocab"])
+        self.tokens = int(meta["tokens"])
+        self.ids = np.memmap(self.path, dtype=np.dtype(meta["dtype"]), mode="r", shape=(self.tokens,)) \
+            if self.tokens else np.zeros(0, dtype=np.dtype(meta["dtype"]))  # mmap cannot map an empty file
+
+    def __len__(self) -> int:
+        return self.tokens
+
+    def __getitem__(self, item: slice) -> list[int]:
+        return self.ids[item].astype("int64").tolist()
+
+    @classmethod
+    def write(cls, path: str | os.PathLike, docs: Iterable[list[int]], vocab: int) -> TokenFile:
+        """Write the documents' ids (each already ending in its separator) once, atomically."""
+        import numpy as np
+
+        path = Path(path)
+        dtype = np.uint16 if vocab <= 1 << 16 else np.uint32
+        tmp = path.with_name(f".{path.name}.tmp")
+        n = 0
+        buf: list[int] = []
+        with open(tmp, "wb") as f:
+            for ids in docs:
+                buf += ids
+                if len(buf) >= 1 << 20:
+                    f.write(np.asarray(buf, dtype=dtype).tobytes())
+                    n += len(buf)
+                    buf = []
+            f.write(np.asarray(buf, dtype=dtype).tobytes())
+            n += len(buf)
+        os.replace(tmp, path)
+        head = Path(str(path) + ".json")
+        head_tmp = head.with_name(f".{head.name}.tmp")
+        head_tmp.write_text(json.dumps({"dtype": np.dtype(dtype).name, "tokens": n, "vocab": vocab}) + "\n",
+                            encoding="utf-8")
+        os.replace(head_tmp, head)
+        return cls(path)
+
+
+class TokenBlocks(Sequence):
+    """Consecutive `block`-token examples of a `TokenFile`, read on demand; `wrap` turns a block's ids
+    into an example (the collator's layout)."""
+
+    def __init__(self, tokens: TokenFile, block: int, wrap: Callable[[list[int]], Any]) -> None:
+        self.tokens, self.block, self.wrap = tokens, block, wrap
+
+    def __len__(self) -> int:
+        return len(self.tokens) // self.block
+
+    def __getitem__(self, i: int) -> Any:  # type: ignore[override]
+        if not -len(self) <= i < len(self):
+            raise IndexError(i)
+        i %= len(self)
+        return self.wrap(self.tokens[i * self.block:(i + 1) * self.block])
+
+
+__all__ = ["PYDOC", "Corpus", "TokenBlocks", "TokenFile", "held_out_doc", "iter_texts", "load_corpus"]

@@ -538,6 +538,45 @@ class Collator:
             raise InputError("the corpus yields no training examples (documents too short for sentence pairs)")
         return exs
 
+    def stream_examples(self, texts: Any, seq_len: int, path: Any, allow_empty: bool = False) -> Any:
+        """Like `examples`, for corpora larger than memory: tokenize `texts` (an iterable of documents,
+        `data.iter_texts`) once into the token file `path` and return its blocks (`data.TokenBlocks`)."""
+        from .data import TokenFile
+
+        if self.layout not in ("causal", "bidirectional", "spans", "continuation", "permutation", "glm") or \
+                self.unit != "token":
+            what = f"unit {self.unit!r}" if self.unit != "token" else f"the {self.layout!r} layout"
+            raise InputError(f"a memory-mapped corpus holds token ids only, and {what} of "
+                             f"{', '.join(t.kind for t in self.objectives)} needs sentences or word boundaries; "
+                             "train it without --memmap")
+        end = self.tok.id("sep") if self.layout == "bidirectional" else self.tok.id("eos")
+        TokenFile.write(path, (self.tok.encode(t) + [end] for t in texts), self.tok.vocab_size)
+        return self.open_stream(path, seq_len, allow_empty)
+
+    def open_stream(self, path: Any, seq_len: int, allow_empty: bool = False) -> Any:
+        """The blocks of a token file `stream_examples` wrote."""
+        from .data import TokenBlocks, TokenFile
+
+        if seq_len < 8:
+            raise InputError(f"--seq-len must be at least 8, got {seq_len}")
+        self.seq_len = seq_len
+        glm = next((t for t in self.objectives if t.kind == "blank_infilling"), None)
+        block = {"causal": seq_len, "bidirectional": seq_len - 2, "spans": seq_len - 1, "continuation": seq_len,
+                 "permutation": seq_len}.get(self.layout) or glm.block(seq_len)  # type: ignore[union-attr]
+        if self.layout == "bidirectional":
+            cls, sep = self.tok.id("cls"), self.tok.id("sep")
+
+            def wrap(ids: list[int]) -> Example:
+                return Example([cls] + ids + [sep])
+        else:
+            def wrap(ids: list[int]) -> Example:
+                return Example(ids)
+        blocks = TokenBlocks(TokenFile(path), block, wrap)
+        if len(blocks) == 0 and not allow_empty:
+            raise InputError(f"the corpus has {len(blocks.tokens):,} tokens, shorter than one sequence of {block} "
+                             "(pass a smaller --seq-len or more text)")
+        return blocks
+
     def _sentences(self, corpus: Corpus, seq_len: int) -> list[Example]:
         budget = seq_len - 2
         out: list[Example] = []

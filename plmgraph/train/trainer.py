@@ -74,6 +74,9 @@ class TrainConfig:
     """Activation checkpointing per block: recompute each layer's activations in backward."""
     compile: bool = False
     """Run the model through ``torch.compile`` (the first steps pay for compilation)."""
+    memmap: bool = False
+    """Stream the corpus: tokenize it once into memory-mapped token files in the run folder
+    (``tokens-train.bin``, ``tokens-held.bin``) instead of holding text and tokens in memory."""
     layer_decay: float = 1.0
     """Layer-wise learning-rate decay: block i of L (embeddings 0, blocks 1..L, heads L+1) trains at
     ``lr * layer_decay ** (L + 1 - i)``; 1.0 is off."""
@@ -208,6 +211,25 @@ class Trainer:
 
             tok = None
             collator, examples, held = image_data(spec, data, cfg.held_out, cfg.seed)
+        elif cfg.memmap:  # larger than memory: documents streamed, token ids memory-mapped
+            from .data import held_out_doc, iter_texts
+
+            def texts(held: bool) -> Any:
+                return (t for i, t in enumerate(iter_texts(data)) if held_out_doc(i, cfg.held_out, cfg.seed) == held)
+
+            tok = load_tokenizer(tokenizer) if tokenizer is not None else train_tokenizer(texts(False), spec)
+            check_vocab(tok, spec)
+            _check_positions(spec, cfg)
+            collator = collator_for(spec, tok, cfg.seed)
+            created = not out.exists()
+            out.mkdir(parents=True, exist_ok=True)
+            try:
+                examples = collator.stream_examples(texts(False), cfg.seq_len, out / "tokens-train.bin")
+                held = collator.stream_examples(texts(True), cfg.seq_len, out / "tokens-held.bin", allow_empty=True)
+            except BaseException:
+                if created:
+                    shutil.rmtree(out, ignore_errors=True)
+                raise
         else:
             corpus = load_corpus(data)
             train_c, held_c = corpus.split(cfg.held_out, cfg.seed)
@@ -266,6 +288,11 @@ class Trainer:
 
             tok = None
             collator, examples, held = image_data(model.spec, data or meta["data"], cfg.held_out, cfg.seed)
+        elif cfg.memmap:  # the token files written when the run started
+            tok = load_tokenizer(d / "tokenizer.json")
+            collator = collator_for(model.spec, tok, cfg.seed)
+            examples = collator.open_stream(d / "tokens-train.bin", cfg.seq_len)
+            held = collator.open_stream(d / "tokens-held.bin", cfg.seq_len, allow_empty=True)
         else:
             tok = load_tokenizer(d / "tokenizer.json")
             corpus = load_corpus(data or meta["data"])

@@ -140,3 +140,57 @@ def test_compile_wraps_the_model(tmp_path, monkeypatch):
     spec = pg.load_spec("gpt2", ["layers=1,hidden=32,heads=2,vocab=512,max_positions=32"])
     t = Trainer.create(spec, tmp_path / "run", "pydoc", TrainConfig(steps=1, batch_size=2, seq_len=16, compile=True))
     assert compiled == [t.model]
+
+
+# ---------------------------------------------------------------- corpora larger than memory
+
+def test_token_file_round_trip(tmp_path):
+    from plmgraph.train.data import TokenFile
+
+    small = TokenFile.write(tmp_path / "a.bin", [[1, 2, 3], [65535, 0]], vocab=65536)
+    assert small.ids.dtype.name == "uint16" and len(small) == 5 and small[1:4] == [2, 3, 65535]
+    big = TokenFile.write(tmp_path / "b.bin", [[70000, 5]], vocab=100000)
+    assert big.ids.dtype.name == "uint32" and big[0:2] == [70000, 5]
+    assert (tmp_path / "a.bin").stat().st_size == 10
+
+
+def test_memmap_run_streams_a_folder_and_resumes(tmp_path):
+    from pydoc_data.topics import topics
+
+    from plmgraph.train.data import TokenBlocks, load_corpus
+    from plmgraph.train.objectives import collator_for
+
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    for k in sorted(topics)[:8]:
+        (folder / f"{k}.txt").write_text(topics[k].strip().replace("\n\n", "\n") + "\n", encoding="utf-8")
+    spec = pg.load_spec("gpt2", ["layers=1,hidden=32,heads=2,vocab=512,max_positions=32"])
+    cfg = TrainConfig(steps=4, batch_size=2, seq_len=16, warmup=1, checkpoint_every=2, eval_batches=1, memmap=True,
+                      held_out=0.0)
+    full = Trainer.create(spec, tmp_path / "full", str(folder), cfg)
+    assert isinstance(full.examples, TokenBlocks) and (tmp_path / "full" / "tokens-train.bin").is_file()
+    # the same blocks as the in-memory layout of the same corpus
+    memory = collator_for(spec, full.tok).examples(load_corpus(folder), 16)
+    assert len(memory) == len(full.examples)
+    assert all(memory[i].ids == full.examples[i].ids for i in range(0, len(memory), 7))
+    full.run_steps()
+
+    def stop_at_2(m):
+        if m["step"] == 2:
+            raise KeyboardInterrupt
+
+    part = Trainer.create(spec, tmp_path / "part", str(folder), cfg)
+    part.run_steps(on_step=stop_at_2)
+    again = Trainer.resume(tmp_path / "part")
+    again.run_steps()
+    assert losses(tmp_path / "part") == losses(tmp_path / "full")
+    with pytest.raises(InputError, match="memory-mapped corpus holds token ids only, and unit 'whole_word'"):
+        Trainer.create(pg.load_spec("bert-base", ["layers=1,hidden=32,heads=2,vocab=512,max_positions=32",
+                                                  "objectives.0.unit=whole_word"]), tmp_path / "b", str(folder), cfg)
+    assert not (tmp_path / "b").exists()  # nothing half-written
+
+
+def losses(run):
+    import json
+
+    return [r["loss"] for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines()) if "loss" in r]
