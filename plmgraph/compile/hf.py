@@ -320,7 +320,8 @@ def from_hf(path: str | Path, device: Any = None, dtype: Any = None) -> Any:
 
 
 def to_hf(model: Any, path: str | Path) -> Path:
-    """Write `model` as a Hugging Face checkpoint folder: ``config.json`` + ``model.safetensors``.
+    """Write `model` as a Hugging Face checkpoint folder: ``config.json`` + ``model.safetensors``
+    (a tuned model: its base, and its adapter in PEFT's layout in ``adapter/``; see `plmgraph.tuning.peft`).
 
     The model_type and architecture are the ones whose config table reproduces
     ``model.spec`` exactly (see `hf_types.find_family`).
@@ -328,6 +329,12 @@ def to_hf(model: Any, path: str | Path) -> Path:
     Raises:
         ConversionError: no supported Hugging Face architecture expresses the spec.
     """
+    tuning = getattr(model, "tuning", None)
+    if tuning is not None and tuning.kind != "full":  # the base model, and the adapter in PEFT's layout
+        from ..tuning.core import write_hf as write_tuned
+
+        write_tuned(model, path)
+        return Path(path)
     spec = model.spec
     model_type, arch, cfg = find_family(spec)
     state = {k: v for k, v in model.state_dict().items()}

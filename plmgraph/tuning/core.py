@@ -259,7 +259,10 @@ def write_hf(model: Any, folder: Any) -> list[str]:
         return ["config.json", "model.safetensors"]
     k = _kind(p)
     if p.kind in ("lora", "ia3", "prompt") or hasattr(k, "to_peft"):
-        to_hf(model, folder)  # the base weights (the adapter's tensors have no HF names)
+        from ..compile.hf import write_hf as write_base
+
+        base = {n: t for n, t in model.state_dict().items() if n in p.base}
+        write_base(model.spec, base, folder)  # the base weights (the adapter's tensors have no HF names)
         (folder / "adapter").mkdir()
         save_peft(model, folder / "adapter")
         return ["config.json", "model.safetensors", "adapter/adapter_config.json", "adapter/adapter_model.safetensors"]

@@ -188,3 +188,11 @@ def test_adapter_folder_problems(tmp_path):
     (tmp_path / "a" / "adapter_model.bin").write_bytes(b"x")
     assert "adapter_model.bin is a pickle, which plmgraph does not read" in \
         _import(tmp_path, tmp_path / "base", tmp_path / "a")
+
+
+def test_pg_to_hf_of_a_tuned_model_writes_the_adapter_too(tmp_path):
+    m = perturb(tuned(tiny("gpt2"), "ia3"))
+    pg.to_hf(m, tmp_path)
+    assert (tmp_path / "adapter" / "adapter_model.safetensors").is_file()
+    pm = peft.PeftModel.from_pretrained(_hf(tmp_path), str(tmp_path / "adapter")).eval()
+    torch.testing.assert_close(m(X).logits, pm(input_ids=X).logits, atol=2e-5, rtol=1e-4)
