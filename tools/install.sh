@@ -64,3 +64,15 @@ fi
 
 python -m pip install -q --disable-pip-version-check "${PLMGRAPH_TORCH:-torch==2.13.0}"
 python -m pip install -q --disable-pip-version-check -e ".[${extras}]"
+
+# Hugging Face Optimum's ONNX Runtime classes (optimum-onnx) pin transformers < 4.58, which cannot share
+# this environment (transformers 5.x). The deploy tests that load export folders in Optimum run it in a
+# venv of its own, .venv-optimum, which sees this environment's torch and onnxruntime
+# (tests/conftest.py points PLMGRAPH_OPTIMUM_PYTHON at it).
+if [[ "${1:-}" == "--test" && "$extras" == cpu,* ]]; then
+  if ! .venv-optimum/bin/python -c "import optimum.onnxruntime" >/dev/null 2>&1; then
+    echo "installing optimum-onnx into .venv-optimum (for the Optimum deploy tests)" >&2
+    python -m venv --system-site-packages .venv-optimum
+    .venv-optimum/bin/python -m pip install -q --disable-pip-version-check "optimum-onnx==0.1.0"
+  fi
+fi
