@@ -5,13 +5,14 @@ YAML that extends the nearest zoo spec, which validates back to exactly the impo
 from __future__ import annotations
 
 import pytest
-import transformers as tf
 from typer.testing import CliRunner
 
 import plmgraph.cli
 from plmgraph.cli import app, build_cmds, diff_cmds, hf_spec_cmds, spec_cmds  # noqa: F401  (register)
 from plmgraph.compile.hf_types import config_to_spec, read_config_file
 from plmgraph.spec import load_spec
+
+tf = pytest.importorskip("transformers")
 
 SMALL = dict(vocab_size=113, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=48,
              max_position_embeddings=64)

@@ -185,7 +185,8 @@ def test_unknown_key_lists_the_fields_of_the_selected_variant(tmp_path):
                      r"unknown kind 'swiglu'; allowed: dense, gated$", "block.mlp.expert.kind", 4, id="moe-expert"),
         pytest.param("heads: [{kind: lm_head}]\n",
                      r"unknown kind 'lm_head'; allowed: lm, mlm, nsp, sop, "
-                     r"sequence_classification, token_classification, image_classification$",
+                     r"sequence_classification, token_classification, image_classification, question_answering, "
+                     r"multiple_choice$",
                      "heads[0].kind", 3, id="head"),
         pytest.param("objectives: [{kind: causal}]\n",
                      r"unknown kind 'causal'; allowed: clm, mlm, nsp, sop, span_corruption, denoising, "
@@ -203,7 +204,7 @@ def test_unknown_kind_in_each_union(tmp_path, text, match, field, line):
 def test_missing_kind(tmp_path):
     check(tmp_path, GPT2 + "heads: [{tie_embeddings: false}]\n",
           r"missing `kind`; every variant of this field is chosen by its kind \(allowed: image_classification, lm, "
-          r"mlm, nsp", field="heads[0]", line=3)
+          r"mlm, multiple_choice, nsp", field="heads[0]", line=3)
 
 
 def test_missing_required_field_says_what_it_is(tmp_path):
