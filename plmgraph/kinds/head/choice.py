@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from ..base import HeadName, Strict, register
+from ..base import HeadName, NotCompiledYet, Strict, register
 from .classifier import _Classifier
 
 
@@ -41,6 +41,10 @@ class MultipleChoiceKind(_Classifier):
 
     def label(self, a):  # noqa: ANN001, ANN201
         return self.title, "one score per choice"
+
+    def eject(self, a):  # noqa: ANN001, ANN201
+        raise NotCompiledYet(f"block kind {self.name!r} cannot be ejected yet: the ejected forward takes [B, T], "
+                             "not the [B, C, T] candidates a multiple-choice model reads")
 
     def explain(self, lang: str) -> str:
         return self.explained(
