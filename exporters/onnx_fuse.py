@@ -240,6 +240,8 @@ def fusion_plan(model: nn.Module) -> list[Fusion]:
             elif stack.rotary and (stack.position.rotary_dim // 2) % 8:
                 why = (f"ONNX Runtime's rotary kernels need rotary_dim / 2 a multiple of 8 "
                        f"(rotary_dim {stack.position.rotary_dim})")
+            elif stack.causal and attn.head_dim % 8:  # found by tests/compile/test_property.py
+                why = f"ONNX Runtime's GroupQueryAttention needs head_dim a multiple of 8 (head_dim {attn.head_dim})"
             if why:
                 plan.append(Fusion(path, kind, None, why))
             elif stack.causal:

@@ -94,9 +94,9 @@ class RelativeAttention(nn.Module):
             self.seg_embed = nn.Parameter(torch.empty(2, n, d))
         self.out = nn.Linear(n * d, hidden, bias=False)
 
-    def heads_of(self, x: Tensor, w: Tensor) -> Tensor:
+    def split_heads(self, x: Tensor) -> Tensor:
         B, L, _ = x.shape
-        return F.linear(x, w).view(B, L, self.heads, self.head_dim).transpose(1, 2)  # [B, n, L, d]
+        return x.view(B, L, self.heads, self.head_dim).transpose(1, 2)  # [B, L, n d] -> [B, n, L, d]
 
     def core(self, q: Tensor, k: Tensor, v: Tensor, kr: Tensor, mask: Tensor, seg: Tensor | None) -> Tensor:
         """q [B, n, T, d], k/v [B, n, S, d], kr [n, T + S, d], mask [B|1, 1, T, S] -> [B, n, T, d]."""
@@ -117,15 +117,17 @@ class RelativeAttention(nn.Module):
         g [B, P, H] query stream with target_mapping [B, P, T].  Returns both streams' outputs."""
         B, T, _ = h.shape
         nd = self.heads * self.head_dim
-        wq, wk, wv = self.qkv.weight.split(nd)
         cat = h if mem is None else torch.cat((mem.to(h.dtype), h), dim=1)  # [B, S, H]
-        k, v = self.heads_of(cat, wk), self.heads_of(cat, wv)  # [B, n, S, d]
+        # through the qkv module, not its weight: a tuning wrapper on attn.qkv (LoRA, IA3) must take part
+        q, k, v = self.qkv(cat).split(nd, dim=-1)  # [B, S, nd] each; the queries are the last T rows
+        k, v = self.split_heads(k), self.split_heads(v)  # [B, n, S, d]
         kr = self.r(pos.to(h.dtype)).view(-1, self.heads, self.head_dim).transpose(0, 1)  # [n, T + S, d]
-        y = self.core(self.heads_of(h, wq), k, v, kr, mask_h, seg)
+        y = self.core(self.split_heads(q[:, q.shape[1] - T:]), k, v, kr, mask_h, seg)
         out_h = self.out(y.transpose(1, 2).reshape(B, T, nd))
         if g is None:
             return out_h, None
-        qg = torch.einsum("bnpd,bpt->bntd", self.heads_of(g, wq), target_mapping.to(g.dtype))  # [B, n, T, d]
+        qg = self.split_heads(self.qkv(g)[..., :nd])  # [B, n, P, d]
+        qg = torch.einsum("bnpd,bpt->bntd", qg, target_mapping.to(g.dtype))  # [B, n, T, d]
         yg = torch.einsum("bntd,bpt->bnpd", self.core(qg, k, v, kr, mask_g, seg), target_mapping.to(g.dtype))
         return out_h, self.out(yg.transpose(1, 2).reshape(B, g.shape[1], nd))
 
