@@ -230,6 +230,25 @@ def specs(draw: Any, *, family: str | None = None) -> dict[str, Any]:
         spec["heads"] = heads_out
         if draw(st.booleans()):
             spec["pooler"] = {"kind": draw(st.sampled_from(["cls", "mean", "last"])), "dense": draw(st.booleans())}
+    # tuning: full (the default) or a parameter-efficient kind over the frozen model
+    tk = draw(st.sampled_from(["none", "none", "none", "lora", "bitfit", "ia3", "prompt", "adapters", "prefix",
+                               "ladder"]))
+    if tk != "none":
+        tuning: dict[str, Any] = {"kind": tk}
+        if tk == "lora":
+            tuning.update(rank=draw(st.sampled_from([1, 4])), rslora=draw(st.booleans()))
+        elif tk == "bitfit":
+            tuning["heads"] = draw(st.booleans())
+        elif tk == "prompt":
+            tuning.update(length=draw(st.sampled_from([1, 3])), init=draw(st.sampled_from(["vocab", "random"])))
+        elif tk == "adapters":
+            tuning.update(bottleneck=draw(st.sampled_from([2, 4])), variant=draw(st.sampled_from(["houlsby",
+                                                                                                   "pfeiffer"])))
+        elif tk == "prefix":
+            tuning.update(length=draw(st.sampled_from([1, 2])), projection=draw(st.sampled_from([None, 8])))
+        elif tk == "ladder":
+            tuning["reduction"] = draw(st.sampled_from([2, 4]))
+        spec["tuning"] = tuning
     if draw(st.integers(0, 3)) == 0:
         spec["init"] = draw(st.sampled_from([{"kind": "normal", "std": 0.02, "scaled_residual": True},
                                              {"kind": "fan_in"}]))

@@ -102,6 +102,10 @@ def generate(model: Any, tokenizer: Any = None, prompt: str | Sequence[str] | Se
         raise InputError(f"{spec.name} has no language-model head to generate with")
     if spec.family == "encoder":
         raise InputError(f"{spec.name} is an encoder; generation needs a decoder or an encoder-decoder")
+    last = model.stacks()[-1] if hasattr(model, "stacks") else None
+    if use_cache and last is not None and not last.causal and not getattr(last, "prefix", False):
+        raise InputError(f"{spec.name}'s attention is bidirectional, so a cached step cannot equal the full forward "
+                         "(an XLNet memory is segment recurrence, not a KV cache); generate with use_cache=False")
     roles = getattr(tokenizer, "roles", {}) if tokenizer is not None else {}
     pad = pad_token_id if pad_token_id is not None else roles.get("pad", 0)
     eos = eos_token_id if eos_token_id is not None else roles.get("eos")
