@@ -231,20 +231,34 @@ def eval_cmd(
             raise UsageError("--data FILE is needed for a model folder that is not a run")
         else:
             src = data
-        corpus = load_corpus(src)
-        if data is None:
-            corpus = corpus.split(cfg.held_out, cfg.seed)[1]
-            if not corpus.docs:
-                raise UsageError("the run holds out no documents; pass --data FILE")
-        collator = collator_for(model.spec, tok, cfg.seed)
-        examples = collator.examples(corpus, seq_len or cfg.seq_len)
+        name = Path(str(src)).name
+        if model.spec.embeddings.patches is not None:  # images: the run's held-out digits, or all of them
+            from ..train.objectives import image_data
+
+            collator, train_idx, held = image_data(model.spec, src, cfg.held_out, cfg.seed)
+            examples = held if data is None else sorted(train_idx + held)
+        elif cfg.memmap and data is None:  # the held-out token file written when the run started
+            collator = collator_for(model.spec, tok, cfg.seed)
+            examples = collator.open_stream(Path(path) / "tokens-held.bin", seq_len or cfg.seq_len, allow_empty=True)
+        else:
+            corpus = load_corpus(src)
+            name = corpus.name
+            if data is None:
+                corpus = corpus.split(cfg.held_out, cfg.seed)[1]
+                name = corpus.name
+                if not corpus.docs:
+                    raise UsageError("the run holds out no documents; pass --data FILE")
+            collator = collator_for(model.spec, tok, cfg.seed)
+            examples = collator.examples(corpus, seq_len or cfg.seq_len)
+        if not len(examples):
+            raise UsageError("nothing to evaluate: the held-out split is empty; pass --data FILE")
         with err.status(f"evaluating on {len(examples):,} sequences", spinner="dots"):
             result = evaluate(model, collator, examples, batch_size)
         if as_json:
             print_json({"data": str(src), **result})
             return
         rows = [f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v:,}" for k, v in result.items()]
-        out.print(f"{corpus.name}: " + ", ".join(rows), highlight=False)
+        out.print(f"{name}: " + ", ".join(rows), highlight=False)
 
     run(go)
 

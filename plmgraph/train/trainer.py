@@ -582,6 +582,8 @@ def load_run_model(path: str | os.PathLike, device: str = "cpu") -> tuple[Any, A
     else:
         raise CheckpointError(f"{d}: neither a training run (no {RUN_FILE}) nor a saved model (no spec.yaml)")
     tok_dir = d if (d / "tokenizer.json").is_file() else None
+    if tok_dir is None and model.spec.embeddings.patches is not None:
+        return model, None  # an image model reads pixels, not tokens
     if tok_dir is None:
         raise CheckpointError(f"{d}: no tokenizer.json beside the model")
     return model, load_tokenizer(tok_dir / "tokenizer.json")

@@ -194,3 +194,32 @@ def losses(run):
     import json
 
     return [r["loss"] for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines()) if "loss" in r]
+
+
+def test_cli_trains_and_evaluates_vit_on_digits_and_a_memmap_run(tmp_path):
+    import json
+
+    pytest.importorskip("sklearn")
+    from typer.testing import CliRunner
+
+    import plmgraph.cli.train_cmds  # noqa: F401
+    from plmgraph.cli import app
+
+    def invoke(*args):
+        return CliRunner().invoke(app, [str(a) for a in args])
+
+    r = invoke("train", "vit-base", "-O", "layers=1,hidden=32,heads=2", "-O", "embeddings.patches.image_size=8",
+               "-O", "embeddings.patches.patch_size=4", "-O", "embeddings.patches.channels=1", "-O",
+               "heads.0.labels=10", "--data", "digits", "--steps", "2", "--batch-size", "8", "-o", tmp_path / "vit")
+    assert r.exit_code == 0, r.output
+    assert "accuracy" in r.output and not (tmp_path / "vit" / "tokenizer.json").exists()
+    r = invoke("eval", tmp_path / "vit", "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["examples"] == 90 and "accuracy" in json.loads(r.output)  # 5 % of 1,797 held out
+    r = invoke("train", "gpt2", "-O", "layers=1,hidden=32,heads=2,vocab=512,max_positions=32", "--data", "pydoc",
+               "--memmap", "--fp16", "--layer-decay", "0.9", "--steps", "2", "--batch-size", "2", "--seq-len", "16",
+               "-o", tmp_path / "mm")
+    assert r.exit_code == 0, r.output
+    r = invoke("eval", tmp_path / "mm", "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["tokens"] > 0
