@@ -431,6 +431,30 @@ def test_tuning_kinds_build_and_train_only_their_plan(kind):
     assert {n for n, p in model.named_parameters() if p.requires_grad} == set(model.tuning.trainable_names)
 
 
+@pytest.mark.parametrize("kind", ["lora", "ia3"])
+def test_tuning_reaches_relative_attention(kind):
+    """Regression: relative attention read attn.qkv's weight directly, bypassing a LoRA / IA3 wrapper
+    on it, so a tuned Transformer-XL trained nothing; the wrapper's parameters now get gradients."""
+    spec = _validate(_base(position={"kind": "xl_relative"}, heads=[{"kind": "lm"}], tuning={"kind": kind},
+                           block={"attention": {"kind": "segment_memory", "mask": "causal"}}))
+    model = pg.build(spec, seed=0)
+    model(torch.randint(0, 48, (1, 5))).logits.square().sum().backward()
+    grads = [p.grad for n, p in model.named_parameters() if ".attn.qkv." in n and p.requires_grad]
+    assert grads and all(g is not None for g in grads) and any(g.abs().sum() > 0 for g in grads)
+
+
+def test_a_segment_table_in_a_relative_stack_reads_token_type_ids():
+    """Regression: a Transformer-XL stack with embeddings.segments ignored token_type_ids."""
+    spec = _validate(_base(position={"kind": "xl_relative"}, embeddings={"segments": 2},
+                           block={"attention": {"kind": "segment_memory", "mask": "causal"}}))
+    model = pg.build(spec, seed=0).eval()
+    ids = torch.randint(0, 48, (1, 5))
+    with torch.no_grad():
+        a = model(ids).last_hidden_state
+        b = model(ids, token_type_ids=torch.ones(1, 5, dtype=torch.long)).last_hidden_state
+    assert not torch.allclose(a, b)
+
+
 def test_oracle_catches_a_wrong_module():
     """The oracle is not vacuous: a model whose decoder lost its cross-attention fails it."""
     spec = _validate({"plmgraph": 1, "name": "m", "family": "encoder-decoder",
