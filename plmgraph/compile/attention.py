@@ -111,7 +111,8 @@ class CrossAttention(nn.Module):
         object, same version counters, weights unchanged) reuses them instead of projecting the encoder
         output at every step."""
         cache = self.__dict__.get("_memory_cache")
-        caching = not torch.is_grad_enabled() and not torch.compiler.is_compiling()
+        caching = not (torch.is_grad_enabled() or torch.compiler.is_compiling() or torch.compiler.is_exporting()
+                       or torch.jit.is_tracing())  # eager inference only
         # versions: of the encoder output and of the weights (an optimizer step updates them in place)
         versions = (memory._version, *(t._version for t in self.kv.parameters()),
                     *(t._version for t in (self.k_norm.parameters() if self.qk_norm else ())))
