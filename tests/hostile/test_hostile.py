@@ -269,3 +269,65 @@ def test_absurd_config_size_is_one_short_message(tmp_path, size):
     assert len(text) < 700, text
     assert str(size) in text and "hidden_size" in text and "e.g." in text
     assert not (tmp_path / "out").exists()
+
+
+def _onnx_with_wrong_inputs() -> bytes:
+    """A valid ONNX graph that is not a language model: one float input named x."""
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])])
+    return helper.make_model(graph).SerializeToString()
+
+
+def _onnx_external_data_outside() -> bytes:
+    """A graph whose weight points at external data outside its folder (../../etc/passwd)."""
+    from onnx import TensorProto, helper
+
+    w = helper.make_tensor("w", TensorProto.FLOAT, [4], [0.0] * 4)
+    w.ClearField("float_data")
+    w.data_location = TensorProto.EXTERNAL
+    for k, v in (("location", "../../../../etc/passwd"), ("offset", "0"), ("length", "16")):
+        entry = w.external_data.add()
+        entry.key, entry.value = k, v
+    graph = helper.make_graph([helper.make_node("Add", ["input_ids", "w"], ["logits"])], "g",
+                              [helper.make_tensor_value_info("input_ids", TensorProto.FLOAT, [4])],
+                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [4])], initializer=[w])
+    return helper.make_model(graph).SerializeToString()
+
+
+ONNX_FILES: dict[str, Callable[[], bytes]] = {
+    "empty": lambda: b"",
+    "garbage": lambda: b"\x08\x07garbage" * 100,
+    "ff": lambda: b"\xff" * 4096,
+    "truncated": lambda: _onnx_with_wrong_inputs()[:20],
+    "not_a_language_model": _onnx_with_wrong_inputs,
+    "external_data_outside": _onnx_external_data_outside,
+}
+
+
+@pytest.mark.parametrize("case", sorted(ONNX_FILES))
+def test_hostile_onnx_through_plmgraph_run(tmp_path, case):
+    """`plmgraph run FILE.onnx` on a file that is not a plmgraph export: one message, exit 1."""
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    from plmgraph.cli import deploy_cmds  # noqa: F401  (registers run)
+
+    path = tmp_path / "m.onnx"
+    path.write_bytes(ONNX_FILES[case]())
+    text = run_hostile("run", str(path), "--input-ids", "1,2,3")
+    assert "root:" not in text
+
+
+def test_hostile_export_folder_through_plmgraph_run(tmp_path):
+    """An export folder whose model.onnx is garbage and whose config is a JSON list."""
+    pytest.importorskip("onnxruntime")
+    from plmgraph.cli import deploy_cmds  # noqa: F401
+
+    d = tmp_path / "deploy"
+    d.mkdir()
+    (d / "model.onnx").write_bytes(b"\x00" * 100)
+    (d / "config.json").write_text("[1, 2]")
+    (d / "spec.yaml").write_text("name: !!python/name:os.system\n")
+    run_hostile("run", str(d), "--input-ids", "1,2,3")
