@@ -469,7 +469,7 @@ def verify_onnx(model: nn.Module, path: str | Path, *, kv_cache: bool = False, b
             checks.append(Check(case, name, tuple(w.shape), diff, used))
             if not used <= 1.0:  # NaN fails too
                 raise ExportError(f"ONNX Runtime output {name!r} differs from PyTorch on {case}: "
-                                  f"shape {list(w.shape)}, max abs diff {diff:.3g} "
+                                  f"shape {list(w.shape)} (ONNX {list(g.shape)}), max abs diff {diff:.3g} "
                                   f"> atol {atol:g} + rtol {rtol:g} * |PyTorch| ({used:.2f}x the tolerance)")
         return got
 
