@@ -40,7 +40,7 @@ def exported(tmp_path_factory):
         if key not in cache:
             model = pg.build(load_spec(tiny(spec)), seed=0).eval()
             path = tmp_path_factory.mktemp("fused") / f"{spec}-{kv_cache}-{fuse}.onnx"
-            pg.export_onnx(model, path, kv_cache=kv_cache, fuse=fuse)
+            pg.export_onnx(model, path, kv_cache=kv_cache, fuse=fuse, verify=False)  # the tests verify
             cache[key] = model, path
         return cache[key]
 
@@ -144,7 +144,7 @@ def test_plans_say_why_a_block_stays_plain():
 def test_relative_tolerance_reported_per_output(tmp_path):
     """Large logits (std ~ 3): judged on their scale by the relative part; every output says how much
     of the tolerance it used; with no room at all the same graph fails, naming the output."""
-    big = pg.build(load_spec(tiny("llama2-70b")), seed=0).eval()
+    big = pg.build(load_spec(tiny("llama2-70b", layers=1)), seed=0).eval()
     with torch.no_grad():
         for name, p in big.named_parameters():
             if p.dim() == 2:
