@@ -229,6 +229,8 @@ def fusion_plan(model: nn.Module) -> list[Fusion]:
             why = ""
             if type(attn) is not SelfAttention:
                 why = f"{type(attn).__name__} has no fused kernel (relative attention)"
+            elif model.spec.tuning.kind == "prefix":  # found by tests/compile/test_property.py
+                why = "prefix tuning hands the attention extra key/value columns (through hooks)"
             elif getattr(stack, "prefix", False):
                 why = "GLM's prefix-LM mask is bidirectional inside a causal stack"
             elif stack.rotary and not isinstance(stack.position, Rotary):

@@ -455,6 +455,18 @@ def test_a_segment_table_in_a_relative_stack_reads_token_type_ids():
     assert not torch.allclose(a, b)
 
 
+@pytest.mark.parametrize("data", [
+    # prefix tuning's extra key/value columns broke the fused MultiHeadAttention / GroupQueryAttention graph
+    _base(heads=[{"kind": "lm"}], tuning={"kind": "prefix", "length": 2, "projection": 8}),
+    # ORT's GroupQueryAttention refuses a head_dim that is not a multiple of 8
+    _base(sizes={"vocab": 48, "hidden": 16, "layers": 1, "heads": 4}, heads=[{"kind": "lm"}]),
+])
+def test_onnx_export_regressions(data, tmp_path):
+    pytest.importorskip("onnxruntime")
+    model = pg.build(_validate(data), seed=0).eval()
+    assert pg.export_onnx(model, tmp_path / "m.onnx", verify=True).exists()
+
+
 def test_oracle_catches_a_wrong_module():
     """The oracle is not vacuous: a model whose decoder lost its cross-attention fails it."""
     spec = _validate({"plmgraph": 1, "name": "m", "family": "encoder-decoder",
