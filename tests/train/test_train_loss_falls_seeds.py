@@ -1,5 +1,6 @@
 """The seed objectives' loss falls within a few dozen steps on real data that ships offline:
-Python's own documentation (pydoc_data.topics) for text, scikit-learn's digits for ViT.
+Python's own documentation (pydoc_data.topics: a third of it, for time) for text, scikit-learn's
+digits for ViT.
 
 Transformer-XL also resumes exactly: its carried memory is part of the checkpoint."""
 
@@ -16,6 +17,17 @@ SIZES = "layers=2,hidden=64,heads=4,vocab=1024,max_positions=64"
 def losses(run):
     rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     return [r["loss"] for r in rows if "loss" in r]
+
+
+@pytest.fixture(scope="module")
+def pydoc(tmp_path_factory):
+    """A third of Python's documentation (27 of its topics, about 150 kB), one topic per document."""
+    from pydoc_data.topics import topics
+
+    f = tmp_path_factory.mktemp("pydoc") / "pydoc.txt"
+    f.write_text("\n\n".join(topics[k].strip().replace("\n\n", "\n") for k in sorted(topics)[::3]),
+                 encoding="utf-8")
+    return str(f)
 
 
 @pytest.fixture(scope="module")
@@ -54,13 +66,14 @@ CASES = {
 
 
 @pytest.mark.parametrize("case", list(CASES))
-def test_seed_objective_loss_falls(tmp_path, labelled, case):
+def test_seed_objective_loss_falls(tmp_path, pydoc, labelled, case):
     (name, over), data, lr, drop = CASES[case]
+    data = {"pydoc": pydoc, None: labelled}.get(data, data)
     spec = pg.load_spec(name, over)
     cfg = TrainConfig(steps=24, batch_size=8, seq_len=32, lr=lr, warmup=3, checkpoint_every=1000, eval_batches=4)
     if case in ("vit-base", "classification"):
         cfg.batch_size = 16
-    t = Trainer.create(spec, tmp_path / "run", data or labelled, cfg)
+    t = Trainer.create(spec, tmp_path / "run", data, cfg)
     result = t.run_steps()
     seen = losses(tmp_path / "run")
     first, last = sum(seen[:3]) / 3, sum(seen[-5:]) / 5
@@ -71,10 +84,10 @@ def test_seed_objective_loss_falls(tmp_path, labelled, case):
         assert "accuracy" in result.eval and "perplexity" not in result.eval
 
 
-def test_transformer_xl_resume_equals_uninterrupted_with_its_memory(tmp_path):
+def test_transformer_xl_resume_equals_uninterrupted_with_its_memory(tmp_path, pydoc):
     spec = pg.load_spec("transformer-xl", ["layers=2,hidden=32,heads=2,vocab=512,max_positions=64"])
     cfg = TrainConfig(steps=6, batch_size=2, seq_len=16, lr=3e-3, warmup=1, checkpoint_every=3, eval_batches=1)
-    full = Trainer.create(spec, tmp_path / "full", "pydoc", cfg)
+    full = Trainer.create(spec, tmp_path / "full", pydoc, cfg)
     full.run_steps()
     assert full.mems is not None and full.mems[0].shape == (2, 16 * 6 if 16 * 6 <= 1600 else 1600, 32)
 
@@ -82,7 +95,7 @@ def test_transformer_xl_resume_equals_uninterrupted_with_its_memory(tmp_path):
         if m["step"] == 3:
             raise KeyboardInterrupt
 
-    part = Trainer.create(spec, tmp_path / "part", "pydoc", cfg)
+    part = Trainer.create(spec, tmp_path / "part", pydoc, cfg)
     assert part.run_steps(on_step=stop_at_3).interrupted
     assert latest_checkpoint(tmp_path / "part").name == "step-000003"
     again = Trainer.resume(tmp_path / "part")
