@@ -191,16 +191,18 @@ def load_base(model: Any, tensors: dict[str, torch.Tensor], source: str) -> None
 
 
 def load_folder(path: Any, device: Any = None) -> Any:
-    """`compile.io.load` of a saved model folder, or of a run folder's latest checkpoint."""
+    """`compile.io.load` of a saved model folder, or of a run folder's latest checkpoint (whole
+    weights, or the DCP shards a torchrun run wrote, gathered into this process)."""
     from pathlib import Path
 
     from ..compile.io import load
+    from ..train.distributed import load_checkpoint_model
     from ..train.trainer import RUN_FILE, latest_checkpoint, read_run
 
     d = Path(path)
     if (d / RUN_FILE).is_file():
         read_run(d)
-        return load(latest_checkpoint(d), device=device)
+        return load_checkpoint_model(latest_checkpoint(d), device=device or "cpu")
     return load(d, device=device)
 
 

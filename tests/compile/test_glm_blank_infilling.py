@@ -28,8 +28,9 @@ def ids(*shape: int, seed: int = 0) -> torch.Tensor:
 
 def with_mask(model, mask: str):  # noqa: ANN001, ANN201
     """The same weights, compiled with another attention mask (a spec override; tiny() writes the
-    decoder's block out, so the override names it)."""
-    spec = load_spec(model.spec, [f"decoder.block.attention.mask={mask}"])
+    decoder's block out, so the override names it). Blank infilling needs the prefix mask, so the
+    other masks' specs declare no objective."""
+    spec = load_spec(model.spec, [f"decoder.block.attention.mask={mask}", "objectives=[]"])
     assert spec.stacks["decoder"].block.attention.mask == mask
     other = build(spec, seed=1).eval()
     other.load_state_dict(model.state_dict())

@@ -163,3 +163,18 @@ def test_a_sharded_run_grows(runs, tmp_path):
     for n, p in after.items():
         src = n.replace("layers.2.", "layers.0.").replace("layers.3.", "layers.1.")
         assert torch.equal(p, before[src]), n
+
+
+def test_a_sharded_run_is_a_tuning_base(runs):
+    """`train RUN --tuning ...` starts from the run's weights; a torchrun run's are DCP shards."""
+    ref, done = runs
+    path = done["ddp"][0]
+    from plmgraph.train.distributed import is_sharded
+    from plmgraph.tuning.core import load_folder
+
+    assert is_sharded(latest_checkpoint(path))
+    got = dict(load_folder(path).named_parameters())
+    want = dict(ref.model.named_parameters())  # one-process training on the same global batch
+    assert got.keys() == want.keys()
+    for n, p in want.items():
+        torch.testing.assert_close(got[n], p.detach(), rtol=0, atol=1e-5)
