@@ -69,3 +69,15 @@ def tiny(spec: Any, **sizes: int) -> ModelSpec:
 def _blocks(data: dict[str, Any]) -> list[dict[str, Any]]:
     own = [data[s]["block"] for s in ("encoder", "decoder") if isinstance(data.get(s), dict) and "block" in data[s]]
     return ([data["block"]] if "block" in data else []) + own
+
+
+def pydoc_corpus(folder: Any, topics_slice: slice = slice(12)) -> str:
+    """A corpus file from Python's own documentation (pydoc_data.topics, offline everywhere): the
+    sliced topics in sorted order, one document each, blank lines between documents only."""
+    from pathlib import Path
+    from pydoc_data.topics import topics
+
+    path = Path(folder) / "pydoc.txt"
+    docs = [topics[k].strip().replace("\n\n", "\n") for k in sorted(topics)[topics_slice]]
+    path.write_text("\n\n".join(docs), encoding="utf-8")
+    return str(path)

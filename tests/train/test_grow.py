@@ -5,6 +5,7 @@ import json
 
 import pytest
 import torch
+from helpers import pydoc_corpus
 from typer.testing import CliRunner
 
 import plmgraph as pg
@@ -18,12 +19,7 @@ TINY = "hidden=32,heads=2,vocab=512,max_positions=64,ffn=64"
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    from pydoc_data.topics import topics
-
-    path = tmp_path_factory.mktemp("data") / "pydoc.txt"
-    docs = [topics[k].strip() for k in sorted(topics)[:12]]
-    path.write_text("\n\n".join(d.replace("\n\n", "\n") for d in docs), encoding="utf-8")
-    return str(path)
+    return pydoc_corpus(tmp_path_factory.mktemp("data"))
 
 
 def cfg(**kw):

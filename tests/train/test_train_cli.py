@@ -3,6 +3,7 @@
 import json
 
 import pytest
+from helpers import pydoc_corpus
 from typer.testing import CliRunner
 
 import plmgraph.cli.train_cmds  # noqa: F401  (registers train, eval, generate)
@@ -14,12 +15,7 @@ SMALL = ["--batch-size", "4", "--seq-len", "32", "--checkpoint-every", "3"]
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    from pydoc_data.topics import topics
-
-    path = tmp_path_factory.mktemp("data") / "pydoc.txt"
-    path.write_text("\n\n".join(topics[k].strip().replace("\n\n", "\n") for k in sorted(topics)[:12]),
-                    encoding="utf-8")
-    return str(path)
+    return pydoc_corpus(tmp_path_factory.mktemp("data"))
 
 
 def invoke(*args):

@@ -16,6 +16,7 @@ import sys
 
 import pytest
 import torch
+from helpers import pydoc_corpus
 from typer.testing import CliRunner
 
 import plmgraph as pg
@@ -34,12 +35,7 @@ ATOL = 2e-5
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    from pydoc_data.topics import topics
-
-    path = tmp_path_factory.mktemp("data") / "pydoc.txt"
-    docs = [topics[k].strip() for k in sorted(topics)[:12]]
-    path.write_text("\n\n".join(d.replace("\n\n", "\n") for d in docs), encoding="utf-8")
-    return str(path)
+    return pydoc_corpus(tmp_path_factory.mktemp("data"))
 
 
 def torchrun(corpus, out, strategy, steps):
