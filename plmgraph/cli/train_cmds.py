@@ -208,9 +208,15 @@ def eval_cmd(
                                              "split).")] = None,
     seq_len: Annotated[int | None, typer.Option("--seq-len", help="Tokens per sequence (default: the run's).")] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Sequences per batch.")] = 16,
+    stride: Annotated[int | None, typer.Option("--stride", help="Sliding-window perplexity (causal decoders): the "
+                                               "documents as one token stream, scored STRIDE tokens at a time by "
+                                               "windows of --seq-len tokens, so each token has at least seq-len - "
+                                               "STRIDE tokens of context; STRIDE = seq-len is the plain "
+                                               "(non-overlapping) perplexity.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
-    """Loss, perplexity (exp of the mean token cross-entropy) and, for encoders, MLM accuracy."""
+    """Loss, perplexity (exp of the mean token cross-entropy) and, for encoders, MLM accuracy; token
+    accuracy for a token classifier; with --stride, sliding-window perplexity."""
 
     def go() -> None:
         import json as _json
@@ -232,7 +238,26 @@ def eval_cmd(
         else:
             src = data
         name = Path(str(src)).name
-        if model.spec.embeddings.patches is not None:  # images: the run's held-out digits, or all of them
+        if stride is not None:  # sliding-window perplexity over the documents as one stream
+            from ..train.evaluate import perplexity
+
+            window = seq_len or cfg.seq_len
+            collator = collator_for(model.spec, tok, cfg.seed)
+            if cfg.memmap and data is None:  # the held-out token file written when the run started
+                from ..train.data import TokenFile
+
+                ids = TokenFile(Path(path) / "tokens-held.bin")[:]
+            else:
+                corpus = load_corpus(src)
+                if data is None:
+                    corpus = corpus.split(cfg.held_out, cfg.seed)[1]
+                    if not corpus.docs:
+                        raise UsageError("the run holds out no documents; pass --data FILE")
+                name = corpus.name
+                ids = collator.stream(corpus)[0]
+            with err.status(f"scoring {len(ids):,} tokens, stride {stride}", spinner="dots"):
+                result = {**perplexity(model, ids, window=window, stride=stride), "window": window, "stride": stride}
+        elif model.spec.embeddings.patches is not None:  # images: the run's held-out digits, or all of them
             from ..train.objectives import image_data
 
             collator, train_idx, held = image_data(model.spec, src, cfg.held_out, cfg.seed)
@@ -250,10 +275,11 @@ def eval_cmd(
                     raise UsageError("the run holds out no documents; pass --data FILE")
             collator = collator_for(model.spec, tok, cfg.seed)
             examples = collator.examples(corpus, seq_len or cfg.seq_len)
-        if not len(examples):
+        if stride is None and not len(examples):
             raise UsageError("nothing to evaluate: the held-out split is empty; pass --data FILE")
-        with err.status(f"evaluating on {len(examples):,} sequences", spinner="dots"):
-            result = evaluate(model, collator, examples, batch_size)
+        if stride is None:
+            with err.status(f"evaluating on {len(examples):,} sequences", spinner="dots"):
+                result = evaluate(model, collator, examples, batch_size)
         if as_json:
             print_json({"data": str(src), **result})
             return

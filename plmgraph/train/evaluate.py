@@ -12,7 +12,9 @@ two evaluations of one model agree.  A classifier (a ``sequence_classification``
 "perplexity of fixed-length models" recipe): the tokens after the first are scored in chunks of
 ``stride``, each by one forward pass over at most ``window`` tokens ending with the chunk, so
 every token is predicted exactly once, with at least ``window - stride`` tokens of context (all
-there are, near the start).
+there are, near the start).  ``stride == window`` is the plain (non-overlapping) perplexity:
+the text is cut into blocks of ``window`` tokens from the start, as training and `evaluate` cut
+it, and each block scores all its tokens but its first (which has no context in the block).
 """
 
 from __future__ import annotations
@@ -84,42 +86,54 @@ def perplexity(model: Any, ids: Any, window: int | None = None, stride: int | No
 
     Args:
         window: tokens per forward pass (default: the model's max_positions, else 512).
-        stride: tokens scored per forward pass (default: window // 2); 1 <= stride < window.
+        stride: tokens scored per forward pass (default: window // 2); 1 <= stride <= window;
+            ``stride == window``: non-overlapping blocks (the plain perplexity, module docstring).
 
     Returns:
-        ``loss`` (mean token cross-entropy), ``perplexity`` = exp(loss), ``tokens`` (scored: len - 1).
+        ``loss`` (mean token cross-entropy), ``perplexity`` = exp(loss), ``tokens`` (scored: len - 1, or
+        for ``stride == window`` len minus the number of blocks).
     """
     from ..errors import InputError
 
     if model.spec.family != "decoder" or not shifts(model):
         raise InputError(f"sliding-window perplexity needs a causal decoder; {model.spec.name} is "
                          f"{'an' if model.spec.family[0] == 'e' else 'a'} {model.spec.family}")
+    if not model.spec.heads or model.spec.heads[0].kind != "lm":
+        raise InputError(f"sliding-window perplexity needs an lm head first; {model.spec.name}'s first head is "
+                         f"{model.spec.heads[0].kind if model.spec.heads else 'missing'}")
     x = torch.as_tensor(ids, dtype=torch.long).reshape(-1)
     L = x.numel()
     if L < 2:
         raise InputError("perplexity needs at least 2 tokens")
     window = window or model.spec.sizes.max_positions or 512
     stride = stride or max(1, window // 2)
-    if not 1 <= stride < window:
-        raise InputError(f"need 1 <= stride < window (a window scores its last `stride` tokens and needs one "
-                         f"more before them), got window {window}, stride {stride}")
+    limit = model.spec.sizes.max_positions
+    if limit and window > limit and model.spec.position.kind in ("learned", "glm_2d"):
+        raise InputError(f"a window of {window} tokens is longer than {model.spec.name}'s {limit} positions; "
+                         f"pass a window (--seq-len) of at most {limit}")
+    if not 1 <= stride <= window:
+        raise InputError(f"need 1 <= stride <= window (a window scores its last `stride` tokens), got window "
+                         f"{window}, stride {stride}")
     was = model.training
     model.eval()
     dev = next(model.parameters()).device
-    total, a = 0.0, 1  # token 0 has no context: targets are 1 .. L - 1
+    plain = stride == window  # blocks [0, W), [W, 2W), ...: each scores all its tokens but the first
+    total, scored, a = 0.0, 0, 0 if plain else 1  # token 0 has no context: targets are 1 .. L - 1
     try:
         while a < L:
             e = min(a + stride, L)
-            s = max(0, e - window)
+            s = a if plain else max(0, e - window)
             chunk = x[s:e][None].to(dev)
             labels = chunk.clone()
             labels[:, :a - s] = IGNORE  # context only
-            total += float(token_ce(model(chunk).logits, labels, shift=True, reduction="sum"))
+            scored += e - max(a, s + 1)
+            if e - s >= 2:
+                total += float(token_ce(model(chunk).logits, labels, shift=True, reduction="sum"))
             a = e
     finally:
         model.train(was)
-    loss = total / (L - 1)
-    return {"loss": loss, "perplexity": math.exp(min(loss, 700.0)), "tokens": L - 1}
+    loss = total / scored
+    return {"loss": loss, "perplexity": math.exp(min(loss, 700.0)), "tokens": scored}
 
 
 __all__ = ["evaluate", "perplexity"]

@@ -501,6 +501,18 @@ class Collator:
         given = corpus.spans[d][k] if corpus.spans is not None else None
         return self.encode(corpus.docs[d][k], given or None)
 
+    def stream(self, corpus: Corpus) -> tuple[list[int], list[bool]]:
+        """The token stream of `corpus` (each document followed by eos, or [SEP] for the bidirectional layout)
+        and, per token, whether it starts a masking unit: what the stream layouts cut into blocks."""
+        stream: list[int] = []
+        starts: list[bool] = []
+        end = self.tok.id("sep") if self.layout == "bidirectional" else self.tok.id("eos")
+        for d in range(len(corpus.docs)):
+            ids, st = self._doc(corpus, d)
+            stream += ids + [end]
+            starts += st + [True]
+        return stream, starts
+
     def examples(self, corpus: Corpus, seq_len: int) -> list[Example]:
         """Tokenize `corpus` and lay it out (see the module docstring); seeded by `seed`."""
         if seq_len < 8:
@@ -513,13 +525,7 @@ class Collator:
         elif self.layout == "classify":
             exs = self._classify(corpus, seq_len)
         else:
-            stream: list[int] = []
-            starts: list[bool] = []
-            end = self.tok.id("sep") if self.layout == "bidirectional" else self.tok.id("eos")
-            for d in range(len(corpus.docs)):
-                ids, st = self._doc(corpus, d)
-                stream += ids + [end]
-                starts += st + [True]
+            stream, starts = self.stream(corpus)
             glm = next((t for t in self.objectives if t.kind == "blank_infilling"), None)
             block = {"causal": seq_len, "bidirectional": seq_len - 2, "spans": seq_len - 1, "continuation": seq_len,
                      "permutation": seq_len}.get(self.layout) or glm.block(seq_len)  # type: ignore[union-attr]

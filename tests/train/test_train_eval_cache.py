@@ -46,8 +46,10 @@ def test_sliding_window_perplexity_is_exp_of_the_mean_token_loss(gpt, window, st
 
 
 def test_perplexity_refuses_what_it_cannot_score(gpt):
-    with pytest.raises(InputError, match="need 1 <= stride < window"):
-        perplexity(gpt, list(range(3, 40)), window=8, stride=8)
+    with pytest.raises(InputError, match="need 1 <= stride <= window"):
+        perplexity(gpt, list(range(3, 40)), window=8, stride=9)
+    with pytest.raises(InputError, match="longer than gpt2's 32 positions"):
+        perplexity(gpt, list(range(3, 40)), window=40, stride=8)
     with pytest.raises(InputError, match="needs a causal decoder; bert-base is an encoder"):
         perplexity(pg.build(tiny("bert-base")), list(range(3, 40)))
 
