@@ -30,8 +30,11 @@ def train_cmd(
     override: Annotated[list[str] | None, typer.Option("--override", "-O", help=OVERRIDE_HELP)] = None,
     data: Annotated[str | None, typer.Option("--data", help="Corpus: a text file (one sentence per line, blank "
                                              "lines between documents), a .jsonl file with `text` (and optional "
-                                             "`label`, `spans`), a folder of them, `pydoc` (Python's own "
-                                             "documentation, offline) or, for ViT, `digits` (scikit-learn's).")] = None,
+                                             "`label`, `spans`) or, for token classification, `tokens` and "
+                                             "`labels` (one per word), a folder of them, `pydoc` (Python's own "
+                                             "documentation, offline), `pydoc-tags` (its words tagged KEYWORD, "
+                                             "NUMBER, PUNCT, CAPITALISED or OTHER: a token-classification task) "
+                                             "or, for ViT, `digits` (scikit-learn's).")] = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="The run folder to create.")] = None,
     steps: Annotated[int | None, typer.Option("--steps", help="Total optimizer steps (default 200).")] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Sequences per micro-batch.")] = 16,
@@ -274,6 +277,8 @@ def eval_cmd(
                 if not corpus.docs:
                     raise UsageError("the run holds out no documents; pass --data FILE")
             collator = collator_for(model.spec, tok, cfg.seed)
+            if _is_run(path):
+                collator.restore_labels(_json.loads((Path(path) / "train.json").read_text()))
             examples = collator.examples(corpus, seq_len or cfg.seq_len)
         if stride is None and not len(examples):
             raise UsageError("nothing to evaluate: the held-out split is empty; pass --data FILE")

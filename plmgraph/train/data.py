@@ -8,7 +8,12 @@ A corpus is a list of documents, each a list of sentences (`Corpus`):
   one sentence per non-empty line of the text; optional ``label`` (an int or a string: the
   class of the text, for ``objectives: [{kind: classification}]``) and ``spans`` (a list of
   ``[start, end]`` character offsets into ``text``, half-open: the phrases or entities ERNIE's
-  ``unit: phrase`` / ``unit: entity`` masking masks together);
+  ``unit: phrase`` / ``unit: entity`` masking masks together); or, for token classification,
+  ``tokens`` (a list of words) and ``labels`` (one label per word, ints or strings), as in
+  Hugging Face's token-classification examples: one sentence per line;
+* ``pydoc-tags`` — a token-classification task built from ``pydoc``: every non-empty line a
+  sentence of whitespace-separated words, each tagged by `word_tag` (KEYWORD, NUMBER, PUNCT,
+  CAPITALISED, OTHER);
 * a folder — every ``.txt``, ``.md`` and ``.jsonl`` file under it (recursively, in sorted
   path order), each read as above;
 * any other file — plain UTF-8 text in BERT's pre-training format: one sentence per line,
@@ -38,6 +43,8 @@ from typing import Any
 from ..errors import InputError
 
 PYDOC = "pydoc"
+PYDOC_TAGS = "pydoc-tags"
+TAGS = ("CAPITALISED", "KEYWORD", "NUMBER", "OTHER", "PUNCT")
 
 
 @dataclass
@@ -50,6 +57,11 @@ class Corpus:
     """One class per document (JSONL ``label``), or None."""
     spans: list[list[list[tuple[int, int]]]] | None = None
     """Per document, per sentence, ``(start, end)`` character spans (JSONL ``spans``), or None."""
+    words: list[list[list[str]]] | None = None
+    """Token classification: per document, per sentence, its words (the sentence is them joined by
+    single spaces), or None."""
+    word_labels: list[list[list[int | str]]] | None = None
+    """Token classification: per document, per sentence, one label per word, or None."""
 
     @property
     def texts(self) -> list[str]:
@@ -76,7 +88,9 @@ class Corpus:
         """The documents `keep` (labels and spans kept aligned)."""
         return Corpus([self.docs[i] for i in keep], self.name + suffix,
                       [self.labels[i] for i in keep] if self.labels is not None else None,
-                      [self.spans[i] for i in keep] if self.spans is not None else None)
+                      [self.spans[i] for i in keep] if self.spans is not None else None,
+                      [self.words[i] for i in keep] if self.words is not None else None,
+                      [self.word_labels[i] for i in keep] if self.word_labels is not None else None)
 
 
 def _sentences(text: str) -> list[str]:
@@ -109,6 +123,38 @@ def _parse_spans(value: object, text: str, where: str) -> list[tuple[int, int]]:
     return [(a, b) for a, b in value]
 
 
+def word_tag(word: str) -> str:
+    """The tag of one whitespace-separated word in ``pydoc-tags``: KEYWORD (a Python keyword, e.g.
+    ``for``, ``None``), NUMBER (digits, optionally signed, with ``.`` ``,`` ``_`` ``e`` ``x`` inside,
+    e.g. ``3.14``, ``0x1F``, ``1,000``), PUNCT (no letter or digit, e.g. ``::=``, ``--``), CAPITALISED
+    (starts with an upper-case letter), else OTHER."""
+    import keyword
+
+    if keyword.iskeyword(word):
+        return "KEYWORD"
+    core = word.strip(".,;:()[]\"'")
+    if core and core.lstrip("+-")[:1].isdigit() and all(c.isdigit() or c in "+-.,_eExXabcdefABCDEF" for c in core):
+        return "NUMBER"
+    if not any(c.isalnum() for c in word):
+        return "PUNCT"
+    return "CAPITALISED" if word[0].isupper() else "OTHER"
+
+
+def pydoc_tags() -> Corpus:
+    """``pydoc-tags``: the lines of ``pydoc`` as sentences of words, tagged by `word_tag` (one
+    document per topic)."""
+    from pydoc_data.topics import topics
+
+    docs, words, tags = [], [], []
+    for k in sorted(topics):
+        lines = [line.split() for line in _sentences(topics[k])]
+        if lines:
+            docs.append([" ".join(w) for w in lines])
+            words.append(lines)
+            tags.append([[word_tag(w) for w in line] for line in lines])
+    return Corpus(docs, PYDOC_TAGS, words=words, word_labels=tags)
+
+
 def load_corpus(source: str | os.PathLike) -> Corpus:
     """Read a corpus: ``"pydoc"``, a ``.jsonl`` file, a folder or a plain text file (see the module docstring).
 
@@ -120,6 +166,8 @@ def load_corpus(source: str | os.PathLike) -> Corpus:
         from pydoc_data.topics import topics
 
         return Corpus([s for s in (_sentences(topics[k]) for k in sorted(topics)) if s], PYDOC)
+    if str(source) == PYDOC_TAGS:
+        return pydoc_tags()
     p = Path(source)
     if p.is_dir():
         files = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix in (".txt", ".md", ".jsonl")
@@ -131,10 +179,15 @@ def load_corpus(source: str | os.PathLike) -> Corpus:
         if any(labelled) and not all(labelled):
             raise InputError(f"{p}: some files have `label`s and some do not; a corpus is labelled throughout or "
                              "not at all")
+        tagged = [c.word_labels is not None for c in parts]
+        if any(tagged) and not all(tagged):
+            raise InputError(f"{p}: some files have per-word `tokens` and `labels` and some do not")
         spans = any(c.spans is not None for c in parts)
         return Corpus([d for c in parts for d in c.docs], p.name,
                       [x for c in parts for x in c.labels] if all(labelled) else None,
-                      [x for c in parts for x in (c.spans or [[[] for _ in d] for d in c.docs])] if spans else None)
+                      [x for c in parts for x in (c.spans or [[[] for _ in d] for d in c.docs])] if spans else None,
+                      [x for c in parts for x in c.words] if all(tagged) else None,  # type: ignore[union-attr]
+                      [x for c in parts for x in c.word_labels] if all(tagged) else None)  # type: ignore[union-attr]
     if not p.is_file():
         raise InputError(f"{p}: corpus file not found (pass a text or .jsonl file, a folder, or --data pydoc)")
     return _load_file(p)
@@ -152,6 +205,8 @@ def _load_file(p: Path) -> Corpus:
     docs: list[list[str]] = []
     labels: list[int | str] = []
     spans: list[list[list[tuple[int, int]]]] = []
+    words: list[list[list[str]]] = []
+    word_labels: list[list[list[int | str]]] = []
     any_label = any_spans = False
     if p.suffix == ".jsonl":
         for n, line in enumerate(text.splitlines(), 1):
@@ -161,8 +216,19 @@ def _load_file(p: Path) -> Corpus:
                 row = json.loads(line)
             except json.JSONDecodeError as e:
                 raise InputError(f"{p}:{n}: not JSON ({e.msg})") from None
+            if isinstance(row, dict) and "tokens" in row and "text" not in row:  # token classification
+                if docs and not words:
+                    raise InputError(f"{p}:{n}: some lines have `text` and some `tokens`")
+                w, tags = _parse_tagged(row, f"{p}:{n}")
+                docs.append([" ".join(w)])
+                words.append([w])
+                word_labels.append([tags])
+                continue
+            if words:
+                raise InputError(f"{p}:{n}: some lines have `text` and some `tokens`")
             if not isinstance(row, dict) or not isinstance(row.get("text"), str):
-                raise InputError(f"{p}:{n}: each JSONL line must be an object with a string `text` field")
+                raise InputError(f"{p}:{n}: each JSONL line must be an object with a string `text` field (or, "
+                                 "for token classification, `tokens` and `labels`)")
             label = row.get("label")
             if label is not None and (isinstance(label, bool) or not isinstance(label, (int, str))):
                 raise InputError(f"{p}:{n}: `label` must be an integer or a string, got {label!r}")
@@ -183,7 +249,24 @@ def _load_file(p: Path) -> Corpus:
                 docs.append(s)
     if not docs:
         raise InputError(f"{p}: the corpus is empty (no non-blank text)")
+    if words:
+        return Corpus(docs, p.name, words=words, word_labels=word_labels)
     return Corpus(docs, p.name, labels if any_label else None, spans if any_spans else None)
+
+
+def _parse_tagged(row: dict[str, Any], where: str) -> tuple[list[str], list[int | str]]:
+    """A token-classification line: `tokens` (non-empty words without whitespace) and one label each."""
+    w, tags = row.get("tokens"), row.get("labels")
+    if not isinstance(w, list) or not w or not all(isinstance(x, str) and x and not any(c.isspace() for c in x)
+                                                    for x in w):
+        raise InputError(f"{where}: `tokens` must be a non-empty list of words (non-empty strings without "
+                         "whitespace)")
+    if not isinstance(tags, list) or len(tags) != len(w):
+        raise InputError(f"{where}: `labels` must be a list with one label per word ({len(w)} words, got "
+                         f"{len(tags) if isinstance(tags, list) else repr(tags)})")
+    if any(isinstance(t, bool) or not isinstance(t, (int, str)) for t in tags):
+        raise InputError(f"{where}: each label must be an integer or a string")
+    return w, tags
 
 
 def held_out_doc(index: int, held_out: float, seed: int) -> bool:
@@ -194,8 +277,8 @@ def held_out_doc(index: int, held_out: float, seed: int) -> bool:
 def iter_texts(source: str | os.PathLike) -> Iterator[str]:
     """The documents of a corpus one at a time (each as its sentences joined by newlines), reading
     files line by line: ``pydoc``, a text or ``.jsonl`` file, or a folder of them (`load_corpus`)."""
-    if str(source) == PYDOC:
-        yield from load_corpus(PYDOC).texts
+    if str(source) in (PYDOC, PYDOC_TAGS):
+        yield from load_corpus(source).texts
         return
     p = Path(source)
     files = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix in (".txt", ".md", ".jsonl")
@@ -217,6 +300,9 @@ def iter_texts(source: str | os.PathLike) -> Iterator[str]:
                             row = json.loads(line)
                         except json.JSONDecodeError as e:
                             raise InputError(f"{f}:{n}: not JSON ({e.msg})") from None
+                        if isinstance(row, dict) and isinstance(row.get("tokens"), list) and "text" not in row:
+                            yield " ".join(map(str, row["tokens"]))  # token classification (refused by --memmap)
+                            continue
                         if not isinstance(row, dict) or not isinstance(row.get("text"), str):
                             raise InputError(f"{f}:{n}: each JSONL line must be an object with a string `text`")
                         if s := _sentences(row["text"]):
@@ -299,4 +385,4 @@ class TokenBlocks(Sequence):
         return self.wrap(self.tokens[i * self.block:(i + 1) * self.block])
 
 
-__all__ = ["PYDOC", "Corpus", "TokenBlocks", "TokenFile", "held_out_doc", "iter_texts", "load_corpus"]
+__all__ = ["PYDOC", "PYDOC_TAGS", "TAGS", "Corpus", "TokenBlocks", "TokenFile", "held_out_doc", "iter_texts", "load_corpus", "pydoc_tags", "word_tag"]

@@ -6,7 +6,8 @@ batches, so perplexity is exactly ``exp`` of the mean per-token cross-entropy; f
 models the labels are shifted as in training.  Masks for MLM are those of epoch 0 (fixed), so
 two evaluations of one model agree.  A classifier (a ``sequence_classification`` or
 ``image_classification`` primary head) reports the mean cross-entropy per example and its
-``accuracy`` (no perplexity).
+``accuracy`` (no perplexity); a token classifier the mean cross-entropy per labelled token and
+the token ``accuracy`` (labelled tokens: each word's first piece).
 
 `perplexity` scores one long text with a causal model by a sliding window (Hugging Face's
 "perplexity of fixed-length models" recipe): the tokens after the first are scored in chunks of
@@ -38,6 +39,7 @@ def evaluate(model: Any, collator: Any, examples: list[Any], batch_size: int = 1
     sent_right, sent_total = 0, 0
     primary = model.spec.heads[0].name
     classify = model.spec.heads[0].kind in ("sequence_classification", "image_classification")
+    tagger = model.spec.heads[0].kind == "token_classification"
     try:
         for n, start in enumerate(range(0, len(examples), batch_size)):
             if max_batches is not None and n >= max_batches:
@@ -53,7 +55,7 @@ def evaluate(model: Any, collator: Any, examples: list[Any], batch_size: int = 1
                 tokens += labels.numel()
                 correct += int((logits.argmax(-1) == labels).sum())
                 continue
-            shift = shifts(model, batch.get("target_mapping"))
+            shift = not tagger and shifts(model, batch.get("target_mapping"))
             ce_sum += float(token_ce(logits, labels, shift=shift, reduction="sum"))
             lab = labels[:, 1:] if shift else labels
             pred = (logits[:, :-1] if shift else logits).argmax(-1)
@@ -71,6 +73,8 @@ def evaluate(model: Any, collator: Any, examples: list[Any], batch_size: int = 1
     loss = ce_sum / tokens
     if classify:
         return {"loss": loss, "accuracy": correct / tokens, "examples": tokens}
+    if tagger:  # token classification: accuracy over the labelled tokens (each word's first piece)
+        return {"loss": loss, "accuracy": correct / tokens, "tokens": tokens}
     result = {"loss": loss, "perplexity": math.exp(min(loss, 700.0)), "tokens": tokens,
               "accuracy": correct / tokens}
     if model.spec.family == "encoder":

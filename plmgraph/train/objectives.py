@@ -25,6 +25,10 @@ infilling)              seq_len`` (Part A + Part B with one [MASK], [START] and 
 ``permutation`` (XLNet) ``seq_len`` tokens of the stream
 ``classify``            one example per labelled document (JSONL ``label``): ``[CLS] text [SEP]`` for
                         encoders, ``text eos`` for decoders, cut to ``seq_len``
+``tokens`` (token       one example per sentence of words (JSONL ``tokens`` + ``labels``, or
+classification)         ``pydoc-tags``): ``[CLS] pieces [SEP]`` for encoders, the pieces alone for
+                        decoders, cut to ``seq_len``; each word's label on its first piece, -100 on
+                        its other pieces and the special tokens (HF's ``run_ner`` alignment)
 ``images`` (ViT)        images, not text: `ImageCollator` (scikit-learn's digits)
 ======================  ==========================================================================
 
@@ -103,6 +107,8 @@ class Example:
     sentence_label: int | None = None
     sentences: list[tuple[int, int]] | None = None
     """(start, end) token offsets of each sentence in `ids` (the ``sentences`` layout)."""
+    token_labels: list[int] | None = None
+    """Per token, its class or -100 (the ``tokens`` layout)."""
 
 
 class TrainObjective:
@@ -403,12 +409,17 @@ class ClassificationObjective(TrainObjective):
     def check(self, spec: Any) -> None:
         _check("classification", self.obj, spec)
         if spec.heads[0].kind == "token_classification":
-            raise InputError("training a token_classification head needs a label per token; plmgraph's corpora "
-                             "carry one label per text (JSONL `label`): use a sequence_classification head")
+            if spec.family == "encoder-decoder":
+                raise InputError("token classification trains an encoder or a decoder; "
+                                 f"{spec.name} is an encoder-decoder")
+            self.layout = "tokens"
         if spec.heads[0].kind == "image_classification":
             self.layout = "images"
 
     def apply(self, fields: dict[str, Any], ex: Example, gen: torch.Generator, c: Collator) -> None:
+        if ex.token_labels is not None:
+            fields["labels"] = torch.tensor(ex.token_labels, dtype=torch.long)
+            return
         fields["labels"] = torch.tensor(ex.sentence_label)
 
 
@@ -444,7 +455,7 @@ class Collator:
         self.layout = "pairs" if "pairs" in layouts else layouts.pop()
         if self.layout == "images":
             raise InputError(f"{spec.name} reads images: train it with --data digits (scikit-learn's digits)")
-        if self.layout in ("bidirectional", "pairs"):
+        if self.layout in ("bidirectional", "pairs") or (self.layout == "tokens" and spec.family == "encoder"):
             for role in ("cls", "sep", "mask" if any(t.kind == "mlm" for t in self.objectives) else "cls"):
                 tok.id(role)
         need = {"spans": ["eos"], "glm": ["mask", "sop", "eop"], "sentences": ["bos", "eos", "mask"],
@@ -524,6 +535,8 @@ class Collator:
             exs = self._sentences(corpus, seq_len)
         elif self.layout == "classify":
             exs = self._classify(corpus, seq_len)
+        elif self.layout == "tokens":
+            exs = self._tag(corpus, seq_len)
         else:
             stream, starts = self.stream(corpus)
             glm = next((t for t in self.objectives if t.kind == "blank_infilling"), None)
@@ -607,13 +620,18 @@ class Collator:
                 out.append(Example(ids, starts, sentences=bounds))
         return out
 
-    def _classify(self, corpus: Corpus, seq_len: int) -> list[Example]:
-        if corpus.labels is None:
-            raise InputError(f"objective 'classification' needs labelled text: a .jsonl corpus with a `label` per "
-                             f"line; {corpus.name} has none")
+    def restore_labels(self, meta: dict[str, Any]) -> None:
+        """Take the class ids a run recorded (``train.json`` ``label_ids``), so resume and eval on other data
+        map each label to the class it trained."""
+        if meta.get("label_ids"):
+            self.label_ids = {k: v for k, v in meta["label_ids"]}
+
+    def _label_map(self, found: Any) -> None:
+        """`label_ids` from the labels `found` in the corpus (once): integers as they are, strings in sorted
+        order; a label past the head's classes is an error."""
         labels = self.spec.heads[0].labels
         if self.label_ids is None:
-            values = sorted(set(corpus.labels), key=lambda v: (isinstance(v, str), v))
+            values = sorted(set(found), key=lambda v: (isinstance(v, str), v))
             if all(isinstance(v, int) for v in values):
                 self.label_ids = {v: v for v in values}
                 bad = [v for v in values if not 0 <= v < labels]
@@ -627,6 +645,56 @@ class Collator:
                                      f"the head {labels} classes; pass -O heads.0.labels={len(values)}")
             else:
                 raise InputError("labels must be all integers or all strings")
+
+    def _tag(self, corpus: Corpus, seq_len: int) -> list[Example]:
+        """Token classification: one example per sentence of words (module docstring)."""
+        if corpus.word_labels is None or corpus.words is None:
+            raise InputError(f"a token_classification head trains on a label per word: a .jsonl corpus with "
+                             f"`tokens` (a list of words) and `labels` (one per word) on each line, or --data "
+                             f"pydoc-tags; {corpus.name} has none")
+        self._label_map(t for d in corpus.word_labels for sent in d for t in sent)
+        assert self.label_ids is not None
+        encoder = self.spec.family == "encoder"
+        room = seq_len - 2 if encoder else seq_len
+        out = []
+        for d, doc in enumerate(corpus.words):
+            for k, words in enumerate(doc):
+                tags = corpus.word_labels[d][k]
+                for t in tags:
+                    if t not in self.label_ids:
+                        raise InputError(f"label {t!r} was not among the training labels")
+                text = " ".join(words)
+                ends = []  # each word's end offset in `text`
+                at = 0
+                for w in words:
+                    at += len(w)
+                    ends.append(at)
+                    at += 1
+                enc = self.tok.hf.encode(text, add_special_tokens=False)
+                ids, labels, prev = [], [], -1
+                for tid, (x, y) in zip(enc.ids, enc.offsets, strict=True):
+                    if y <= x:  # a piece of no text (an added token): belongs to no word
+                        ids.append(tid)
+                        labels.append(IGNORE)
+                        continue
+                    w = _bisect(ends, y - 1)  # the word holding the piece's last character
+                    ids.append(tid)
+                    labels.append(self.label_ids[tags[w]] if w != prev else IGNORE)
+                    prev = w
+                ids, labels = ids[:room], labels[:room]
+                if encoder:
+                    ids = [self.tok.id("cls")] + ids + [self.tok.id("sep")]
+                    labels = [IGNORE] + labels + [IGNORE]
+                if any(lab != IGNORE for lab in labels):
+                    out.append(Example(ids, token_labels=labels))
+        return out
+
+    def _classify(self, corpus: Corpus, seq_len: int) -> list[Example]:
+        if corpus.labels is None:
+            raise InputError(f"objective 'classification' needs labelled text: a .jsonl corpus with a `label` per "
+                             f"line; {corpus.name} has none")
+        self._label_map(corpus.labels)
+        assert self.label_ids is not None
         encoder = self.spec.family == "encoder"
         out = []
         for d, label in enumerate(corpus.labels):
@@ -822,6 +890,13 @@ def _join(sentences: list[tuple[list[int], list[bool]]]) -> tuple[list[int], lis
         ids += i
         starts += s
     return ids, starts
+
+
+def _bisect(ends: list[int], pos: int) -> int:
+    """The index of the first word whose end offset is past character `pos`."""
+    import bisect
+
+    return min(bisect.bisect_right(ends, pos), len(ends) - 1)
 
 
 def _pad(vals: list[Tensor], fill: int) -> Tensor:

@@ -255,9 +255,11 @@ class Trainer:
         main = parallel is None or parallel.is_main
         if main:
             out.mkdir(parents=True, exist_ok=True)
-        src = data if data in ("pydoc", "digits") else str(Path(data).resolve())
+        src = data if data in ("pydoc", "pydoc-tags", "digits") else str(Path(data).resolve())
         meta = {"plmgraph_run": FORMAT, "spec": spec.name, "data": src, "config": asdict(cfg),
                 "examples": len(examples), "held_out_examples": len(held)}
+        if getattr(collator, "label_ids", None):  # classes by name: the same ids in resume and eval
+            meta["label_ids"] = [[k, v] for k, v in collator.label_ids.items()]
         if tok is not None and main:
             tok.save(out / "tokenizer.json")
         if main:
@@ -298,6 +300,7 @@ class Trainer:
             corpus = load_corpus(data or meta["data"])
             train_c, held_c = corpus.split(cfg.held_out, cfg.seed)
             collator = collator_for(model.spec, tok, cfg.seed)
+            collator.restore_labels(meta)
             examples = collator.examples(train_c, cfg.seq_len)
             held = collator.examples(held_c, cfg.seq_len) if held_c.docs else []
         if len(examples) != meta.get("examples", len(examples)):

@@ -23,6 +23,9 @@ class ClassificationKind(Kind):
 
     def contradiction(self, obj: Classification, spec: Any) -> str | None:
         primary = spec.heads[0].kind if spec.heads else None
+        if primary == "token_classification" and spec.family == "encoder-decoder":
+            return (f"objective 'classification' with a token_classification head trains an encoder or a decoder; "
+                    f"{spec.name} is an encoder-decoder")
         if primary in ("sequence_classification", "token_classification", "image_classification"):
             return None
         return (f"objective 'classification' trains the primary (first) head on class labels: it needs a "
