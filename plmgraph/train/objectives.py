@@ -62,12 +62,16 @@ does not start its sentence) or a dotted/underscored identifier (``os.path``, ``
 *phrase*: RAKE's candidate phrases (Rose et al. 2010): runs of two or more words between
 punctuation and stop words.
 
-BART's denoising (Lewis et al. 2020; fairseq ``DenoisingDataset``): the sentences of an example
-are shuffled (``permute_sentences``), then text infilling: span lengths are drawn from
-Poisson(``poisson_lambda``) until ``ceil(rate * words)`` words are covered (the last one cut),
-spans are placed over whole words without overlap, and each span becomes one ``<mask>``
-(a 0-length span inserts one); the input is ``<s> corrupted </s>``, the labels the original
-``<s> text </s>``, ``decoder_input_ids`` the labels shifted right behind pad.
+BART's denoising (Lewis et al. 2020; fairseq ``DenoisingDataset``), in fairseq's order: the
+sentences of an example are shuffled (``permute_sentences``); token deletion (``deletion``):
+``ceil(deletion * n)`` tokens chosen uniformly without replacement are removed; text infilling
+(``rate``, 0 = off): span lengths are drawn from Poisson(``poisson_lambda``) until ``ceil(rate *
+words)`` words are covered (the last one cut), spans are placed over whole words without
+overlap, and each span becomes one ``<mask>`` (a 0-length span inserts one); document rotation
+(``rotate``): with that probability the corrupted text is rotated to begin at a token chosen
+uniformly (the paper's definition; fairseq draws one of n + 1 offsets, two of them no change);
+the input is ``<s> corrupted </s>``, the labels the original ``<s> text </s>``,
+``decoder_input_ids`` the labels shifted right behind pad.
 
 GLM's blank infilling (`plmgraph.objectives.blank_infilling`): spans from `sample_spans` with the
 spec's rate and Poisson λ, Part B in a random order; ``position_ids`` [2, T] (row 0 only for a
@@ -281,13 +285,46 @@ class DenoisingObjective(TrainObjective):
             a, b = sentences[k]
             ids += ex.ids[a:b]
             starts += [True] + (ex.starts or [True] * len(ex.ids))[a + 1:b]
-        corrupted = text_infilling(ids, starts, o.rate, o.poisson_lambda, c.tok.id("mask"), gen)
+        if o.deletion > 0:
+            ids, starts = token_deletion(ids, starts, o.deletion, gen)
+        corrupted = text_infilling(ids, starts, o.rate, o.poisson_lambda, c.tok.id("mask"), gen) if o.rate > 0 \
+            else list(ids)
+        if o.rotate > 0:
+            corrupted = document_rotation(corrupted, o.rotate, gen)
         bos, eos, pad = c.tok.id("bos"), c.tok.id("eos"), c.tok.id("pad")
         limit = (c.seq_len or len(corrupted) + 2) - 2
         labels = [bos] + ex.ids + [eos]
         fields["input_ids"] = torch.tensor([bos] + corrupted[:limit] + [eos])
         fields["labels"] = torch.tensor(labels)
         fields["decoder_input_ids"] = torch.tensor([pad] + labels[:-1])
+
+
+def token_deletion(ids: list[int], starts: list[bool], rate: float,
+                   gen: torch.Generator) -> tuple[list[int], list[bool]]:
+    """BART's token deletion: ``ceil(rate * n)`` of the `n` tokens, chosen uniformly without replacement,
+    deleted (the others keep their order); `starts` follows (a kept piece whose word lost its first piece
+    starts the word)."""
+    n = len(ids)
+    k = min(n, math.ceil(rate * n))
+    gone = set(torch.randperm(n, generator=gen)[:k].tolist())
+    word = torch.cumsum(torch.tensor(starts, dtype=torch.long), 0).tolist() if n else []
+    out, st, prev = [], [], None
+    for i in range(n):
+        if i in gone:
+            continue
+        out.append(ids[i])
+        st.append(word[i] != prev)
+        prev = word[i]
+    return out, st
+
+
+def document_rotation(ids: list[int], rate: float, gen: torch.Generator) -> list[int]:
+    """BART's document rotation: with probability `rate`, a token is chosen uniformly at random and the
+    sequence rotated to begin with it (the chosen token may be the first: no change)."""
+    if len(ids) < 2 or float(torch.rand((), generator=gen)) >= rate:
+        return ids
+    k = int(torch.randint(0, len(ids), (), generator=gen))
+    return ids[k:] + ids[:k]
 
 
 def poisson_span_lengths(target: int, lam: float, gen: torch.Generator) -> list[int]:
@@ -916,4 +953,4 @@ def collator_for(spec: Any, tokenizer: Tokenizer, seed: int = 0) -> Collator:
 __all__ = ["BlankInfillingObjective", "CLMObjective", "ClassificationObjective", "Collator", "DenoisingObjective",
            "Example", "ImageCollator", "MLMObjective", "PermutationObjective", "SentencePairObjective",
            "SpanCorruptionObjective", "TrainObjective", "collator_for", "heuristic_spans", "image_data", "plan",
-           "random_spans_noise_mask", "text_infilling"]
+           "document_rotation", "random_spans_noise_mask", "text_infilling", "token_deletion"]
