@@ -23,8 +23,10 @@ KV = tuple[Tensor, Tensor]
 
 
 def attend(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, is_causal: bool, scale: float | None,
-           dropout: float) -> Tensor:
-    """SDPA on q [B, n, T, d], k/v [B, kv, S, d]; grouped kv heads are repeated to n."""
+           dropout: float, softcap: float | None = None) -> Tensor:
+    """SDPA on q [B, n, T, d], k/v [B, kv, S, d]; grouped kv heads are repeated to n.  With `softcap`
+    (Gemma 2) the scores are capped, ``c * tanh(s / c)``, before the mask and softmax, which SDPA
+    cannot do: those layers compute the scores themselves."""
     groups = q.shape[1] // k.shape[1]
     if groups > 1:  # GQA / MQA: each kv head serves `groups` query heads
         k, v = k.repeat_interleave(groups, dim=1), v.repeat_interleave(groups, dim=1)
@@ -32,8 +34,27 @@ def attend(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, is_causal: bool
         mask = mask.to(q.dtype)
         if q.dtype == torch.float16:  # the stack's bf16-min "hidden" value overflows fp16
             mask = mask.clamp(min=torch.finfo(torch.float16).min)
+    if softcap is not None:
+        return capped_attention(q, k, v, mask, is_causal, scale, dropout, softcap)
     return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout, is_causal=is_causal,
                                           scale=scale)
+
+
+def capped_attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, is_causal: bool, scale: float | None,
+                     dropout: float, softcap: float) -> Tensor:
+    """softmax(c * tanh(q kᵀ * scale / c) + mask) v, the softmax in fp32 (as HF Gemma 2's eager attention)."""
+    scale = q.shape[-1] ** -0.5 if scale is None else scale
+    scores = torch.matmul(q, k.transpose(-1, -2)) * scale  # [B, n, T, S]
+    scores = torch.tanh(scores / softcap) * softcap
+    if is_causal:
+        T, S = scores.shape[-2:]
+        keep = torch.ones(T, S, dtype=torch.bool, device=q.device).tril(S - T)
+        scores = scores.masked_fill(~keep, torch.finfo(scores.dtype).min)
+    if mask is not None:
+        scores = scores + mask
+    probs = torch.softmax(scores.float(), dim=-1).to(q.dtype)
+    probs = F.dropout(probs, p=dropout) if dropout else probs
+    return torch.matmul(probs, v)
 
 
 class SelfAttention(nn.Module):
@@ -41,10 +62,11 @@ class SelfAttention(nn.Module):
 
     def __init__(self, hidden: int, heads: int, kv_heads: int, head_dim: int, *, qkv_bias: bool = True,
                  out_bias: bool = True, scale: float | None = None, dropout: float = 0.0,
-                 qk_norm: dict | None = None, interleaved_rotary: bool = False) -> None:
+                 qk_norm: dict | None = None, interleaved_rotary: bool = False, softcap: float | None = None) -> None:
         super().__init__()
         self.heads, self.kv_heads, self.head_dim = heads, kv_heads, head_dim
         self.scale, self.dropout, self.interleaved = scale, dropout, interleaved_rotary
+        self.softcap = softcap
         self.qkv = nn.Linear(hidden, (heads + 2 * kv_heads) * head_dim, bias=qkv_bias)
         self.out = nn.Linear(heads * head_dim, hidden, bias=out_bias)
         if qk_norm is not None:
@@ -67,7 +89,7 @@ class SelfAttention(nn.Module):
             q, k = apply_rotary(q, cos, sin, self.interleaved), apply_rotary(k, cos, sin, self.interleaved)
         if past is not None:
             k, v = torch.cat((past[0], k), dim=2), torch.cat((past[1], v), dim=2)  # [B, kv, S, d]
-        y = attend(q, k, v, mask, is_causal, self.scale, self.dropout if self.training else 0.0)
+        y = attend(q, k, v, mask, is_causal, self.scale, self.dropout if self.training else 0.0, self.softcap)
         y = y.transpose(1, 2).reshape(B, T, n * d)  # [B, T, n*d]
         return self.out(y), (k, v)
 
@@ -83,10 +105,10 @@ class CrossAttention(nn.Module):
 
     def __init__(self, hidden: int, heads: int, kv_heads: int, head_dim: int, *, qkv_bias: bool = True,
                  out_bias: bool = True, scale: float | None = None, dropout: float = 0.0,
-                 qk_norm: dict | None = None) -> None:
+                 qk_norm: dict | None = None, softcap: float | None = None) -> None:
         super().__init__()
         self.heads, self.kv_heads, self.head_dim = heads, kv_heads, head_dim
-        self.scale, self.dropout = scale, dropout
+        self.scale, self.dropout, self.softcap = scale, dropout, softcap
         self.q = nn.Linear(hidden, heads * head_dim, bias=qkv_bias)
         self.kv = nn.Linear(hidden, 2 * kv_heads * head_dim, bias=qkv_bias)
         self.out = nn.Linear(heads * head_dim, hidden, bias=out_bias)
@@ -102,7 +124,7 @@ class CrossAttention(nn.Module):
         if self.qk_norm:
             q = self.q_norm(q)
         k, v = self.memory_kv(memory)
-        y = attend(q, k, v, mask, False, self.scale, self.dropout if self.training else 0.0)
+        y = attend(q, k, v, mask, False, self.scale, self.dropout if self.training else 0.0, self.softcap)
         return self.out(y.transpose(1, 2).reshape(B, T, n * d))
 
     def memory_kv(self, memory: Tensor) -> KV:

@@ -92,11 +92,18 @@ class Stack(nn.Module):
 
     def __init__(self, *, embed: StackEmbeddings, layers: dict[str, Block], schedule: list[str],
                  position: nn.Module | None, final_norm: nn.Module | None, causal: bool,
-                 window: int | None, prefix: bool = False) -> None:
+                 window: int | None, prefix: bool = False, windows: list[int | None] | None = None,
+                 positions: dict[str, nn.Module] | None = None, layer_positions: list[str] | None = None) -> None:
         super().__init__()
         self.embed = embed
         if position is not None:
             self.position = position
+        # A per-layer pattern (Gemma 2/3, ModernBERT): each layer's window, and the rotary module of
+        # each layer ("" = `position`; else a key of `positions`, the pattern's own rotary bases).
+        self.windows = windows
+        if positions:
+            self.positions = nn.ModuleDict(positions)
+        self.layer_positions = layer_positions
         self.layers = nn.ModuleDict(layers)
         self.schedule = schedule
         if final_norm is not None:
@@ -124,8 +131,17 @@ class Stack(nn.Module):
                 position_ids = torch.arange(past, past + T, device=device)[None]  # [1, T]
         x = self.embed(input_ids, position_ids, token_type_ids, task_type_ids, pixel_values)  # [B, T, H]
 
-        mask, is_causal = self.self_mask(x, T, past, attention_mask, past_key_values is not None, prefix_lengths)
+        cached = past_key_values is not None
+        mask, is_causal = self.self_mask(x, T, past, attention_mask, cached, prefix_lengths)
         rotary = self.position(position_ids) if self.rotary else None
+        masks = {self.window: (mask, is_causal)}
+        if self.windows is not None:  # one mask per distinct window of the pattern
+            for w in dict.fromkeys(self.windows):
+                if w not in masks:
+                    masks[w] = self.self_mask(x, T, past, attention_mask, cached, prefix_lengths, window=w)
+        rotaries = {"": rotary}
+        if self.layer_positions is not None:
+            rotaries.update({k: m(position_ids) for k, m in self.positions.items()})
         if memory_mask is not None:
             memory_mask = padding_bias(memory_mask)  # [B, 1, 1, S]
 
@@ -133,6 +149,10 @@ class Stack(nn.Module):
         for i, key in enumerate(self.schedule):
             layer = self.layers[key]
             layer_past = past_key_values[i] if past_key_values is not None else None
+            if self.windows is not None:
+                mask, is_causal = masks[self.windows[i]]
+            if self.layer_positions is not None:
+                rotary = rotaries[self.layer_positions[i]]
             args = (x, mask, is_causal, rotary, layer_past, memory, memory_mask)
             if self.checkpointing and self.training:
                 x, present = checkpoint(layer, *args, use_reentrant=False)
@@ -144,13 +164,16 @@ class Stack(nn.Module):
         return x, (tuple(presents) if use_cache else None)
 
     def self_mask(self, x: Tensor, T: int, past: int, attention_mask: Tensor | None,
-                  cached: bool, prefix_lengths: Tensor | None = None) -> tuple[Tensor | None, bool]:
+                  cached: bool, prefix_lengths: Tensor | None = None, window: int | None | str = "stack",
+                  ) -> tuple[Tensor | None, bool]:
         """The self-attention mask: ``(None, is_causal)`` when SDPA can mask by itself, else an
-        additive fp32 mask [B|1, heads|1, T, S] (0 = visible, dtype-min = hidden) plus position bias."""
-        if attention_mask is None and not self.score_bias and self.window is None and not cached and not self.prefix:
+        additive fp32 mask [B|1, heads|1, T, S] (0 = visible, dtype-min = hidden) plus position bias.
+        `window`: a pattern layer's window in place of the stack's."""
+        window = self.window if window == "stack" else window
+        if attention_mask is None and not self.score_bias and window is None and not cached and not self.prefix:
             return None, self.causal
         if attention_mask is not None and not (self.causal or self.prefix or self.score_bias
-                                                or self.window is not None):
+                                                or window is not None):
             # padding only (BERT): one [B, 1, 1, S] row, broadcast by SDPA over heads and queries
             # instead of a materialised [B, 1, T, S] mask
             return padding_bias(attention_mask), False
@@ -160,9 +183,9 @@ class Stack(nn.Module):
         visible = torch.ones(T, S, dtype=torch.bool, device=x.device)
         if self.causal:
             visible = visible & (k[None, :] <= q[:, None])
-        if self.window is not None:
+        if window is not None:
             dist = q[:, None] - k[None, :]
-            visible = visible & ((dist < self.window) if self.causal else (dist.abs() < self.window))
+            visible = visible & ((dist < window) if self.causal else (dist.abs() < window))
         visible = visible[None, None]  # [1, 1, T, S]
         if self.prefix:
             visible = visible & prefix_visible(q, k, prefix_lengths, cached)  # [B, 1, T, S]

@@ -249,18 +249,33 @@ class _Compiler:
             position = self.module(f"{name}.position")  # its attrs say all it needs (bidirectional, ...)
         layers: dict[str, Block] = {}
         schedule: list[str] = []
+        windows: list[int | None] = []  # each layer's sliding window (a stack's pattern varies it)
+        sources: list[str] = []  # each layer's position node ("" for the stack's own, or none)
+        extra: dict[str, nn.Module] = {}  # a pattern's own rotary bases: {stack}.positions.<k>
         for i in range(facts["layers"]):
             owner = self.owner_layer(name, i)
             if owner not in layers:
                 layers[owner] = self.block(name, i, facts["placement"], relative)
             schedule.append(owner)
+            la = self.graph.node(f"{name}.layers.{i}.attn")
+            windows.append(la["attrs"].get("window"))
+            src = next((u for u in self.graph.nx.predecessors(f"{name}.layers.{i}.attn")
+                        if self.graph.node(u)["axis"] == "position"), None)
+            key = "" if src in (None, f"{name}.position") else src.rsplit(".", 1)[1]
+            if key and key not in extra:
+                extra[key] = self.module(src)
+            sources.append(key)
         final = self.module(f"{name}.final_norm") if self.has(f"{name}.final_norm") else None
         causal = a["mask"] == "causal"
         if relative:  # Transformer-XL / XLNet: memory, two streams (see `relative`)
             return RelativeStack(embed=embed, layers=layers, schedule=schedule, position=position, final_norm=final,
                                  causal=causal, memory=a["memory"], two_stream=attn["kind"] == "attention/two_stream")
+        if relative and (len(set(windows)) > 1 or extra):
+            raise NotSupportedError(f"{name}: a per-layer pattern with {attn['kind']} attention is not supported")
         return Stack(embed=embed, layers=layers, schedule=schedule, position=position, final_norm=final,
-                     causal=causal, window=a["window"], prefix=a["mask"] == "prefix")
+                     causal=causal, window=a["window"], prefix=a["mask"] == "prefix",
+                     windows=windows if len(set(windows)) > 1 else None, positions=extra or None,
+                     layer_positions=sources if extra else None)
 
     def owner_layer(self, stack: str, i: int) -> str:
         """The layer whose block layer `i` runs (itself, or the owner of its shared weights)."""

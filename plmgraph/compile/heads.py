@@ -52,7 +52,7 @@ class LMHead(nn.Module):
     """hidden -> [transform] -> vocabulary logits, tied or with its own projection."""
 
     def __init__(self, hidden: int, width: int, vocab: int, *, tied: nn.Module | None, bias: bool,
-                 transform: dict | None, norm: dict | None, scale_tied: bool) -> None:
+                 transform: dict | None, norm: dict | None, scale_tied: bool, softcap: float | None = None) -> None:
         super().__init__()
         if transform is not None:
             self.transform = nn.Linear(hidden, width)
@@ -67,6 +67,7 @@ class LMHead(nn.Module):
             self.__dict__["tied"] = tied  # the token embedding; registered by the model, not here
         self.bias = nn.Parameter(torch.zeros(vocab)) if bias else None
         self.scale = hidden**-0.5 if (scale_tied and tied is not None) else None
+        self.softcap = softcap
 
     @property
     def weight(self) -> Tensor:
@@ -81,4 +82,7 @@ class LMHead(nn.Module):
                 h = self.norm(h)
         if self.scale is not None:
             h = h * self.scale
-        return F.linear(h, self.weight, self.bias)
+        logits = F.linear(h, self.weight, self.bias)
+        if self.softcap is not None:  # Gemma 2: c * tanh(logits / c)
+            logits = torch.tanh(logits / self.softcap) * self.softcap
+        return logits

@@ -277,9 +277,13 @@ class _Builder:
 
     def attention_position(self, stack: str) -> str | None:
         """The stack's one position node that feeds every attention layer (rotary, ALiBi,
-        relative), or None when positions are added to the embeddings or absent."""
+        relative), or None when positions are added to the embeddings or absent. With absolute
+        positions in the embeddings it is the spec's `relative_position`, if any (MPNet, DeBERTa)."""
         pos = self.spec.position
         k = KINDS[f"position/{pos.kind}"]
+        if not k.feeds_attention and self.spec.relative_position is not None:
+            pos = self.spec.relative_position
+            k = KINDS[f"position/{pos.kind}"]
         if not k.feeds_attention:
             return None
         return self.add(f"{stack}.position", k.name, stack=stack, role="position",
@@ -290,13 +294,39 @@ class _Builder:
     def stack(self, name: str, stack: Stack, x: str, pos: str | None, enc_out: str | None) -> str:
         T = self.seq(name)
         shape = ("B", T, self.H)
+        layer_pos = self.pattern_positions(name, stack, pos)
         for i in range(stack.layers):
-            x = self.layer(name, i, stack.block, x, pos, enc_out, shape, self.group_layer(stack, i))
+            b = stack.block
+            if stack.pattern is not None:  # this layer's window (the attention node's attr) from its entry
+                e = stack.pattern[i % len(stack.pattern)]
+                b = b.model_copy(update={"attention": b.attention.model_copy(update={"window": e.window})})
+            x = self.layer(name, i, b, x, layer_pos[i], enc_out, shape, self.group_layer(stack, i))
         if stack.final_norm:
             n = self.norm(f"{name}.final_norm", stack.block.norm, self.H, stack=name, layer=None, role="final_norm")
             self.edge(x, n, shape)
             x = n
         return x
+
+    def pattern_positions(self, name: str, stack: Stack, pos: str | None) -> list[str | None]:
+        """The position node feeding each layer's attention: the stack's, or for a pattern entry with its
+        own rotary base one ``{stack}.positions.{k}`` node per distinct override (Gemma 3's local layers)."""
+        if stack.pattern is None:
+            return [pos] * stack.layers
+        made: dict[str, str] = {}
+        out: list[str | None] = []
+        for i in range(stack.layers):
+            e = stack.pattern[i % len(stack.pattern)]
+            if e.rope is None or pos is None:
+                out.append(pos)
+                continue
+            key = e.rope.model_dump_json()
+            if key not in made:
+                p = self.spec.position.model_copy(update={"theta": e.rope.theta, "scaling": e.rope.scaling})
+                k = KINDS[f"position/{p.kind}"]
+                made[key] = self.add(f"{name}.positions.{len(made)}", k.name, stack=name,
+                                     role=f"position_{len(made)}", **k.node_attrs(p, self.position_site(name)))
+            out.append(made[key])
+        return out
 
     def group_layer(self, stack: Stack, i: int) -> int:
         """The layer whose weights layer `i` uses (itself unless weights are shared)."""

@@ -26,6 +26,7 @@ from .blocks import (
     Strict,
 )
 from .heads import HEAD_KINDS, FullTuning, Head, Init, NormalInit, Objective, Pooler, Tuning
+from .pattern import LayerPattern
 
 FORMAT_VERSION = 1
 #: The deepest stack a spec may declare. The graph has a node per layer (so a million layers would
@@ -91,6 +92,12 @@ class Stack(Strict):
     final_norm: bool | None = Field(
         None, description="Normalise the stack output. Default: true for pre/sandwich, false for post."
     )
+    pattern: list[LayerPattern] | None = Field(
+        None, min_length=1,
+        description="Per-layer attention overrides cycled over the layers: layer i uses pattern[i % len(pattern)], "
+        "whose window and rotary base replace the block's (Gemma 2: [{window: 4096}, {}]). Default: all alike.",
+    )
+
 
 
 class Sharing(Strict):
@@ -413,11 +420,47 @@ def _check_stack(spec: ModelSpec, name: str, stack: Stack) -> list[tuple[tuple[s
              "place for cross-attention; give the decoder `residual: {kind: sequential}` (or deepnorm) or set "
              "`cross_attention: false`")
         )
+    if stack.pattern is not None:
+        errs += _check_pattern(spec, name, stack)
     # Kinds that derive values of their own (DeepNorm's alpha and beta from the depth).
     for field_name in ("norm", "residual", "attention", "mlp"):
         derive = getattr(getattr(b, field_name), "derive", None)
         if derive is not None:
             errs += [(base + path, msg) for path, msg in derive(spec, name, b.placement)]
+    return errs
+
+
+def _check_pattern(spec: ModelSpec, name: str, stack: Stack) -> list[tuple[tuple[str | int, ...], str]]:
+    """A stack's per-layer pattern: each entry used, windows only there, rotary overrides on rotary models."""
+    errs: list[tuple[tuple[str | int, ...], str]] = []
+    pat, at, at_path = stack.pattern or [], stack.block.attention, (name, "block", "attention")
+    if len(pat) > stack.layers:
+        errs.append(((name, "pattern"), f"the pattern has {len(pat)} entries for {stack.layers} layers; entries "
+                     f"{stack.layers}.. would never be used"))
+    if at.kind != "self":
+        errs.append((at_path + ("kind",), f"a layer pattern varies self-attention; {at.kind} attention has no "
+                     "per-layer window or rotary base; remove `pattern`"))
+    if at.window is not None:
+        errs.append((at_path + ("window",), f"with a layer pattern each entry sets its layers' window; remove "
+                     f"block.attention.window ({at.window}) and put it in the entries that slide"))
+    if at.mask == "prefix" and any(e.window is not None for e in pat):
+        errs.append(((name, "pattern"), "a sliding window with the 'prefix' mask is not supported"))
+    for j, e in enumerate(pat):
+        if e.rope is None:
+            continue
+        if spec.position.kind != "rope":
+            errs.append(((name, "pattern", j, "rope"), f"a per-layer rotary base needs position kind 'rope', not "
+                         f"{spec.position.kind!r}"))
+            continue
+        sc = e.rope.scaling
+        if sc is not None and sc.kind in ("llama3", "yarn", "dynamic") and not (
+                sc.original_max_positions or spec.sizes.max_positions):
+            errs.append(((name, "pattern", j, "rope", "scaling", "original_max_positions"), f"{sc.kind} rope "
+                         "scaling needs the unscaled training context: set original_max_positions "
+                         "(or sizes.max_positions)"))
+        if sc is not None and sc.kind == "dynamic":
+            errs.append(((name, "pattern", j, "rope", "scaling", "kind"), "dynamic rope scaling per layer is not "
+                         "supported; supported: linear, llama3, yarn"))
     return errs
 
 

@@ -93,6 +93,12 @@ ZOO_CONFIGS = {
                      ffn_dim=8192, num_hidden_layers=24, num_attention_heads=32, max_position_embeddings=2048,
                      do_layer_norm_before=True, activation_function="relu", word_embed_proj_dim=2048,
                      tie_word_embeddings=True),
+    "gemma2-9b": dict(model_type="gemma2", architectures=["Gemma2ForCausalLM"], vocab_size=256000, hidden_size=3584,
+                      intermediate_size=14336, num_hidden_layers=42, num_attention_heads=16, num_key_value_heads=8,
+                      head_dim=256, max_position_embeddings=8192, rms_norm_eps=1e-6, rope_theta=10000.0,
+                      query_pre_attn_scalar=256, sliding_window=4096, attn_logit_softcapping=50.0,
+                      final_logit_softcapping=30.0, hidden_act="gelu_pytorch_tanh",
+                      hidden_activation="gelu_pytorch_tanh", tie_word_embeddings=True, attention_bias=False),
 }
 
 

@@ -38,6 +38,7 @@ REFERENCE_PARAMS = {
     "pythia-1.4b": 1_414_647_808,  # GPTNeoXForCausalLM, pythia-1.4b
     "opt-1.3b": 1_315_758_080,  # OPTForCausalLM, opt-1.3b
     "falcon-7b": 6_921_720_704,  # FalconForCausalLM, tiiuae/falcon-7b
+    "gemma2-9b": 9_241_705_984,  # Gemma2ForCausalLM, google/gemma-2-9b
 }
 # Published sizes (no HF reference class with the same config); within 5 %.
 PUBLISHED_PARAMS = {

@@ -59,6 +59,8 @@ def aspects(kind: str, prefix: str, a: Attrs, role: str) -> list[Aspect]:
         Aspect(f"{who} scale", "1/√d" if a["scale"] is None else num(a["scale"])),
         Aspect(f"{who} dropout", num(a["dropout"])),
     ]
+    if a.get("softcap") is not None:
+        out.append(Aspect(f"{who} soft-cap", f"{num(a['softcap'])}·tanh(s/{num(a['softcap'])})", True))
     if role != "cross":
         out.append(Aspect("attention mask", a["mask"], a["mask"]))
         out.append(Aspect("sliding window", "none" if a["window"] is None else f"{a['window']} tokens",
@@ -81,6 +83,8 @@ def detail(a: Attrs, *, cross: bool = False) -> str:
         parts.append(f"window {a['window']}")
     if a.get("qk_norm"):
         parts.append("QK-norm")
+    if a.get("softcap"):
+        parts.append(f"soft-cap {num(a['softcap'])}")
     return " · ".join(parts)
 
 
@@ -91,6 +95,8 @@ def options(node: Any) -> dict[str, Any]:
     """Keyword arguments of `SelfAttention` / `CrossAttention` from a node's attrs."""
     a = node.attrs
     opts = dict(qkv_bias=a["qkv_bias"], out_bias=a["out_bias"], scale=a.get("scale"), dropout=a.get("dropout", 0.0))
+    if a.get("softcap") is not None:
+        opts["softcap"] = a["softcap"]
     if a.get("qk_norm"):
         opts["qk_norm"] = a["norm"]  # the block's norm, per head
     return opts
@@ -189,6 +195,8 @@ def check_relative(at: Any, heads: int, residual: str) -> list[tuple[tuple[str, 
                      f"kv_heads must be heads ({heads}), not {at.kv_heads}"))
     if at.qk_norm:
         errs.append((("attention", "qk_norm"), f"{at.kind} attention has no q/k norm; set qk_norm: false"))
+    if getattr(at, "softcap", None) is not None:
+        errs.append((("attention", "softcap"), f"{at.kind} attention has no score soft-cap; remove `softcap`"))
     return errs
 
 

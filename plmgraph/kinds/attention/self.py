@@ -47,6 +47,9 @@ class Attention(Strict):
     scale: PositiveFloat | None = Field(
         None, description="Score scale; default 1/sqrt(head_dim). T5 uses 1.0 (folded into init)."
     )
+    softcap: PositiveFloat | None = Field(
+        None, description="Soft-cap the scores before the mask and softmax: c * tanh(scores / c) (Gemma 2: 50)."
+    )
     dropout: Probability = Field(0.0, description="Dropout on attention probabilities.")
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, PositiveFloat
 
 from ..base import ACTIVATIONS, KINDS, Activation, Aspect, Attrs, HeadName, Kind, Shape, Strict, mm, onoff, register
 
@@ -37,6 +37,9 @@ class LMHead(Strict):
     transform: Transform | None = Field(None, description="Optional dense/activation/norm before projecting.")
     scale_tied: bool = Field(
         False, description="Multiply hidden states by hidden**-0.5 before a tied projection (T5)."
+    )
+    softcap: PositiveFloat | None = Field(
+        None, description="Soft-cap the logits: c * tanh(logits / c) (Gemma 2's final_logit_softcapping: 30)."
     )
 
 
@@ -88,6 +91,8 @@ class _Vocabulary(Kind):
             Aspect(f"{name} bias", onoff(a["bias"]), a["bias"]),
             Aspect(f"{name} transform", tr_text, tr_text),
             Aspect(f"{name} scale", "×d^-0.5" if a.get("scale_tied") else "none", a.get("scale_tied")),
+            *([Aspect(f"{name} soft-cap", f"{a['softcap']:g}·tanh(z/{a['softcap']:g})", True)]
+              if a.get("softcap") is not None else []),
         ]
 
     def label(self, a: Attrs) -> tuple[str, str]:
@@ -98,6 +103,8 @@ class _Vocabulary(Kind):
             parts.append(f"dense {act}" + (" + norm" if tr["norm"] else ""))
         parts.append(f"{a['width']}→{a['vocab']}")
         parts.append("tied" if a["tie_embeddings"] else "untied")
+        if a.get("softcap") is not None:
+            parts.append(f"soft-cap {a['softcap']:g}")
         return self.what, " · ".join(parts)
 
     def build(self, node):  # noqa: ANN001, ANN201
@@ -106,7 +113,8 @@ class _Vocabulary(Kind):
 
         a = node.attrs
         return TorchLMHead(a["hidden"], a["width"], a["vocab"], tied=a.get("tied_module"), bias=a["bias"],
-                           transform=a.get("transform"), norm=a["norm"], scale_tied=a.get("scale_tied", False))
+                           transform=a.get("transform"), norm=a["norm"], scale_tied=a.get("scale_tied", False),
+                           softcap=a.get("softcap"))
 
     def init(self, module, rule) -> None:  # noqa: ANN001
         if module.bias is not None:
