@@ -15,12 +15,13 @@ only Typer and rich, and ``plmgraph --help`` imports neither pydantic nor networ
 from __future__ import annotations
 
 import json
+import os
+import re
 import sys
 from collections.abc import Callable
 from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
-from rich.console import Console, ConsoleDimensions
 
 app = typer.Typer(
     name="plmgraph",
@@ -38,40 +39,151 @@ app = typer.Typer(
 PIPE_WIDTH = 10_000
 
 
-class _Console(Console):
-    """A rich console that lays out for a very wide page when it does not write to a terminal.
+def _console_class() -> type:
+    """`_Console`, made on first use: importing rich costs a spec command about 0.02 s."""
+    global _CONSOLE_CLASS
+    if _CONSOLE_CLASS is not None:
+        return _CONSOLE_CLASS
+    from rich.console import Console, ConsoleDimensions
 
-    rich sizes a console from the terminal of stdin/stdout/stderr or from ``COLUMNS``, else 80
-    columns, so ``plmgraph list | cat`` would cut names.  An explicitly set width (tests pin
-    one) still wins.
+    class _Console(Console):
+        """A rich console that lays out for a very wide page when it does not write to a terminal.
+
+        rich sizes a console from the terminal of stdin/stdout/stderr or from ``COLUMNS``, else 80
+        columns, so ``plmgraph list | cat`` would cut names.  An explicitly set width (tests pin
+        one) still wins.
+        """
+
+        _pinned = False
+
+        @property
+        def size(self) -> ConsoleDimensions:
+            size = super().size
+            if not self._pinned and not self.is_terminal:
+                return ConsoleDimensions(PIPE_WIDTH, size.height)
+            return size
+
+        @size.setter
+        def size(self, new_size: tuple[int, int]) -> None:
+            self._pinned = True
+            self._width, self._height = new_size
+
+        @property
+        def width(self) -> int:
+            return self.size.width
+
+        @width.setter
+        def width(self, width: int) -> None:
+            self._pinned = True
+            self._width = width
+
+    _CONSOLE_CLASS = _Console
+    return _Console
+
+
+_CONSOLE_CLASS: type | None = None
+
+#: The markup tags the commands write, which mean nothing but colour off a terminal.
+_PLAIN_TAGS = re.compile(r"\[(?:/|/?(?:bold|dim|italic|red|green|yellow|bold red|bold green|bold yellow))\]")
+
+
+#: What rich's emoji replacement could match (``:smile:``); rich keeps unknown names, this is wider.
+_EMOJI = re.compile(r":\S*?:")
+
+
+class _LazyConsole:
+    """`out` and `err`: a rich console, made (and rich imported) only when a command needs one.
+
+    Off a terminal, rich writes a line of plain text with its markup tags removed and nothing
+    else changed, so `print` writes such a line itself when that is provably all rich would do:
+    one string, no option but ``markup``/``highlight``, no console made yet (a test that pins a
+    width gets rich), stdout/stderr not a terminal, no ``FORCE_COLOR``/``TTY_COMPATIBLE`` (which
+    make rich colour a pipe), not inside IPython, and text with nothing rich would rewrite: no
+    ``[`` left after the known tags, no ``\\`` (escapes), no ``:name:`` (emoji codes such as ``:smile:``),
+    no tab (expanded) and no control or other non-printing character (stripped).  Everything
+    else (tables, several objects, unbalanced tags) goes to the rich console.
+    ``tests/cli/test_lazy_console.py`` checks the plain lines byte for byte against rich.
     """
 
-    _pinned = False
+    def __init__(self, stderr: bool = False) -> None:
+        object.__setattr__(self, "_stderr", stderr)
+        object.__setattr__(self, "_console", None)
+
+    def _real(self) -> Any:
+        if self._console is None:
+            object.__setattr__(self, "_console", _console_class()(stderr=self._stderr, soft_wrap=True))
+        return self._console
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real(), name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self._real(), name, value)
 
     @property
-    def size(self) -> ConsoleDimensions:
-        size = super().size
-        if not self._pinned and not self.is_terminal:
-            return ConsoleDimensions(PIPE_WIDTH, size.height)
-        return size
+    def file(self) -> Any:
+        if self._console is not None:
+            return self._console.file
+        file = sys.stderr if self._stderr else sys.stdout
+        return getattr(file, "rich_proxied_file", file) if file is not None else self._real().file
 
-    @size.setter
-    def size(self, new_size: tuple[int, int]) -> None:
-        self._pinned = True
-        self._width, self._height = new_size
+    def print(self, *objects: Any, **kwargs: Any) -> None:
+        text = self._plain(objects, kwargs)
+        if text is None:
+            self._real().print(*objects, **kwargs)
+            return
+        file = self.file
+        file.write(text + "\n")
+        file.flush()
 
-    @property
-    def width(self) -> int:
-        return self.size.width
+    def _plain(self, objects: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
+        """The exact text rich would write off a terminal, or None where rich must decide."""
+        if self._console is not None or not kwargs.keys() <= {"markup", "highlight"}:
+            return None
+        if len(objects) != 1 or type(objects[0]) is not str:
+            return None
+        if os.environ.get("FORCE_COLOR") is not None or "TTY_COMPATIBLE" in os.environ or "IPython" in sys.modules:
+            return None
+        file = sys.stderr if self._stderr else sys.stdout
+        if file is None or getattr(file, "rich_proxied_file", None) is not None:
+            return None
+        try:
+            if file.isatty():
+                return None
+        except (AttributeError, ValueError):
+            return None
+        text = objects[0]
+        if kwargs.get("markup", True) is not False:
+            if not _balanced(_PLAIN_TAGS.findall(text)):
+                return None  # rich raises its MarkupError
+            text = _PLAIN_TAGS.sub("", text)
+            if "[" in text:
+                return None
+        if "\\" in text or _EMOJI.search(text) or not all(line.isprintable() for line in text.split("\n")):
+            return None
+        return text
 
-    @width.setter
-    def width(self, width: int) -> None:
-        self._pinned = True
-        self._width = width
+
+def _balanced(tags: list[str]) -> bool:
+    """Whether every closing tag closes an open one, as rich requires (an open one may stay open)."""
+    opened: list[str] = []
+    for tag in tags:
+        name = tag[1:-1]
+        if not name.startswith("/"):
+            opened.append(name)
+        elif name == "/":
+            if not opened:
+                return False
+            opened.pop()
+        elif name[1:] in opened:
+            del opened[len(opened) - 1 - opened[::-1].index(name[1:])]
+        else:
+            return False
+    return True
 
 
-out = _Console(soft_wrap=True)
-err = _Console(stderr=True, soft_wrap=True)
+out = _LazyConsole()
+err = _LazyConsole(stderr=True)
 
 T = TypeVar("T")
 
@@ -144,22 +256,34 @@ def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
 
 
+#: The module that registers each spec-only command: such a call imports that module alone (the
+#: others cost a few milliseconds of Typer declarations for nothing).  A command moved elsewhere
+#: is still found: `main` then registers every module, as for any other command.
+SPEC_ONLY_MODULES = {"list": "spec_cmds", "validate": "spec_cmds", "show": "spec_cmds", "schema": "spec_cmds",
+                     "diff": "diff_cmds", "draw": "diff_cmds"}
+
+_ALL_MODULES = ("build_cmds", "deploy_cmds", "diff_cmds", "eject_cmds", "export_cmds", "hf_cmds", "hf_spec_cmds",
+                "report_cmds", "spec_cmds", "train_cmds")
+
+
 def main() -> None:
     """Console-script entry point."""
-    from . import (  # noqa: F401  (each registers its commands on `app`)
-        build_cmds,
-        deploy_cmds,  # noqa: F401  (run, bench)
-        diff_cmds,
-        eject_cmds,  # noqa: F401
-        export_cmds,
-        hf_cmds,
-        hf_spec_cmds,  # noqa: F401  (spec-from-hf)
-        report_cmds,  # noqa: F401
-        spec_cmds,
-        train_cmds,  # noqa: F401  (train, eval, generate)
-    )
+    import importlib
 
-    _narrowed(sys.argv[1:])()
+    args = sys.argv[1:]
+    module = SPEC_ONLY_MODULES.get(args[0]) if args else None
+    if module is not None:
+        # pydantic's first validator looks for plugins in the metadata of every installed distribution
+        # (importlib.metadata, about 0.02 s); a command that only reads specs has no use for them.
+        os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
+        importlib.import_module(f"{__name__}.{module}")
+        one = _narrowed(args)
+        if one is not app:
+            one()
+            return
+    for name in _ALL_MODULES:  # each registers its commands on `app`
+        importlib.import_module(f"{__name__}.{name}")
+    _narrowed(args)()
 
 
 def _narrowed(args: list[str]) -> typer.Typer:
