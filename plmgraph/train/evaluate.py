@@ -16,6 +16,11 @@ every token is predicted exactly once, with at least ``window - stride`` tokens 
 there are, near the start).  ``stride == window`` is the plain (non-overlapping) perplexity:
 the text is cut into blocks of ``window`` tokens from the start, as training and `evaluate` cut
 it, and each block scores all its tokens but its first (which has no context in the block).
+
+`evaluate` on a segment-recurrent model (Transformer-XL: ``Collator.recurrent``) reads the
+held-out segments in order, one stream, carrying each layer's memory from segment to segment as
+Transformer-XL's reference evaluation does (``loss``, ``perplexity``), and also reports the
+number without memory (``loss_no_memory``, ``perplexity_no_memory``: each segment alone).
 """
 
 from __future__ import annotations
@@ -32,6 +37,8 @@ from .loss import IGNORE, shifts, token_ce
 def evaluate(model: Any, collator: Any, examples: list[Any], batch_size: int = 16,
              max_batches: int | None = None) -> dict[str, float]:
     """Loss, perplexity and accuracies of `model` on `examples` (see the module docstring)."""
+    if getattr(collator, "recurrent", False):
+        return _with_memory(model, collator, examples, batch_size, max_batches)
     was = model.training
     model.eval()
     dev = next(model.parameters()).device
@@ -82,6 +89,44 @@ def evaluate(model: Any, collator: Any, examples: list[Any], batch_size: int = 1
     if sent_total:
         result["sentence_accuracy"] = sent_right / sent_total
     return result
+
+
+@torch.no_grad()
+def _with_memory(model: Any, collator: Any, examples: list[Any], batch_size: int,
+                 max_batches: int | None) -> dict[str, float]:
+    """Transformer-XL: the held-out segments (consecutive in the stream) read in order as one stream, each
+    layer's memory carried from segment to segment; with the no-memory numbers beside them."""
+    collator.recurrent = False  # the plain pass: each segment alone, batched
+    try:
+        alone = evaluate(model, collator, examples, batch_size, max_batches)
+    finally:
+        collator.recurrent = True
+    n = len(examples) if max_batches is None else min(len(examples), max_batches * batch_size)
+    was = model.training
+    model.eval()
+    dev = next(model.parameters()).device
+    ce_sum, tokens, correct, mems = 0.0, 0, 0, None
+    try:
+        for i in range(n):
+            batch = {k: v.to(dev) for k, v in collator([examples[i]], [i], 0).items()}
+            labels = batch.pop("labels")
+            if mems is not None:  # the mask covers [memory; segment], as in training
+                m = batch["attention_mask"]
+                batch["attention_mask"] = torch.cat([m.new_ones(m.shape[0], mems[0].shape[1]), m], 1)
+            out = model(**batch, past_key_values=mems, use_cache=True)
+            mems = out.past_key_values
+            ce_sum += float(token_ce(out.logits, labels, shift=True, reduction="sum"))
+            lab, pred = labels[:, 1:], out.logits[:, :-1].argmax(-1)
+            keep = lab != IGNORE
+            tokens += int(keep.sum())
+            correct += int((pred[keep] == lab[keep]).sum())
+    finally:
+        model.train(was)
+    if tokens == 0:
+        return alone
+    loss = ce_sum / tokens
+    return {"loss": loss, "perplexity": math.exp(min(loss, 700.0)), "tokens": tokens, "accuracy": correct / tokens,
+            "loss_no_memory": alone["loss"], "perplexity_no_memory": alone["perplexity"]}
 
 
 @torch.no_grad()
