@@ -3,9 +3,10 @@ structural oracle that checks the compiled module does what the spec says.
 
 `specs()` draws a plain mapping (what a user would write in YAML) that the validator must
 accept: every family, norm kind and placement, residual kind (sequential, parallel,
-deepnorm), attention kind (self, two_stream, segment_memory) and mask (bidirectional,
+deepnorm), attention kind (self, two_stream, segment_memory, disentangled) and mask (bidirectional,
 causal, prefix, sliding window), MHA/GQA/MQA, ``head_dim != hidden / heads``, every
-position kind with rope's fraction, pairing and scaling, every MLP kind (MoE included),
+position kind with rope's fraction, pairing and scaling, a relative_position next to absolute
+positions (T5 bias: MPNet; DeBERTa's table), every MLP kind (MoE included),
 sharing (none, all, groups), factorised embeddings, segments, task types, embedding norm
 and scale, image patches, the mask token, and one or several heads of every kind. Sizes are
 tiny so a drawn model builds and runs in milliseconds.
@@ -87,8 +88,15 @@ def specs(draw: Any, *, family: str | None = None) -> dict[str, Any]:
 
     # attention: self, or the relative kinds that need xl_relative positions (one-stack models)
     relative = fam != "encoder-decoder" and not patches and draw(st.integers(0, 5)) == 0
+    # DeBERTa's disentangled attention (bidirectional encoders), over its shared relative table
+    disentangled = not relative and fam == "encoder" and not patches and draw(st.integers(0, 4)) == 0
     attention: dict[str, Any]
-    if relative:
+    if disentangled:
+        c2p = draw(st.booleans())
+        attention = {"kind": "disentangled", "c2p": c2p, "p2c": not c2p or draw(st.booleans()),
+                     "share_keys": draw(st.booleans()), "qkv_bias": draw(st.booleans()),
+                     "out_bias": draw(st.booleans())}
+    elif relative:
         kind = draw(st.sampled_from(["two_stream", "segment_memory"]))
         attention = {"kind": kind, "memory": draw(st.sampled_from([0, 4]))}
         if kind == "segment_memory" and fam == "decoder":
@@ -104,7 +112,7 @@ def specs(draw: Any, *, family: str | None = None) -> dict[str, Any]:
             attention["window"] = draw(st.sampled_from([2, 4]))
         if draw(st.integers(0, 4)) == 0:
             attention["scale"] = draw(st.sampled_from([1.0, 0.5]))
-    kv = "mha" if relative else draw(st.sampled_from(["mha", "gqa", "mqa"]))  # relative kinds: one kv per q head
+    kv = "mha" if relative or disentangled else draw(st.sampled_from(["mha", "gqa", "mqa"]))  # one kv per q head
     if kv == "mqa":
         attention["kv_heads"] = 1
     elif kv == "gqa":
@@ -117,7 +125,20 @@ def specs(draw: Any, *, family: str | None = None) -> dict[str, Any]:
         attention["dropout"] = 0.1
 
     # position
-    if relative:
+    relative_position: dict[str, Any] | None = None
+    if disentangled:
+        buckets = draw(st.sampled_from([None, 2, 4, 8]))
+        table: dict[str, Any] = {"kind": "disentangled", "buckets": buckets,
+                                 "max_distance": draw(st.sampled_from([d for d in (4, 6, 16)
+                                                                       if buckets is None or d > buckets // 2 + 1]))}
+        if draw(st.booleans()):
+            table["norm"] = {"kind": "layernorm", "eps": 1e-7}
+        if max_positions and draw(st.booleans()):  # absolute positions too (position_biased_input)
+            position: dict[str, Any] = {"kind": "learned"}
+            relative_position = table
+        else:
+            position = table
+    elif relative:
         position: dict[str, Any] = {"kind": "xl_relative"}
         if draw(st.booleans()):
             position["clamp"] = 8
@@ -138,9 +159,14 @@ def specs(draw: Any, *, family: str | None = None) -> dict[str, Any]:
             position = {"kind": pk, "offset": draw(st.sampled_from([0, 0, 2]))}
         else:
             position = {"kind": pk}
+        if pk in ("learned", "sinusoidal") and draw(st.integers(0, 3)) == 0:  # and a shared T5 bias (MPNet)
+            buckets = draw(st.sampled_from([4, 8, 32]))
+            relative_position = {"kind": "t5_relative", "buckets": buckets,
+                                 "max_distance": draw(st.sampled_from([d for d in (3, 8, 128) if d > buckets // 2]))}
 
     # block: norm, placement, residual
-    placement = draw(st.sampled_from(["pre", "post", "sandwich"]))
+    # output (OLMo 2: x + norm(f(x))) is compiled for self-attention layers only
+    placement = draw(st.sampled_from(["pre", "post", "sandwich"] + ([] if relative or disentangled else ["output"])))
     residual: dict[str, Any] = {"kind": "sequential"}
     rk = draw(st.sampled_from(["sequential", "sequential", "deepnorm"] + ([] if relative else ["parallel"])))
     if rk == "parallel":
@@ -156,6 +182,8 @@ def specs(draw: Any, *, family: str | None = None) -> dict[str, Any]:
 
     spec: dict[str, Any] = {"plmgraph": 1, "name": "drawn", "family": fam, "sizes": sizes, "block": block,
                             "position": position}
+    if relative_position is not None:
+        spec["relative_position"] = relative_position
     if max_positions:
         sizes["max_positions"] = max_positions
 

@@ -26,6 +26,7 @@ from ..kinds.mlp.moe import MoEMLP  # noqa: F401
 from ..kinds.norm.layernorm import LayerNorm  # noqa: F401  (re-exported: spec.model, users)
 from ..kinds.norm.rmsnorm import RMSNorm  # noqa: F401
 from ..kinds.position.alibi import AlibiPosition  # noqa: F401  (re-exported: spec.model, users)
+from ..kinds.position.disentangled import DisentangledPosition
 from ..kinds.position.glm_2d import GLM2DPosition  # noqa: F401
 from ..kinds.position.learned import LearnedPosition  # noqa: F401
 from ..kinds.position.none import NoPosition  # noqa: F401
@@ -56,6 +57,10 @@ Position = union("position")
 #: the kinds whose `adds_to_embeddings` is set.
 INPUT_POSITIONS = tuple(k.variant for name, k in KINDS.items()
                         if name.startswith("position/") and k.adds_to_embeddings)
+
+RelativePosition = Annotated[T5RelativePosition | DisentangledPosition, Field(discriminator="kind")]
+"""A relative position signal inside attention that goes with an absolute `position` (`ModelSpec.relative_position`):
+T5's bucketed score bias (MPNet) or DeBERTa's shared relative table (position_biased_input)."""
 
 
 # ----------------------------------------------------------------------- attention

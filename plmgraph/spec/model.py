@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, PositiveInt, PrivateAttr, model_validator
 
 from .blocks import (
+    INPUT_POSITIONS,
     Block,
     DenseMLP,
     GatedMLP,
@@ -22,6 +23,7 @@ from .blocks import (
     Norm,
     Position,
     Probability,
+    RelativePosition,
     RMSNorm,
     Strict,
 )
@@ -126,6 +128,11 @@ class ModelSpec(Strict):
     position: Position = Field(
         default_factory=lambda: _default_position(), description="How token order is encoded."
     )
+    relative_position: RelativePosition | None = Field(
+        None, description="A relative position signal inside attention, computed once per stack and shared by every "
+        "layer, next to an absolute `position` added to the embeddings: t5_relative (MPNet) or disentangled "
+        "(DeBERTa with absolute positions too). Default: none."
+    )
     block: Block = Field(default_factory=Block, description="The layer every stack uses by default.")
     encoder: Stack | None = Field(None, description="The encoder stack (encoder and encoder-decoder).")
     decoder: Stack | None = Field(None, description="The decoder stack (decoder and encoder-decoder).")
@@ -214,6 +221,10 @@ class ModelSpec(Strict):
         pos = self.position
         if pos.kind in ("learned", "glm_2d") and s.max_positions is None and emb.patches is None:
             errs.append((("sizes", "max_positions"), f"{pos.kind} positions need sizes.max_positions"))
+        if self.relative_position is not None and pos.kind not in INPUT_POSITIONS:
+            errs.append((("relative_position",), f"relative_position goes with an absolute position added to the "
+                         f"embeddings ({', '.join(INPUT_POSITIONS)}), not position kind '{pos.kind}'; a relative "
+                         f"position alone is written as `position` itself"))
 
         # Stacks.
         for name in present:
@@ -377,6 +388,10 @@ def _check_stack(spec: ModelSpec, name: str, stack: Stack) -> list[tuple[tuple[s
         errs.append(
             (base + ("attention", "kind"), f"{at.kind} attention needs position kind 'xl_relative', not '{pos.kind}'")
         )
+    if "disentangled" in (pos.kind, getattr(spec.relative_position, "kind", None)) and at.kind != "disentangled":
+        where = ("position", "kind") if pos.kind == "disentangled" else ("relative_position", "kind")
+        errs.append((where, f"disentangled positions (DeBERTa's relative table) need attention kind 'disentangled', "
+                     f"not '{at.kind}'"))
     if pos.kind == "xl_relative" and not relative_attn:
         errs.append(
             (("position", "kind"), f"xl_relative positions need attention kind 'two_stream' or 'segment_memory', "

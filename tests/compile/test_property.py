@@ -101,8 +101,11 @@ def independent_count(spec: Any) -> int:
             total += rows * E
         elif pos.kind == "glm_2d":
             total += 2 * s.max_positions * E  # position in the text, position in the span
-        elif pos.kind == "t5_relative":
-            total += pos.buckets * s.heads  # one scalar per (bucket, head), in the stack's first layer
+        for p in (pos, spec.relative_position):
+            if p is not None and p.kind == "t5_relative":
+                total += p.buckets * s.heads  # one scalar per (bucket, head), in the stack's first layer
+            elif p is not None and p.kind == "disentangled":  # DeBERTa: 2k rows of width H (+ LayerNorm)
+                total += 2 * (p.buckets or p.max_distance) * H + (2 * H if p.norm is not None else 0)
         if _name != "decoder" or len(stacks) == 1:  # token_type_ids are the encoder's input
             total += (e.segments or 0) * E
         total += (e.task_types or 0) * E
@@ -118,8 +121,13 @@ def independent_count(spec: Any) -> int:
         if at.kind == "self":
             layer += H * (n + 2 * kv) * d + ((n + 2 * kv) * d if at.qkv_bias else 0)
             layer += n * d * H + (H if at.out_bias else 0)
-            if at.qk_norm:
+            if at.qk_norm and at.qk_norm_scope == "projection":  # OLMo 2: over all of q, all of k
+                layer += _norm_params(b.norm, n * d) + _norm_params(b.norm, kv * d)
+            elif at.qk_norm:
                 layer += 2 * _norm_params(b.norm, d)
+        elif at.kind == "disentangled":  # DeBERTa: q, k, v, out; pos_key_proj / pos_query_proj unless shared
+            own = 0 if at.share_keys else int(at.c2p) + int(at.p2c)
+            layer += (3 + own) * (H * n * d + (n * d if at.qkv_bias else 0)) + n * d * H + (H if at.out_bias else 0)
         else:  # Transformer-XL relative attention: q, k, v, r projections, u and v biases; XLNet's segment terms
             layer += 4 * n * d * H + 2 * n * d + n * d * H
             if at.kind == "two_stream":
@@ -173,7 +181,7 @@ def check_cache(spec: Any, model: Any, kw: dict[str, Any]) -> None:
     from plmgraph.train.generate import generate
 
     at = list(spec.stacks.values())[-1].block.attention
-    relative = at.kind != "self"
+    relative = at.kind in ("two_stream", "segment_memory")
     kw4 = {k: v for k, v in kw.items() if k != "attention_mask"}
     key = "decoder_input_ids" if spec.family == "encoder-decoder" else "input_ids"
     seq = kw4[key]
@@ -332,6 +340,23 @@ REGRESSIONS = [
      "block": {"attention": {"kind": "two_stream"}}, "heads": [{"kind": "lm"}]},
     {"plmgraph": 1, "name": "r11", "family": "decoder", "sizes": {"vocab": 48, "hidden": 16, "layers": 1, "heads": 2},
      "block": {"attention": {"kind": "self", "mask": "bidirectional"}}, "heads": [{"kind": "lm"}]},
+    # DeBERTa-v3's disentangled attention over a bucketed, LayerNorm-ed table (the drawn 7 tokens pass the
+    # exact buckets), and v2's layout: learned absolute positions too, separate position projections, c2p only
+    {"plmgraph": 1, "name": "r12", "family": "encoder", "sizes": {"vocab": 48, "hidden": 16, "layers": 2, "heads": 2},
+     "position": {"kind": "disentangled", "buckets": 4, "max_distance": 8, "norm": {"kind": "layernorm"}},
+     "block": {"placement": "post", "attention": {"kind": "disentangled"}},
+     "heads": [{"kind": "mlm", "transform": {"activation": "gelu", "norm": True}}]},
+    {"plmgraph": 1, "name": "r13", "family": "encoder",
+     "sizes": {"vocab": 48, "hidden": 16, "layers": 2, "heads": 2, "max_positions": 32},
+     "position": {"kind": "learned"}, "relative_position": {"kind": "disentangled", "buckets": None, "max_distance": 4},
+     "block": {"attention": {"kind": "disentangled", "c2p": True, "p2c": False, "share_keys": False}},
+     "heads": [{"kind": "sequence_classification", "labels": 3}], "sharing": {"kind": "all"}},
+    # MPNet: learned absolute positions (RoBERTa's offset) and a T5 bias shared by every layer
+    {"plmgraph": 1, "name": "r14", "family": "encoder",
+     "sizes": {"vocab": 48, "hidden": 16, "layers": 2, "heads": 2, "max_positions": 32},
+     "position": {"kind": "learned", "offset": 2, "padding_aware": True},
+     "relative_position": {"kind": "t5_relative", "buckets": 8, "max_distance": 16},
+     "block": {"placement": "post"}, "heads": [{"kind": "mlm"}]},
 ]
 
 

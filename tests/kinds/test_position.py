@@ -66,4 +66,4 @@ def test_none_has_no_node():
 def test_input_positions_come_from_the_kinds():
     assert INPUT_POSITIONS == ("learned", "sinusoidal", "glm_2d")
     assert [n.split("/")[1] for n, k in KINDS.items() if n.startswith("position/")] == [
-        "none", "learned", "sinusoidal", "rope", "alibi", "t5_relative", "xl_relative", "glm_2d"]
+        "none", "learned", "sinusoidal", "rope", "alibi", "t5_relative", "xl_relative", "glm_2d", "disentangled"]

@@ -175,9 +175,9 @@ def test_unknown_key_lists_the_fields_of_the_selected_variant(tmp_path):
                      "block.norm.kind", 4, id="norm"),
         pytest.param("position: {kind: rotary}\n",
                      r"unknown kind 'rotary'; allowed: none, learned, sinusoidal, rope, alibi, t5_relative, "
-                     r"xl_relative, glm_2d$", "position.kind", 3, id="position"),
+                     r"xl_relative, glm_2d, disentangled$", "position.kind", 3, id="position"),
         pytest.param("block:\n  attention: {kind: flash}\n",
-                     r"unknown kind 'flash'; allowed: self, two_stream, segment_memory$",
+                     r"unknown kind 'flash'; allowed: self, two_stream, segment_memory, disentangled$",
                      "block.attention.kind", 4, id="attention"),
         pytest.param("block:\n  mlp: {kind: swiglu}\n", r"unknown kind 'swiglu'; allowed: dense, gated, moe$",
                      "block.mlp.kind", 4, id="mlp"),

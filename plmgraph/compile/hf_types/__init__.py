@@ -38,6 +38,7 @@ from . import (
     bert,
     bloom,
     camembert,
+    deberta_v2,
     distilbert,
     electra,
     ernie,
@@ -53,6 +54,7 @@ from . import (
     llama,
     mistral,
     mixtral,
+    mpnet,
     openai_gpt,
     opt,
     phi,
@@ -77,7 +79,7 @@ from .weights import ALWAYS_IGNORED, Item, plan_for
 _MODULES = (bert, ernie, roberta, albert, distilbert, openai_gpt, gpt2, t5, bart, llama, mixtral, glm, vit, xlnet,
             mistral, qwen2, qwen3, gemma, gemma2, gemma3_text, starcoder2, phi3, gpt_neox, opt,
             xlm_roberta, camembert, gptj, stablelm, bloom, qwen3_moe,
-            gpt_bigcode, falcon, qwen2_moe, phi, electra)
+            gpt_bigcode, falcon, qwen2_moe, phi, electra, deberta_v2, mpnet)
 
 #: model_type -> its `Family`: the one registry import, export and the tensor check read.
 FAMILIES: dict[str, Family] = {}
