@@ -184,7 +184,8 @@ def _train(trainer: Any, intro: str) -> None:
     columns = [TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(),
                TextColumn("loss {task.fields[loss]:.3f}  {task.fields[tps]:,.0f} tok/s  lr {task.fields[lr]:.2e}"),
                TimeRemainingColumn()]
-    with Progress(*columns, console=err, transient=False) as bar:
+    console = err._real() if hasattr(err, "_real") else err  # rich's Live enters the console: the real one
+    with Progress(*columns, console=console, transient=False) as bar:
         task = bar.add_task("train", total=cfg.steps, completed=trainer.step, loss=float("nan"), tps=0.0, lr=0.0)
 
         def step(m: dict[str, Any]) -> None:
