@@ -368,6 +368,77 @@ class TokenFile:
         return cls(path)
 
 
+class SentenceIndex:
+    """Sentence and document boundaries beside a `TokenFile` whose documents were written sentence by
+    sentence with no separator (the sentence-pair layouts under ``--memmap``): ``PATH.sentences`` (int64,
+    the end offset of each sentence in the token file), ``PATH.docs`` (int64, the first sentence of each
+    document, then the number of sentences) and ``PATH.index.json`` (their counts), all memory-mapped."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        import numpy as np
+
+        self.path = Path(path)
+        head = Path(str(self.path) + ".index.json")
+        if not head.is_file():
+            raise InputError(f"{self.path}: sentence index ({head.name}) not found")
+        meta = json.loads(head.read_text(encoding="utf-8"))
+        self.n_sentences, self.n_docs = int(meta["sentences"]), int(meta["docs"])
+
+        def open_(suffix: str, n: int) -> Any:
+            f = Path(str(self.path) + suffix)
+            return np.memmap(f, dtype=np.int64, mode="r", shape=(n,)) if n else np.zeros(0, dtype=np.int64)
+
+        self.ends = open_(".sentences", self.n_sentences)
+        self.docs = open_(".docs", self.n_docs + 1)
+
+    def sentences(self, d: int) -> int:
+        """The number of sentences of document `d`."""
+        return int(self.docs[d + 1] - self.docs[d])
+
+    def span(self, d: int, k: int) -> tuple[int, int]:
+        """Token offsets [start, end) of sentence `k` of document `d`."""
+        g = int(self.docs[d]) + k
+        return (int(self.ends[g - 1]) if g else 0), int(self.ends[g])
+
+    @classmethod
+    def write(cls, path: str | os.PathLike, docs: Iterable[list[list[int]]], vocab: int) -> tuple[TokenFile,
+                                                                                                  SentenceIndex]:
+        """Write documents given as lists of sentences' ids: the tokens (a `TokenFile`, no separators) and
+        their boundaries, each file atomically."""
+        import numpy as np
+
+        path = Path(path)
+        tmp = {s: path.with_name(f".{path.name}{s}.tmp") for s in (".sentences", ".docs")}
+        counts = {"sentences": 0, "docs": 0}
+        files = {s: open(f, "wb") for s, f in tmp.items()}
+        try:
+            def flat() -> Iterator[list[int]]:
+                at = 0
+                for doc in docs:
+                    files[".docs"].write(np.int64(counts["sentences"]).tobytes())
+                    counts["docs"] += 1
+                    ends = []
+                    for sent in doc:
+                        at += len(sent)
+                        ends.append(at)
+                    files[".sentences"].write(np.asarray(ends, dtype=np.int64).tobytes())
+                    counts["sentences"] += len(ends)
+                    yield [t for sent in doc for t in sent]
+
+            tokens = TokenFile.write(path, flat(), vocab)
+            files[".docs"].write(np.int64(counts["sentences"]).tobytes())
+        finally:
+            for f in files.values():
+                f.close()
+        for suffix, f in tmp.items():
+            os.replace(f, Path(str(path) + suffix))
+        head = Path(str(path) + ".index.json")
+        head_tmp = head.with_name(f".{head.name}.tmp")
+        head_tmp.write_text(json.dumps(counts) + "\n", encoding="utf-8")
+        os.replace(head_tmp, head)
+        return tokens, cls(path)
+
+
 class TokenBlocks(Sequence):
     """Consecutive `block`-token examples of a `TokenFile`, read on demand; `wrap` turns a block's ids
     into an example (the collator's layout)."""
@@ -385,4 +456,4 @@ class TokenBlocks(Sequence):
         return self.wrap(self.tokens[i * self.block:(i + 1) * self.block])
 
 
-__all__ = ["PYDOC", "PYDOC_TAGS", "TAGS", "Corpus", "TokenBlocks", "TokenFile", "held_out_doc", "iter_texts", "load_corpus", "pydoc_tags", "word_tag"]
+__all__ = ["PYDOC", "PYDOC_TAGS", "TAGS", "Corpus", "SentenceIndex", "TokenBlocks", "TokenFile", "held_out_doc", "iter_texts", "load_corpus", "pydoc_tags", "word_tag"]

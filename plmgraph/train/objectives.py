@@ -597,14 +597,18 @@ class Collator:
     def stream_examples(self, texts: Any, seq_len: int, path: Any, allow_empty: bool = False) -> Any:
         """Like `examples`, for corpora larger than memory: tokenize `texts` (an iterable of documents,
         `data.iter_texts`) once into the token file `path` and return its blocks (`data.TokenBlocks`)."""
-        from .data import TokenFile
+        from .data import SentenceIndex, TokenFile
 
-        if self.layout not in ("causal", "bidirectional", "spans", "continuation", "permutation", "glm") or \
-                self.unit != "token":
+        if self.layout not in ("causal", "bidirectional", "spans", "continuation", "permutation", "glm",
+                               "pairs") or self.unit != "token":
             what = f"unit {self.unit!r}" if self.unit != "token" else f"the {self.layout!r} layout"
-            raise InputError(f"a memory-mapped corpus holds token ids only, and {what} of "
-                             f"{', '.join(t.kind for t in self.objectives)} needs sentences or word boundaries; "
-                             "train it without --memmap")
+            raise InputError(f"a memory-mapped corpus holds token ids (and, for sentence pairs, sentence and "
+                             f"document boundaries) only, and {what} of {', '.join(t.kind for t in self.objectives)} "
+                             "needs word boundaries, labels or sentences of its own; train it without --memmap")
+        if self.layout == "pairs":  # the sentences' ids, no separator, and their boundaries beside them
+            SentenceIndex.write(path, ([self.tok.encode(x) for x in t.split("\n")] for t in texts),
+                                self.tok.vocab_size)
+            return self.open_stream(path, seq_len, allow_empty)
         end = self.tok.id("sep") if self.layout == "bidirectional" else self.tok.id("eos")
         TokenFile.write(path, (self.tok.encode(t) + [end] for t in texts), self.tok.vocab_size)
         return self.open_stream(path, seq_len, allow_empty)
@@ -616,6 +620,8 @@ class Collator:
         if seq_len < 8:
             raise InputError(f"--seq-len must be at least 8, got {seq_len}")
         self.seq_len = seq_len
+        if self.layout == "pairs":
+            return self._open_pairs(path, seq_len, allow_empty)
         glm = next((t for t in self.objectives if t.kind == "blank_infilling"), None)
         block = {"causal": seq_len, "bidirectional": seq_len - 2, "spans": seq_len - 1, "continuation": seq_len,
                  "permutation": seq_len}.get(self.layout) or glm.block(seq_len)  # type: ignore[union-attr]
@@ -632,6 +638,22 @@ class Collator:
             raise InputError(f"the corpus has {len(blocks.tokens):,} tokens, shorter than one sequence of {block} "
                              "(pass a smaller --seq-len or more text)")
         return blocks
+
+    def _open_pairs(self, path: Any, seq_len: int, allow_empty: bool) -> Any:
+        """The sentence pairs of a memory-mapped corpus: planned from its sentence index (lengths only), each
+        read from the token file on demand (`PairBlocks`)."""
+        from .data import SentenceIndex, TokenFile
+
+        tokens, index = TokenFile(path), SentenceIndex(path)
+
+        def length(d: int, k: int) -> int:
+            a, b = index.span(d, k)
+            return b - a
+
+        plans = self.pair_plans(index.n_docs, index.sentences, length, seq_len)
+        if not plans and not allow_empty:
+            raise InputError("the corpus yields no training examples (documents too short for sentence pairs)")
+        return PairBlocks(self, tokens, index, plans, seq_len)
 
     def _sentences(self, corpus: Corpus, seq_len: int) -> list[Example]:
         budget = seq_len - 2
@@ -746,47 +768,81 @@ class Collator:
         return out
 
     def _pairs(self, corpus: Corpus, seq_len: int) -> list[Example]:
+        docs = [[self._sentence(corpus, d, k) for k in range(len(doc))] for d, doc in enumerate(corpus.docs)]
+        plans = self.pair_plans(len(docs), lambda d: len(docs[d]), lambda d, k: len(docs[d][k][0]), seq_len)
+        return [self.pair_example(p, lambda d, k: (list(docs[d][k][0]), list(docs[d][k][1])),
+                                  lambda d: len(docs[d]), seq_len) for p in plans]
+
+    def pair_plans(self, n_docs: int, n_sentences: Any, length: Any, seq_len: int) -> list[tuple[int, ...]]:
+        """The sentence pairs of a corpus from its sentence lengths alone (BERT's
+        ``create_instances_from_document``, seeded by `seed`): per pair ``(doc, first sentence, sentences,
+        cut, a_end, label, other doc, other start)`` (cut / other -1 when unused).  `n_sentences(d)` and
+        `length(d, k)` give the corpus's shape, so a memory-mapped corpus is planned without its tokens."""
         rng = random.Random(self.seed)
         nsp = any(t.kind == "nsp" for t in self.objectives)
-        docs = [[self._sentence(corpus, d, k) for k in range(len(doc))] for d, doc in enumerate(corpus.docs)]
         budget = seq_len - 3
-        cls, sep = self.tok.id("cls"), self.tok.id("sep")
-        out: list[Example] = []
-        for di, doc in enumerate(docs):
+        out: list[tuple[int, ...]] = []
+        for di in range(n_docs):
+            n_di = n_sentences(di)
             i = 0
-            while i < len(doc):
-                chunk, size = [], 0
-                while i < len(doc) and (size < budget or not chunk):
-                    chunk.append(doc[i])
-                    size += len(doc[i][0])
+            while i < n_di:
+                first, count, size = i, 0, 0
+                lens: list[int] = []
+                while i < n_di and (size < budget or not count):
+                    lens.append(length(di, i))
+                    size += lens[-1]
+                    count += 1
                     i += 1
-                if len(chunk) == 1:  # one sentence: split its tokens
-                    ids, st = chunk[0]
-                    if len(ids) < 2:
+                cut = -1
+                if count == 1:  # one sentence: split its tokens
+                    if lens[0] < 2:
                         continue
-                    cut = rng.randint(1, len(ids) - 1)
-                    chunk = [(ids[:cut], st[:cut]), (ids[cut:], [True] + st[cut + 1:])]
-                a_end = rng.randint(1, len(chunk) - 1)
-                a, b = _join(chunk[:a_end]), _join(chunk[a_end:])
-                label = 0
-                if nsp and len(docs) > 1 and rng.random() < 0.5:
-                    other = rng.choice([j for j in range(len(docs)) if j != di])
-                    start = rng.randrange(len(docs[other]))
-                    b = _join(docs[other][start:start + len(chunk) - a_end])
+                    cut = rng.randint(1, lens[0] - 1)
+                    lens = [cut, lens[0] - cut]
+                a_end = rng.randint(1, len(lens) - 1)
+                la, lb = sum(lens[:a_end]), sum(lens[a_end:])
+                label, other, start = 0, -1, -1
+                if nsp and n_docs > 1 and rng.random() < 0.5:
+                    other = rng.randrange(n_docs - 1)  # as rng.choice of the other documents
+                    other += other >= di
+                    n_other = n_sentences(other)
+                    start = rng.randrange(n_other)
+                    lb = sum(length(other, k) for k in range(start, min(n_other, start + len(lens) - a_end)))
                     label = 1
                 elif not nsp and rng.random() < 0.5:
-                    a, b, label = b, a, 1
-                while len(a[0]) + len(b[0]) > budget:  # truncate the longer side from its end
-                    longer = a if len(a[0]) >= len(b[0]) else b
-                    longer[0].pop()
-                    longer[1].pop()
-                if not a[0] or not b[0]:
-                    continue
-                ids = [cls] + a[0] + [sep] + b[0] + [sep]
-                starts = [True] + a[1] + [True] + b[1] + [True]
-                types = [0] * (len(a[0]) + 2) + [1] * (len(b[0]) + 1)
-                out.append(Example(ids, starts, types, label))
+                    la, lb, label = lb, la, 1
+                while la + lb > budget:  # truncate the longer side from its end
+                    if la >= lb:
+                        la -= 1
+                    else:
+                        lb -= 1
+                if la and lb:
+                    out.append((di, first, count, cut, a_end, label, other, start))
         return out
+
+    def pair_example(self, plan: Any, get: Any, n_sentences: Any, seq_len: int) -> Example:
+        """The `Example` of one `pair_plans` plan; `get(d, k)` gives sentence k of document d as fresh
+        (ids, starts) lists, `n_sentences(d)` the sentences of document d."""
+        di, first, count, cut, a_end, label, other, start = (int(x) for x in plan)
+        chunk = [get(di, k) for k in range(first, first + count)]
+        if cut >= 0:
+            ids, st = chunk[0]
+            chunk = [(ids[:cut], st[:cut]), (ids[cut:], [True] + st[cut + 1:])]
+        a, b = _join(chunk[:a_end]), _join(chunk[a_end:])
+        if other >= 0:
+            b = _join([get(other, k) for k in range(start, min(n_sentences(other), start + len(chunk) - a_end))])
+        elif label:
+            a, b = b, a
+        budget = seq_len - 3
+        while len(a[0]) + len(b[0]) > budget:  # truncate the longer side from its end
+            longer = a if len(a[0]) >= len(b[0]) else b
+            longer[0].pop()
+            longer[1].pop()
+        cls, sep = self.tok.id("cls"), self.tok.id("sep")
+        ids = [cls] + a[0] + [sep] + b[0] + [sep]
+        starts = [True] + a[1] + [True] + b[1] + [True]
+        types = [0] * (len(a[0]) + 2) + [1] * (len(b[0]) + 1)
+        return Example(ids, starts, types, label)
 
     # ---------------------------------------------------------------- batches
 
@@ -874,6 +930,31 @@ def heuristic_spans(text: str, unit: str) -> list[tuple[int, int]]:
     return spans
 
 
+class PairBlocks:
+    """Sentence-pair examples of a memory-mapped corpus, read on demand: `Collator.pair_plans` made from the
+    sentence index, each turned into an `Example` with the tokens of its sentences (`Collator.pair_example`).
+    Word starts are not stored (every token starts one): memory-mapped corpora train ``unit: token``."""
+
+    def __init__(self, collator: Collator, tokens: Any, index: Any, plans: list[tuple[int, ...]],
+                 seq_len: int) -> None:
+        import numpy as np
+
+        self.collator, self.tokens, self.index, self.seq_len = collator, tokens, index, seq_len
+        self.plans = np.asarray(plans, dtype=np.int64).reshape(-1, 8)  # 64 bytes a pair, not Python tuples
+
+    def __len__(self) -> int:
+        return len(self.plans)
+
+    def _get(self, d: int, k: int) -> tuple[list[int], list[bool]]:
+        a, b = self.index.span(d, k)
+        return self.tokens[a:b], [True] * (b - a)
+
+    def __getitem__(self, i: int) -> Example:
+        if not -len(self) <= i < len(self):
+            raise IndexError(i)
+        return self.collator.pair_example(self.plans[i], self._get, self.index.sentences, self.seq_len)
+
+
 class ImageCollator:
     """Image classification batches: ``pixel_values`` [B, C, S, S] and ``labels`` [B] (ViT).
 
@@ -951,6 +1032,6 @@ def collator_for(spec: Any, tokenizer: Tokenizer, seed: int = 0) -> Collator:
 
 
 __all__ = ["BlankInfillingObjective", "CLMObjective", "ClassificationObjective", "Collator", "DenoisingObjective",
-           "Example", "ImageCollator", "MLMObjective", "PermutationObjective", "SentencePairObjective",
+           "Example", "ImageCollator", "MLMObjective", "PairBlocks", "PermutationObjective", "SentencePairObjective",
            "SpanCorruptionObjective", "TrainObjective", "collator_for", "heuristic_spans", "image_data", "plan",
            "document_rotation", "random_spans_noise_mask", "text_infilling", "token_deletion"]
