@@ -456,4 +456,5 @@ class TokenBlocks(Sequence):
         return self.wrap(self.tokens[i * self.block:(i + 1) * self.block])
 
 
-__all__ = ["PYDOC", "PYDOC_TAGS", "TAGS", "Corpus", "SentenceIndex", "TokenBlocks", "TokenFile", "held_out_doc", "iter_texts", "load_corpus", "pydoc_tags", "word_tag"]
+__all__ = ["PYDOC", "PYDOC_TAGS", "TAGS", "Corpus", "SentenceIndex", "TokenBlocks", "TokenFile", "held_out_doc",
+           "iter_texts", "load_corpus", "pydoc_tags", "word_tag"]

@@ -4,9 +4,9 @@ planned from the sentence lengths alone and read on demand; they equal the in-me
 same corpus, and a memmap BERT run (MLM + NSP) resumes exactly."""
 
 import json
+from pydoc_data.topics import topics
 
 import pytest
-from pydoc_data.topics import topics
 
 import plmgraph as pg
 from plmgraph.train.data import SentenceIndex, TokenFile, iter_texts, load_corpus
