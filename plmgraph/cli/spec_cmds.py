@@ -184,6 +184,8 @@ def _print_summary(s: ModelSpec) -> None:
         highlight=False,
     )
     out.print(f"  position: {_kind_line(s.position.model_dump())}", highlight=False)
+    if s.relative_position is not None:
+        out.print(f"  relative_position: {_kind_line(s.relative_position.model_dump())}", highlight=False)
     for name, st in s.stacks.items():
         b = st.block
         at = b.attention

@@ -279,14 +279,14 @@ class _Builder:
         """The stack's one position node that feeds every attention layer (rotary, ALiBi,
         relative), or None when positions are added to the embeddings or absent. With absolute
         positions in the embeddings it is the spec's `relative_position`, if any (MPNet, DeBERTa)."""
-        pos = self.spec.position
+        pos, role = self.spec.position, "position"
         k = KINDS[f"position/{pos.kind}"]
         if not k.feeds_attention and self.spec.relative_position is not None:
-            pos = self.spec.relative_position
+            pos, role = self.spec.relative_position, "relative_position"  # beside the embeddings' own
             k = KINDS[f"position/{pos.kind}"]
         if not k.feeds_attention:
             return None
-        return self.add(f"{stack}.position", k.name, stack=stack, role="position",
+        return self.add(f"{stack}.position", k.name, stack=stack, role=role,
                         **k.node_attrs(pos, self.position_site(stack)))
 
     # -- stacks and layers --------------------------------------------------------

@@ -59,7 +59,8 @@ NORM_ROLES = {
 #: Node kinds whose presence follows from other blocks: never reported as added or removed.
 _SILENT = ("input/", "op/sum", "residual/add")
 _WHERE_ROLES = {
-    "token": "embeddings", "position": "position", "segment": "embeddings", "task_type": "embeddings",
+    "token": "embeddings", "position": "position", "relative_position": "relative position",
+    "segment": "embeddings", "task_type": "embeddings",
     "patches": "embeddings", "mask_token": "embeddings", "project": "embeddings", "embed_norm": "embeddings",
     "sum": "embeddings", "final_norm": "final norm", "pooler": "pooler",
 }

@@ -27,6 +27,8 @@ from plmgraph.spec import zoo_names
 REFUSED = {
     "transformer-xl -O embeddings.segments=2": "relative-attention stack with embedding segment",
     "bart-base -O decoder.block.mlp={kind: gated}": "decoder.layers.0.mlp differs from encoder.layers.0.mlp",
+    "bert-base -O position={kind: disentangled, buckets: 8, max_distance: 16},block.attention.kind=disentangled":
+        "block kind 'attention/disentangled': eject is not compiled yet",
 }
 EJECTED = zoo_names()
 
@@ -212,6 +214,9 @@ VARIANTS = {
     # the inputs are 12 long: past the trained context of 8, so the base grows
     "rope dynamic": ("llama2-7b", "position.scaling={kind: dynamic, factor: 2.0, original_max_positions: 8}"),
     "albert groups": ("albert-base", ["layers=4", "sharing={kind: groups, groups: 2}"]),  # blocks 0 0 2 2
+    # MPNet's layout: learned positions plus a T5 bias shared by every layer (relative_position)
+    "t5 bias next to learned positions": ("bert-base", "relative_position={kind: t5_relative, buckets: 8, "
+                                                       "max_distance: 16}"),
 }
 
 

@@ -150,6 +150,9 @@ FAMILY = Family(
         "position": [R("deberta.embeddings.position_embeddings.{p}", only="position/learned"),
                      R("deberta.encoder.rel_embeddings.{p}", only="position/disentangled")],
         "position.norm": R("deberta.encoder.LayerNorm.{p}"),
+        # position_biased_input: the table is the relative_position beside the learned positions
+        "relative_position": R("deberta.encoder.rel_embeddings.{p}"),
+        "relative_position.norm": R("deberta.encoder.LayerNorm.{p}"),
         "segment": R("deberta.embeddings.token_type_embeddings.{p}"),
         "embed_norm": R("deberta.embeddings.LayerNorm.{p}"),
         "attn.qkv": QKV(_L + ".attention.self.{x}.{p}", "query_proj", "key_proj", "value_proj"),

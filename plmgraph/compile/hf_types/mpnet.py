@@ -79,8 +79,8 @@ FAMILY = Family(
     },
     names={
         "token": R("mpnet.embeddings.word_embeddings.{p}"),
-        "position": [R("mpnet.embeddings.position_embeddings.{p}", only="position/learned"),
-                     R("mpnet.encoder.relative_attention_bias.{p}", only="position/t5_relative")],
+        "position": R("mpnet.embeddings.position_embeddings.{p}"),
+        "relative_position": R("mpnet.encoder.relative_attention_bias.{p}"),
         "embed_norm": R("mpnet.embeddings.LayerNorm.{p}"),
         "attn.qkv": QKV(_L + ".attention.attn.{x}.{p}", "q", "k", "v"),
         "attn.out": R(f"{_L}.attention.attn.o.{{p}}"),

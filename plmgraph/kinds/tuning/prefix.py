@@ -131,6 +131,8 @@ def _unsupported(graph: Any) -> str | None:
     if spec.position.kind not in POSITIONS:
         return f"{spec.position.kind} positions (the prefix columns would need their own bias); " \
                f"{', '.join(POSITIONS)} only"
+    if getattr(spec, "relative_position", None) is not None:  # MPNet's T5 bias next to learned positions
+        return f"a {spec.relative_position.kind} relative_position (the prefix columns would need their own bias)"
     layers = graph.stacks()[stack]["layers"]
     if any(graph.node(f"{stack}.layers.{i}.attn")["group"] != f"{stack}.layers.{i}.attn" for i in range(layers)):
         return "shared layers (ALBERT): each depth needs its own prefix but runs the same attention module"
