@@ -8,7 +8,10 @@ schema, diff, draw) never import torch, so they answer in well under a second.
 
 Start-up time is part of the interface: the command modules import what a command needs
 inside the command (the spec package, the graph, torch), so registering every command costs
-only Typer and rich, and ``plmgraph --help`` imports neither pydantic nor networkx nor torch.
+only Typer, and ``plmgraph --help`` imports neither pydantic nor networkx nor torch.  A
+spec-only command imports only the module that registers it (`SPEC_ONLY_MODULES`), and off a
+terminal none of them imports rich: `out`/`err` write plain lines and `table.Table` draws
+rich's tables itself wherever that is provably what rich would write.
 ``tools/bench_coldstart.py`` measures it.
 """
 
@@ -87,6 +90,9 @@ _CONSOLE_CLASS: type | None = None
 _PLAIN_TAGS = re.compile(r"\[(?:/|/?(?:bold|dim|italic|red|green|yellow|bold red|bold green|bold yellow))\]")
 
 
+#: What rich's markup could take for the start of a tag (rich.markup.RE_TAGS).
+_TAG_START = re.compile(r"\[[a-z#/@]")
+
 #: What rich's emoji replacement could match (``:smile:``); rich keeps unknown names, this is wider.
 _EMOJI = re.compile(r":\S*?:")
 
@@ -98,11 +104,13 @@ class _LazyConsole:
     else changed, so `print` writes such a line itself when that is provably all rich would do:
     one string, no option but ``markup``/``highlight``, no console made yet (a test that pins a
     width gets rich), stdout/stderr not a terminal, no ``FORCE_COLOR``/``TTY_COMPATIBLE`` (which
-    make rich colour a pipe), not inside IPython, and text with nothing rich would rewrite: no
-    ``[`` left after the known tags, no ``\\`` (escapes), no ``:name:`` (emoji codes such as ``:smile:``),
-    no tab (expanded) and no control or other non-printing character (stripped).  Everything
-    else (tables, several objects, unbalanced tags) goes to the rich console.
-    ``tests/cli/test_lazy_console.py`` checks the plain lines byte for byte against rich.
+    make rich colour a pipe), not inside IPython, and text with nothing rich would rewrite (see
+    `plain_text`): no tag left after the known ones (``[CLS]`` is text to rich too), no
+    backslash (escapes), no ``:name:`` (emoji codes such as ``:smile:``), no tab (expanded) and
+    no control or other non-printing character (stripped).  Everything else (several objects,
+    unbalanced tags) goes to the rich console; a `table.Table` is drawn the same way, plain when
+    provably as rich would, else by rich.  ``tests/cli/test_lazy_console.py`` and
+    ``tests/cli/test_plain_table.py`` check the plain output byte for byte against rich.
     """
 
     def __init__(self, stderr: bool = False) -> None:
@@ -130,6 +138,9 @@ class _LazyConsole:
     def print(self, *objects: Any, **kwargs: Any) -> None:
         text = self._plain(objects, kwargs)
         if text is None:
+            from .table import Table
+
+            objects = tuple(o.to_rich() if isinstance(o, Table) else o for o in objects)
             self._real().print(*objects, **kwargs)
             return
         file = self.file
@@ -138,9 +149,7 @@ class _LazyConsole:
 
     def _plain(self, objects: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
         """The exact text rich would write off a terminal, or None where rich must decide."""
-        if self._console is not None or not kwargs.keys() <= {"markup", "highlight"}:
-            return None
-        if len(objects) != 1 or type(objects[0]) is not str:
+        if self._console is not None or not kwargs.keys() <= {"markup", "highlight"} or len(objects) != 1:
             return None
         if os.environ.get("FORCE_COLOR") is not None or "TTY_COMPATIBLE" in os.environ or "IPython" in sys.modules:
             return None
@@ -152,16 +161,27 @@ class _LazyConsole:
                 return None
         except (AttributeError, ValueError):
             return None
-        text = objects[0]
-        if kwargs.get("markup", True) is not False:
-            if not _balanced(_PLAIN_TAGS.findall(text)):
-                return None  # rich raises its MarkupError
-            text = _PLAIN_TAGS.sub("", text)
-            if "[" in text:
-                return None
-        if "\\" in text or _EMOJI.search(text) or not all(line.isprintable() for line in text.split("\n")):
+        obj = objects[0]
+        if type(obj) is str:
+            return plain_text(obj, kwargs.get("markup", True) is not False)
+        from .table import Table
+
+        return obj.plain(PIPE_WIDTH) if type(obj) is Table else None
+
+
+def plain_text(text: str, markup: bool) -> str | None:
+    """`text` as rich writes it off a terminal (markup tags removed), or None where rich would
+    change more: an escape, an emoji code, a tab, a control character, a tag it does not know or
+    does not balance."""
+    if markup:
+        if not _balanced(_PLAIN_TAGS.findall(text)):
+            return None  # rich raises its MarkupError
+        text = _PLAIN_TAGS.sub("", text)
+        if _TAG_START.search(text):  # another tag, or what rich would take for one; "[CLS]" is text
             return None
-        return text
+    if "\\" in text or _EMOJI.search(text) or not all(line.isprintable() for line in text.split("\n")):
+        return None
+    return text
 
 
 def _balanced(tags: list[str]) -> bool:

@@ -79,9 +79,9 @@ def diff_cmd(
 
 def print_diff(delta: ArchDiff) -> None:
     """The rich terminal view of a diff: a grouped change table and a cost table."""
-    from rich.table import Table
-
     from ..graph.diff import AXIS_TITLES
+    from .table import Table
+
     a, b = delta.a.name, delta.b.name
     n, ns = len(delta.changes), len(delta.structural)
     if not delta.changes:

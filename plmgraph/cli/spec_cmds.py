@@ -45,10 +45,9 @@ def list_cmd(as_json: Json = False) -> None:
     """List the zoo: name, family, parameters, source."""
 
     def go() -> None:
-        from rich.table import Table
-
         from ..graph import resolve
         from ..spec import load_spec, zoo_dir, zoo_names
+        from .table import Table
 
         rows = []
         for name in zoo_names():
@@ -212,7 +211,7 @@ def _kind_line(d: dict[str, Any]) -> str:
 
 
 def _print_stats(st: Any) -> None:
-    from rich.table import Table
+    from .table import Table
 
     t = Table(title="parameters", title_justify="left")
     t.add_column("block")

@@ -37,6 +37,7 @@ PLAIN = [
     ("gpt2 → llama-7b: no changes", {"highlight": False, "markup": False}),
     ("unicode é 中文 → ✓", {}),
     ("[x] literal [1, 2] with markup off", {"markup": False}),
+    ("[1, 2], [CLS] and [ x ] are text to rich", {}),
     ("a very long line " * 40, {"highlight": False}),
 ]
 
@@ -49,7 +50,6 @@ RICH = [
     ("bell\x07 and carriage\rreturn", {}),
     ("\x1b[31mansi\x1b[0m", {"markup": False}),
     ("[link=https://example.org]a link[/link]", {}),
-    ("[1, 2] reads as text to rich", {}),
     ("[/] closes nothing", {}),
     ("[green]a[/bold]", {}),
     ("styled", {"style": "bold"}),
