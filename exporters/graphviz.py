@@ -26,6 +26,7 @@ from plmgraph.errors import PlmgraphError, UsageError
 from plmgraph.graph import ArchGraph, resolve
 from plmgraph.graph.diff import ArchDiff, diff, human_count
 from plmgraph.kinds import KINDS, kind
+from plmgraph.spec.pattern import pattern_words
 
 #: Output formats `save` understands, by file extension.
 FORMATS = {".svg": "svg", ".png": "png", ".pdf": "pdf", ".dot": "dot"}
@@ -253,6 +254,9 @@ class _ArchDrawer:
         elif sh.kind == "groups":
             shared = f"{sh.groups} shared sets of weights"
         if self.layers == "one":
+            pattern = self.g.spec.stacks[stack].pattern
+            if pattern is not None:  # layer 0 is drawn; the others vary by the stack's pattern
+                shared = "; ".join(x for x in (shared, f"pattern: {pattern_words(pattern)}") if x)
             return _html_title(f"× {n}", shared)
         owner = self.g.node(self.g.node(next(iter(self.g.layer_nodes(stack, i))))["group"])["layer"]
         note = "" if owner == i else f"weights of layer {owner}"

@@ -233,6 +233,11 @@ def fusion_plan(model: nn.Module) -> list[Fusion]:
                 why = "prefix tuning hands the attention extra key/value columns (through hooks)"
             elif getattr(stack, "prefix", False):
                 why = "GLM's prefix-LM mask is bidirectional inside a causal stack"
+            elif getattr(attn, "softcap", None) is not None:  # Gemma 2
+                why = f"soft-capped scores (softcap {attn.softcap:g}) are computed outside SDPA; kept plain"
+            elif getattr(stack, "windows", None) is not None or getattr(stack, "layer_positions", None) is not None:
+                why = ("a layer pattern (windows or rotary bases that differ by layer, Gemma 2/3, ModernBERT): the "
+                       "fused path builds one mask and one cos/sin table per stack")
             elif stack.rotary and not isinstance(stack.position, Rotary):
                 why = f"position {type(stack.position).__name__} inside attention has no fused kernel"
             elif stack.rotary and stack.position.scaling.get("kind") == "dynamic":

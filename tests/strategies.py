@@ -4,7 +4,8 @@ structural oracle that checks the compiled module does what the spec says.
 `specs()` draws a plain mapping (what a user would write in YAML) that the validator must
 accept: every family, norm kind and placement, residual kind (sequential, parallel,
 deepnorm), attention kind (self, two_stream, segment_memory, disentangled) and mask (bidirectional,
-causal, prefix, sliding window), MHA/GQA/MQA, ``head_dim != hidden / heads``, every
+causal, prefix, sliding window), a stack's layer pattern (per-layer windows and rotary bases, Gemma 2/3),
+soft-capped scores and logits, MHA/GQA/MQA, ``head_dim != hidden / heads``, every
 position kind with rope's fraction, pairing and scaling, a relative_position next to absolute
 positions (T5 bias: MPNet; DeBERTa's table), every MLP kind (MoE included),
 sharing (none, all, groups), factorised embeddings, segments, task types, embedding norm
@@ -112,6 +113,8 @@ def specs(draw: Any, *, family: str | None = None) -> dict[str, Any]:
             attention["window"] = draw(st.sampled_from([2, 4]))
         if draw(st.integers(0, 4)) == 0:
             attention["scale"] = draw(st.sampled_from([1.0, 0.5]))
+        if draw(st.integers(0, 4)) == 0:  # Gemma 2: c * tanh(scores / c)
+            attention["softcap"] = draw(st.sampled_from([1.0, 5.0]))
     kv = "mha" if relative or disentangled else draw(st.sampled_from(["mha", "gqa", "mqa"]))  # one kv per q head
     if kv == "mqa":
         attention["kv_heads"] = 1
@@ -199,6 +202,23 @@ def specs(draw: Any, *, family: str | None = None) -> dict[str, Any]:
         if dec:
             spec["decoder"] = dec
 
+    # a layer pattern (Gemma 2/3, ModernBERT): per-layer windows and rotary bases, cycled over one stack
+    if attention["kind"] == "self" and draw(st.integers(0, 3)) == 0:
+        where = draw(st.sampled_from(["encoder", "decoder"])) if fam == "encoder-decoder" else fam
+        n = spec.get("decoder", {}).get("layers", layers) if where == "decoder" else layers
+        entries = []
+        for _ in range(draw(st.integers(1, n))):
+            e: dict[str, Any] = {}
+            if attention.get("mask") != "prefix" and draw(st.booleans()):
+                e["window"] = draw(st.sampled_from([2, 4]))
+            if position["kind"] == "rope" and draw(st.booleans()):
+                e["rope"] = {"theta": draw(st.sampled_from([100.0, 500000.0]))}
+                if draw(st.integers(0, 2)) == 0:
+                    e["rope"]["scaling"] = {"kind": "linear", "factor": 2.0}
+            entries.append(e)
+        attention.pop("window", None)  # the entries say which layers slide
+        spec.setdefault(where, {})["pattern"] = entries
+
     # embeddings
     emb: dict[str, Any] = {}
     if draw(st.integers(0, 3)) == 0 and not relative:
@@ -250,6 +270,8 @@ def specs(draw: Any, *, family: str | None = None) -> dict[str, Any]:
             h["bias"] = draw(st.booleans())
             if draw(st.booleans()) or (h["tie_embeddings"] and E != hidden):
                 h["transform"] = {"activation": draw(st.sampled_from(ACTIVATIONS)), "norm": draw(st.booleans())}
+            if draw(st.integers(0, 4)) == 0:  # Gemma 2's final_logit_softcapping
+                h["softcap"] = 3.0
         elif k in ("sequence_classification", "token_classification", "image_classification"):
             h["labels"] = draw(st.integers(1, 5))
             h["bias"] = draw(st.booleans())

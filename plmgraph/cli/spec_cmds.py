@@ -191,10 +191,15 @@ def _print_summary(s: ModelSpec) -> None:
         out.print(
             f"  {name}: {st.layers} layers, {b.placement}-{b.norm.kind}, {b.residual.kind} residual, "
             f"attention {at.kind} ({s.sizes.heads} heads, {at.kv_heads} kv, head_dim {at.head_dim}, {at.mask}"
-            f"{', window ' + str(at.window) if at.window else ''}{', cross' if b.cross_attention else ''}), "
+            f"{', window ' + str(at.window) if at.window else ''}{', cross' if b.cross_attention else ''}"
+            f"{f', softcap {at.softcap:g}' if getattr(at, 'softcap', None) else ''}), "
             f"mlp {_kind_line(b.mlp.model_dump())}, final_norm {st.final_norm}",
             highlight=False,
         )
+        if st.pattern is not None:
+            from ..spec.pattern import pattern_words
+
+            out.print(f"  {name} layer pattern: {pattern_words(st.pattern)}", highlight=False)
     if s.sharing.kind != "none":
         out.print(f"  sharing: {_kind_line(s.sharing.model_dump())}", highlight=False)
     heads = ", ".join(h.name if h.name == h.kind else f"{h.name} ({h.kind})" for h in s.heads) or "none"

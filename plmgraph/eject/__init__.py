@@ -44,11 +44,30 @@ def eject(spec_or_graph: Any, weights: str | os.PathLike | None = None) -> str:
 
         raise NotCompiledYet(f"eject writes the base architecture; tuning kind {graph.spec.tuning.kind!r} is not "
                              "ejected (eject the spec with tuning: full, or export-hf a tuned model for PEFT)")
+    _refuse_unwritten(graph)
     path = None
     if weights is not None:
         path = weights_file(weights)
         check_weights(path, graph)
     return _assemble(graph, None if path is None else str(path))
+
+
+def _refuse_unwritten(graph: ArchGraph) -> None:
+    """What the ejected file does not write yet, refused by name rather than dropped: a stack's per-layer
+    pattern (windows or rotary bases that vary by layer: Gemma 2/3) and soft-capped scores or logits."""
+    from ..kinds import NotCompiledYet
+
+    name = graph.spec.name
+    for stack in graph.spec.stacks:
+        windows = {graph.node(n)["attrs"].get("window") for n in graph.nodes(stack=stack, role="attn")}
+        if len(windows) > 1 or any(n.startswith(f"{stack}.positions.") for n, _ in graph.items()):
+            raise NotCompiledYet(f"cannot eject {name!r}: the {stack}'s per-layer pattern (windows or rotary bases "
+                                 "that differ by layer) is not written yet; build it with `plmgraph build` instead")
+    for nid, d in graph.items():
+        if d["attrs"].get("softcap") is not None:
+            what = "logits" if d["axis"] == "head" else "scores"
+            raise NotCompiledYet(f"cannot eject {name!r}: {nid} soft-caps its {what} (softcap "
+                                 f"{d['attrs']['softcap']:g}), which the ejected file does not write yet")
 
 
 def spec_of(ref: Any) -> Any:

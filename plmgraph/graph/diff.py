@@ -35,6 +35,7 @@ from ..kinds.base import Aspect as _Aspect
 from ..kinds.base import num as _num
 from ..kinds.base import onoff as _onoff
 from ..kinds.mlp.gated import GATED  # noqa: F401  (re-exported)
+from ..spec.pattern import pattern_words
 from .arch import ArchGraph, resolve
 from .stats import Stats, stats
 
@@ -443,6 +444,9 @@ class _Differ:
             ra, rb = _residual(ba.residual), _residual(bb.residual)
             if ra != rb:
                 self.fact("residual", "residual", ra, rb, where, True)
+            pa, pb = pattern_words(st_a.pattern), pattern_words(st_b.pattern)
+            if pa != pb:
+                self.fact("attention", "layer pattern", pa, pb, where, True)
         for sa_name, st_a in A.stacks.items():
             if sa_name not in self.rename.values():
                 self.fact("stack", f"{sa_name} stack", f"{st_a.layers} layers", None, "", True)

@@ -38,4 +38,18 @@ class LayerPattern(Strict):
     )
 
 
-__all__ = ["LayerPattern", "LayerRope"]
+def pattern_words(pattern: list[LayerPattern] | None) -> str:
+    """A stack's pattern in words: "none", or its entries cycled ("window 4096 / global, cycled")."""
+    if pattern is None:
+        return "none"
+    words = []
+    for e in pattern:
+        w = f"window {e.window}" if e.window is not None else "global"
+        if e.rope is not None:
+            sc = e.rope.scaling
+            w += f" θ={e.rope.theta:g}" + (f" {sc.kind} ×{sc.factor:g}" if sc else "")
+        words.append(w)
+    return " / ".join(words) + ", cycled"
+
+
+__all__ = ["LayerPattern", "LayerRope", "pattern_words"]

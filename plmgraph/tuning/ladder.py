@@ -31,7 +31,8 @@ class LadderSide(nn.Module):
 
     def __init__(self, *, hidden: int, side_hidden: int, layers: nn.ModuleDict, schedule: list[str],
                  position: nn.Module | None, final_norm: nn.Module | None, temperature: float,
-                 device: Any = None, dtype: Any = None) -> None:
+                 device: Any = None, dtype: Any = None, positions: nn.ModuleDict | None = None,
+                 layer_positions: list[str] | None = None) -> None:
         super().__init__()
         kw = {"device": device, "dtype": dtype}
         self.down = nn.ModuleList(nn.Linear(hidden, side_hidden, **kw) for _ in range(len(schedule) + 1))
@@ -41,6 +42,10 @@ class LadderSide(nn.Module):
         if position is not None:
             self.position = position
         self.rotary = position is not None
+        # a layer pattern's own rotary bases (Gemma 3): the side's, keyed as the side stack keys them
+        if positions is not None:
+            self.positions = positions
+        self.layer_positions = layer_positions
         if final_norm is not None:
             self.final_norm = final_norm
         self.up = nn.Linear(side_hidden, hidden, **kw)
@@ -58,16 +63,25 @@ class LadderSide(nn.Module):
         self.up.bias.zero_()
 
     def forward(self, states: list[Tensor], mask: Tensor | None, is_causal: bool, positions: Tensor | None,
-                past: tuple[Any, ...] | None) -> tuple[Tensor, list[tuple[Tensor, Tensor]]]:
+                past: tuple[Any, ...] | None, layer_masks: list[tuple[Tensor | None, bool]] | None = None,
+                ) -> tuple[Tensor, list[tuple[Tensor, Tensor]]]:
         """`states`: the detached embedding output and each backbone layer's output; returns the
-        upsampled side output (to add to the backbone's) and each side layer's (key, value)."""
+        upsampled side output (to add to the backbone's) and each side layer's (key, value).
+        `layer_masks`: each backbone layer's (mask, is_causal), for a layer pattern's windows."""
         rotary = self.position(positions) if self.rotary else None
+        rotaries = {"": rotary}
+        if self.layer_positions is not None:
+            rotaries.update({k: m(positions) for k, m in self.positions.items()})
         s = self.down[0](states[0])
         mu = torch.sigmoid(self.gates / self.temperature)
         presents = []
         for i, key in enumerate(self.schedule):
             z = mu[i] * self.down[i + 1](states[i + 1]) + (1 - mu[i]) * s
             layer_past = past[i][2:4] if past is not None and len(past[i]) == 4 else None
+            if layer_masks is not None:
+                mask, is_causal = layer_masks[i]
+            if self.layer_positions is not None:
+                rotary = rotaries[self.layer_positions[i]]
             s, present = self.layers[key](z, mask, is_causal, rotary, layer_past, None, None)
             presents.append(present)
         if hasattr(self, "final_norm"):
@@ -95,7 +109,8 @@ def attach(model: nn.Module, plan: Any, generator: torch.Generator | None) -> No
     ladder = LadderSide(hidden=s["hidden"], side_hidden=s["side_hidden"], layers=side_stack.layers,
                         schedule=list(stack.schedule), position=side_stack.position if side_stack.rotary else None,
                         final_norm=getattr(side_stack, "final_norm", None), temperature=a["gate_temperature"],
-                        device=ref.device, dtype=ref.dtype)
+                        device=ref.device, dtype=ref.dtype, positions=getattr(side_stack, "positions", None),
+                        layer_positions=getattr(side_stack, "layer_positions", None))
     if not meta:
         ladder.reset(s["init_std"], generator)
     model.add_module(s["module"], ladder)
@@ -108,7 +123,7 @@ def attach(model: nn.Module, plan: Any, generator: torch.Generator | None) -> No
 
 def ladder_forward(ladder: LadderSide, stack: nn.Module, *args: Any, **kwargs: Any) -> tuple[Tensor, Any]:
     """The stack's forward with the side network: see the module docstring."""
-    trace: dict[str, Any] = {"states": [], "mask": None, "is_causal": False, "positions": None}
+    trace: dict[str, Any] = {"states": [], "mask": None, "is_causal": False, "positions": None, "masks": []}
     stack.__dict__["_ladder_trace"] = trace
     try:
         with torch.no_grad():  # the backbone: no graph, no activations kept for backward
@@ -116,7 +131,8 @@ def ladder_forward(ladder: LadderSide, stack: nn.Module, *args: Any, **kwargs: A
     finally:
         stack.__dict__["_ladder_trace"] = None
     past = kwargs.get("past_key_values")
-    side, side_presents = ladder(trace["states"], trace["mask"], trace["is_causal"], trace["positions"], past)
+    side, side_presents = ladder(trace["states"], trace["mask"], trace["is_causal"], trace["positions"], past,
+                                 trace["masks"] if getattr(stack, "windows", None) is not None else None)
     h = h + side
     if presents is not None:
         presents = tuple((p[0], p[1], *sp) for p, sp in zip(presents, side_presents, strict=True))
@@ -130,6 +146,7 @@ def _record_layer(stack: nn.Module, module: nn.Module, args: tuple[Any, ...], ou
     if not trace["states"]:
         trace["states"].append(args[0].detach())  # the embedding output
         trace["mask"], trace["is_causal"] = args[1], args[2]
+    trace["masks"].append((args[1], args[2]))  # each layer's own (a layer pattern's windows differ)
     trace["states"].append(out[0].detach())
 
 

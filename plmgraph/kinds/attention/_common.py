@@ -59,8 +59,8 @@ def aspects(kind: str, prefix: str, a: Attrs, role: str) -> list[Aspect]:
         Aspect(f"{who} scale", "1/√d" if a["scale"] is None else num(a["scale"])),
         Aspect(f"{who} dropout", num(a["dropout"])),
     ]
-    if a.get("softcap") is not None:
-        out.append(Aspect(f"{who} soft-cap", f"{num(a['softcap'])}·tanh(s/{num(a['softcap'])})", True))
+    cap = a.get("softcap")
+    out.append(Aspect(f"{who} soft-cap", "none" if cap is None else f"{num(cap)}·tanh(s/{num(cap)})", cap is not None))
     if role != "cross":
         out.append(Aspect("attention mask", a["mask"], a["mask"]))
         out.append(Aspect("sliding window", "none" if a["window"] is None else f"{a['window']} tokens",

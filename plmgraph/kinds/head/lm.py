@@ -91,8 +91,8 @@ class _Vocabulary(Kind):
             Aspect(f"{name} bias", onoff(a["bias"]), a["bias"]),
             Aspect(f"{name} transform", tr_text, tr_text),
             Aspect(f"{name} scale", "×d^-0.5" if a.get("scale_tied") else "none", a.get("scale_tied")),
-            *([Aspect(f"{name} soft-cap", f"{a['softcap']:g}·tanh(z/{a['softcap']:g})", True)]
-              if a.get("softcap") is not None else []),
+            Aspect(f"{name} soft-cap", "none" if a.get("softcap") is None else
+                   f"{a['softcap']:g}·tanh(z/{a['softcap']:g})", a.get("softcap") is not None),
         ]
 
     def label(self, a: Attrs) -> tuple[str, str]:
