@@ -65,13 +65,14 @@ class DisentangledAttention(nn.Module):
     (c2p) and ``pos_q`` (p2c) [n d, H] projecting the relative table."""
 
     def __init__(self, hidden: int, heads: int, head_dim: int, *, c2p: bool, p2c: bool, share_keys: bool,
-                 qkv_bias: bool = True, out_bias: bool = True, dropout: float = 0.0) -> None:
+                 qkv_bias: bool = True, out_bias: bool = True, dropout: float = 0.0,
+                 position_dropout: float = 0.0) -> None:
         super().__init__()
         n, d = heads, head_dim
         self.heads, self.kv_heads, self.head_dim = n, n, d
         self.c2p, self.p2c, self.share_keys = c2p, p2c, share_keys
         self.scale = 1.0 / math.sqrt(d * (1 + int(c2p) + int(p2c)))
-        self.dropout = dropout
+        self.dropout, self.position_dropout = dropout, position_dropout
         self.qkv = nn.Linear(hidden, 3 * n * d, bias=qkv_bias)
         if not share_keys:
             if c2p:
@@ -91,6 +92,8 @@ class DisentangledAttention(nn.Module):
         q, k, v = (self.heads_of(t) for t in self.qkv(x).split(nd, dim=-1))  # [B, n, T, d]
         table, index = rotary  # the stack's DisentangledRelative: [2 span, H], [T, T]
         table = table.to(x.dtype)
+        if self.training and self.position_dropout:  # HF: each layer's pos_dropout on the shared table
+            table = F.dropout(table, self.position_dropout)
         if self.share_keys:  # through the qkv module (a tuning wrapper on it takes part)
             pq, pk, _ = self.qkv(table).split(nd, dim=-1)
         else:

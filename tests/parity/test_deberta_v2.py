@@ -56,6 +56,7 @@ def test_masked_lm_layouts(tmp_path, layout):
     assert at.kind == "disentangled"
     assert (at.c2p, at.p2c, at.share_keys) == ("c2p" in kw["pos_att_type"], "p2c" in kw["pos_att_type"],
                                                kw["share_att_key"])
+    assert at.position_dropout == hf.config.hidden_dropout_prob  # HF's pos_dropout on the table
     if kw["position_biased_input"]:
         assert model.spec.position.kind == "learned" and model.spec.relative_position.kind == "disentangled"
     else:
@@ -144,3 +145,19 @@ def test_refused_configs(tmp_path, change, match):
     cfg.update(change, architectures=["DebertaV2ForMaskedLM"])
     with pytest.raises(ConversionError, match=match):
         config_to_spec(json.loads(json.dumps(cfg)))
+
+
+@torch.no_grad()
+def test_position_dropout_acts_on_the_table_in_training_only(tmp_path):
+    """With every other dropout 0, training mode changes the output only through the table's dropout."""
+    torch.manual_seed(0)
+    hf = tf.DebertaV2Model(config(**V3, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0))
+    randomize(hf)
+    model = save_and_import(hf, tmp_path / "hf")
+    x = ids(V)
+    want = model(x).last_hidden_state
+    assert torch.equal(model.train()(x).last_hidden_state, want)  # position_dropout 0: train == eval
+    for layer in model.encoder.layers.values():
+        layer.attn.position_dropout = 0.5
+    assert not torch.allclose(model.train()(x).last_hidden_state, want)
+    close(model.eval()(x).last_hidden_state, want, "eval ignores the table's dropout")

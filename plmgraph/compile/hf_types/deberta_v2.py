@@ -143,6 +143,7 @@ FAMILY = Family(
         F("hidden_dropout_prob", "block.dropout", 0.1),
         F("hidden_dropout_prob", "embeddings.dropout", 0.1),
         F("attention_probs_dropout_prob", "block.attention.dropout", 0.1),
+        F("hidden_dropout_prob", "block.attention.position_dropout", 0.1),  # each layer's pos_dropout
     ),
     archs=ARCHS,
     names={

@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from ..base import Aspect, Attrs, Kind, Shape, mm, register
+from ..base import Aspect, Attrs, Kind, Probability, Shape, mm, num, register
 from ._common import aspects, detail
 from .self import Attention
 
@@ -35,6 +35,8 @@ class DisentangledAttention(Attention):
                       "embeddings (HF pos_att_type p2c).")
     share_keys: bool = Field(True, description="Project the relative embeddings with this layer's own query and "
                              "key projections (HF share_att_key); false: separate pos_q / pos_k projections.")
+    position_dropout: Probability = Field(0.0, description="Dropout on the relative table before this layer "
+                                          "projects it, in training (HF: hidden_dropout_prob).")
 
     def derive(self, spec: Any, stack: str, placement: str) -> list[tuple[tuple[str, ...], str]]:
         """What the module does not do is a validation error (paths from the block)."""
@@ -115,6 +117,7 @@ class DisentangledAttentionKind(Kind):
         out.append(Aspect("relative terms", terms, terms))
         out.append(Aspect("relative projections", "shared with q/k" if a["share_keys"] else "own pos_q/pos_k",
                           a["share_keys"]))
+        out.append(Aspect("relative table dropout", num(a["position_dropout"])))
         return out
 
     def label(self, a: Attrs) -> tuple[str, str]:
@@ -127,7 +130,7 @@ class DisentangledAttentionKind(Kind):
 
         return Module(node["hidden"], node["heads"], node["head_dim"], c2p=node["c2p"], p2c=node["p2c"],
                       share_keys=node["share_keys"], qkv_bias=node["qkv_bias"], out_bias=node["out_bias"],
-                      dropout=node.get("dropout", 0.0))
+                      dropout=node.get("dropout", 0.0), position_dropout=node["position_dropout"])
 
     def init(self, module, rule) -> None:  # noqa: ANN001
         rule.linear(module.qkv)
