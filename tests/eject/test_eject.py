@@ -23,14 +23,17 @@ from plmgraph.cli import app, eject_cmds  # noqa: F401  (registers the command)
 from plmgraph.kinds import NotCompiledYet
 from plmgraph.spec import zoo_names
 
-#: Every zoo spec ejects; these edits of zoo specs refuse, and what each refusal says.
+#: Every zoo spec ejects (but ZOO_REFUSED); these edits of zoo specs refuse, and what each refusal says.
 REFUSED = {
     "transformer-xl -O embeddings.segments=2": "relative-attention stack with embedding segment",
     "bart-base -O decoder.block.mlp={kind: gated}": "decoder.layers.0.mlp differs from encoder.layers.0.mlp",
     "bert-base -O position={kind: disentangled, buckets: 8, max_distance: 16},block.attention.kind=disentangled":
         "block kind 'attention/disentangled': eject is not compiled yet",
 }
-EJECTED = zoo_names()
+#: Zoo specs eject does not write yet, and what their refusal says (README, Eject).
+ZOO_REFUSED = {"gemma2-9b": "the decoder's per-layer pattern (windows or rotary bases that differ by layer) is not "
+                            "written yet"}
+EJECTED = [n for n in zoo_names() if n not in ZOO_REFUSED]
 
 
 class _NoPlmgraph(importlib.abc.MetaPathFinder):
@@ -123,6 +126,12 @@ def test_what_cannot_be_ejected_refuses_by_name(case):
     name, edit = case.split(" -O ")
     with pytest.raises(NotCompiledYet, match=re.escape(REFUSED[case])):
         pg.eject(pg.load_spec(name, edit))
+
+
+@pytest.mark.parametrize("name", sorted(ZOO_REFUSED))
+def test_zoo_specs_eject_does_not_write_refuse_by_name(name):
+    with pytest.raises(NotCompiledYet, match=re.escape(ZOO_REFUSED[name])):
+        pg.eject(tiny(name))
 
 
 def test_a_llama_file_has_only_the_branches_it_needs():
