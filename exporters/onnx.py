@@ -447,11 +447,13 @@ def verify_onnx(model: nn.Module, path: str | Path, *, kv_cache: bool = False, b
     if (batch, seq) == (3, long):
         long -= 1
 
-    def compare(case: str, feed: dict[str, Tensor], ort_feed: dict[str, np.ndarray] | None = None) -> list[Any]:
+    def compare(case: str, feed: dict[str, Tensor], ort_feed: dict[str, np.ndarray] | None = None,
+                run: Callable[[dict[str, np.ndarray]], list[Any]] | None = None) -> list[Any]:
         with _eval(model), torch.no_grad():
             want = flatten(model(**_model_kwargs(feed, sig)), sig)
         try:
-            got = sess.run(None, ort_feed or {k: v.detach().cpu().numpy() for k, v in feed.items()})
+            got = (run or (lambda f: sess.run(None, f)))(ort_feed or {k: v.detach().cpu().numpy()
+                                                                      for k, v in feed.items()})
         except Exception as e:  # onnxruntime's own error types: a kernel refusing these shapes
             first = str(e).splitlines()[0][:300]
             raise ExportError(f"ONNX Runtime cannot run {path.name} on {case}: {first}") from None
@@ -485,6 +487,14 @@ def verify_onnx(model: nn.Module, path: str | Path, *, kv_cache: bool = False, b
         b = 1 if fused else 3
         feed = example_inputs(model, sig, b, 3, past=short + 2, seed=seed + 5, pad=1)
         compare(f"batch {b}, past {short + 2}, seq 3", feed)
+        if fused and onnx_fuse.shares_buffer(path):  # GenAI's past_present_share_buffer: one buffer, in place
+            steps = max(0, min(2, limit - long))  # the buffer is longer than what it ever holds
+            run = onnx_fuse.SharedCache(sess, 3, long + steps + 1)
+            feed = example_inputs(model, sig, 3, long, past=0, seed=seed + 7, pad=2)
+            got = compare(f"batch 3, past 0, seq {long}, shared buffer {long + steps + 1}", feed, run=run)
+            for i in range(steps):
+                feed, ort_feed = _decode_step(model, sig, feed, got, seed + 20 + i)
+                got = compare(f"batch 3, past {long + i}, seq 1, shared buffer", feed, ort_feed, run=run)
     return VerifyReport(path, checks, atol, rtol, fused)
 
 

@@ -14,8 +14,10 @@ A decoder exported with its KV cache becomes a folder::
 
 so that ``optimum.onnxruntime.ORTModelForCausalLM.from_pretrained("deploy/")``,
 ``onnxruntime_genai.Model("deploy/")`` and `plmgraph.runtime.OrtModel` load it.  GenAI's
-``past_present_share_buffer`` is false: the graph's cache grows by concatenation (``present``
-is ``past`` + the new positions), it does not write into a preallocated buffer.
+``past_present_share_buffer`` is true when every layer's cache lives in GroupQueryAttention
+(`onnx_fuse.shares_buffer`: GenAI then allocates past/present of ``max_length`` once and the
+kernel writes in place); false for the plain graph (``--no-fuse``) or a model with a layer left
+plain, whose cache grows by concatenation (``present`` is ``past`` + the new positions).
 
 An encoder gets the same folder without the GenAI and generation configs (Optimum's
 ``ORTModelForFeatureExtraction`` loads it and reads ``last_hidden_state``; tested).
@@ -115,8 +117,10 @@ def hf_config(model: Any, tok: Any = None, kv_cache: bool = True) -> tuple[dict[
     return cfg, None
 
 
-def genai_config(model: Any, sig: Any, cfg: dict[str, Any], tok: Any = None) -> dict[str, Any]:
-    """ONNX Runtime GenAI's ``genai_config.json`` for a cached decoder graph (the schema its model builder writes)."""
+def genai_config(model: Any, sig: Any, cfg: dict[str, Any], tok: Any = None,
+                 share_buffer: bool = False) -> dict[str, Any]:
+    """ONNX Runtime GenAI's ``genai_config.json`` for a cached decoder graph (the schema its model builder writes);
+    `share_buffer`: the graph runs on one preallocated cache buffer (`onnx_fuse.shares_buffer`)."""
     spec = model.spec
     kv_heads, head_dim = sig.kv_shape
     last = model.stacks()[-1]
@@ -156,7 +160,7 @@ def genai_config(model: Any, sig: Any, cfg: dict[str, Any], tok: Any = None) -> 
             "diversity_penalty": 0.0, "do_sample": False, "early_stopping": True, "length_penalty": 1.0,
             "max_length": context, "min_length": 0, "no_repeat_ngram_size": 0, "num_beams": 1,
             "num_return_sequences": 1,
-            "past_present_share_buffer": False,  # the graph concatenates past and new; no shared buffer
+            "past_present_share_buffer": share_buffer,  # false: the graph concatenates past and new
             "repetition_penalty": 1.0, "temperature": 1.0, "top_k": 1, "top_p": 1.0,
         },
     }
@@ -241,7 +245,10 @@ def export_folder(model: Any, folder: str | Path, *, tokenizer: Any = None, kv_c
                 gen = {k: cfg[k] for k in ("bos_token_id", "eos_token_id", "pad_token_id") if k in cfg}
                 files["generation_config.json"] = json.dumps(
                     {**gen, "transformers_version": cfg["transformers_version"]}, indent=2) + "\n"
-                files["genai_config.json"] = json.dumps(genai_config(model, sig, cfg, tokenizer), indent=4) + "\n"
+                from .onnx_fuse import shares_buffer
+
+                files["genai_config.json"] = json.dumps(
+                    genai_config(model, sig, cfg, tokenizer, share_buffer=shares_buffer(path)), indent=4) + "\n"
         if tokenizer is not None:
             files.update(tokenizer_files(tokenizer, spec.sizes.max_positions))
         for name, text in files.items():

@@ -75,16 +75,27 @@ def _rotate(x: Tensor, cos: Tensor, sin: Tensor, interleaved: bool) -> Tensor:
 
 
 @torch.library.custom_op("plmgraph_fused::gqa", mutates_args=())
-def gqa(query: Tensor, key: Tensor, value: Tensor, past_key: Tensor, past_value: Tensor, bias: Tensor | None,
-        cos: Tensor, sin: Tensor, positions: Tensor, heads: int, kv_heads: int, scale: float, rotary: int,
-        inside: bool) -> tuple[Tensor, Tensor, Tensor]:
-    """GroupQueryAttention's meaning: query [B, T, n*d], key/value [B, T, kv*d], past [B, kv, P, d],
-    bias [B|1, n|1, T, P+T] additive, cos/sin [max_positions, rd/2] (rotary 0: none, 1: halves,
-    2: interleaved) at `positions` [B, T] -> (output [B, T, n*d], present_key, present_value).
+def gqa(query: Tensor, key: Tensor | None, value: Tensor | None, past_key: Tensor, past_value: Tensor,
+        bias: Tensor | None, cos: Tensor, sin: Tensor, positions: Tensor, heads: int, kv_heads: int, scale: float,
+        rotary: int, inside: bool, kernel_causal: bool = False) -> tuple[Tensor, Tensor, Tensor]:
+    """GroupQueryAttention's meaning: query [B, T, n*d], key/value [B, T, kv*d] (or None: `query` is
+    the packed [B, T, (n + 2 kv) * d] projection), past [B, kv, P, d], bias [B|1, n|1, T, P+T]
+    additive, cos/sin [max_positions, rd/2] (rotary 0: none, 1: halves, 2: interleaved) at
+    `positions` [B, T] -> (output [B, T, n*d], present_key, present_value).
     `inside`: the positions are P .. P+T-1 in every row, so the kernel's own rotary (``do_rotary``)
-    applies; otherwise ``com.microsoft.RotaryEmbedding`` rotates q and k at `positions` first."""
-    B, T, _ = query.shape
+    applies; otherwise ``com.microsoft.RotaryEmbedding`` rotates q and k at `positions` first.
+    `kernel_causal`: `bias` holds the padding only (key j hidden from query i where j > P + i is
+    the kernel's own causality; GroupQueryAttention is always causal)."""
     d = past_key.shape[-1]
+    if key is None or value is None:
+        query, key, value = query.split([heads * d, kv_heads * d, kv_heads * d], dim=-1)
+    B, T, _ = query.shape
+    if kernel_causal:
+        S = past_key.shape[2] + T
+        late = torch.arange(S, device=query.device)[None] > torch.arange(S - T, S, device=query.device)[:, None]
+        hide = torch.zeros(T, S, dtype=torch.float32, device=query.device).masked_fill(late, torch.finfo(
+            torch.bfloat16).min)
+        bias = hide if bias is None else bias + hide
     q = query.view(B, T, heads, d).transpose(1, 2)
     k = key.view(B, T, kv_heads, d).transpose(1, 2)
     v = value.view(B, T, kv_heads, d).transpose(1, 2)
@@ -100,10 +111,10 @@ def gqa(query: Tensor, key: Tensor, value: Tensor, past_key: Tensor, past_value:
 
 @gqa.register_fake
 def _gqa_fake(query, key, value, past_key, past_value, bias, cos, sin, positions, heads, kv_heads, scale, rotary,  # noqa: ANN001, ANN202
-              inside):
+              inside, kernel_causal=False):
     B, T, _ = query.shape
     shape = (B, kv_heads, past_key.shape[2] + T, past_key.shape[3])
-    return query.new_empty(query.shape), past_key.new_empty(shape), past_value.new_empty(shape)
+    return query.new_empty(B, T, heads * past_key.shape[3]), past_key.new_empty(shape), past_value.new_empty(shape)
 
 
 @torch.library.custom_op("plmgraph_fused::mha", mutates_args=())
@@ -159,7 +170,7 @@ def _translations() -> dict[Callable, Callable]:
     _ONE_I32 = onnx.helper.make_tensor("one", onnx.TensorProto.INT32, [1], [1])
 
     def gqa_onnx(query, key, value, past_key, past_value, bias, cos, sin, positions, heads: int,  # noqa: ANN001, ANN202
-                 kv_heads: int, scale: float, rotary: int, inside: bool):
+                 kv_heads: int, scale: float, rotary: int, inside: bool, kernel_causal: bool = False):
         # GroupQueryAttention's lengths: every row holds past + seq positions (the mask, in the
         # bias, says which of them are padding), so seqlens_k = past + seq - 1 for every row
         # (read off the bias, the same tensor in every layer, so ONNX Runtime computes them once)
@@ -287,6 +298,9 @@ def fused(model: nn.Module, holder: nn.Module, positions_input: bool = False) ->
     plan = fusion_plan(model)
     patched: list[nn.Module] = []
     tables: dict[str, tuple[Tensor, Tensor]] = {}
+    by_stack: dict[str, set[str | None]] = {}
+    for f in plan:
+        by_stack.setdefault(f.module.split(".")[0], set()).add(f.op)
     try:
         for f in plan:
             if f.op is None:
@@ -310,14 +324,23 @@ def fused(model: nn.Module, holder: nn.Module, positions_input: bool = False) ->
             else:
                 rotary = 0
             if f.op.endswith("GroupQueryAttention"):
-                attn.forward = _gqa_forward(attn, cos, sin, rotary, not positions_input)
+                # a stack whose every layer is GroupQueryAttention and whose mask is causal + padding
+                # only hands the kernels the padding row: they are causal themselves
+                padding_only = by_stack[sname] == {f.op} and stack.window is None and not stack.score_bias \
+                    and not stack.prefix
+                attn.forward = _gqa_forward(attn, cos, sin, rotary, not positions_input, padding_only)
+                if "self_mask" not in vars(stack):
+                    stack.self_mask = _mask_lengths_from_mask(stack, padding_only)
+                    patched.append(stack)
             else:
                 attn.forward = _mha_forward(attn)
             patched.append(attn)
         yield plan
     finally:
         for m in patched:
-            del m.forward  # the class's forward again
+            for name in ("forward", "self_mask"):
+                if name in vars(m):
+                    delattr(m, name)  # the class's method again
         for name in [n for n, _ in holder.named_buffers(recurse=False) if n.startswith("rotary_")]:
             delattr(holder, name)
 
@@ -327,7 +350,9 @@ def _split(attn: nn.Module, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     B, T, _ = x.shape
     n, kv, d = attn.heads, attn.kv_heads, attn.head_dim
     q, k, v = attn.qkv(x).split([n * d, kv * d, kv * d], dim=-1)
-    if attn.qk_norm:
+    if attn.qk_norm and getattr(attn, "qk_whole", False):  # over the whole projections (OLMo 2)
+        q, k = attn.q_norm(q), attn.k_norm(k)
+    elif attn.qk_norm:
         q = attn.q_norm(q.reshape(B, T, n, d)).reshape(B, T, n * d)
         k = attn.k_norm(k.reshape(B, T, kv, d)).reshape(B, T, kv * d)
     return q, k, v
@@ -342,11 +367,38 @@ def _positions_only(positions: Tensor) -> tuple[Tensor, Tensor]:
     return positions, positions
 
 
+def _mask_lengths_from_mask(stack: nn.Module, padding_only: bool) -> Callable[..., Any]:
+    """A fused causal stack's ``self_mask`` that reads the past length off ``attention_mask``
+    (``past + seq`` columns) instead of off the cache tensors, so that nothing in the graph reads
+    the shape of ``past_key_values.*``: with a shared buffer (GenAI's ``past_present_share_buffer``)
+    the cache is ``max_length`` long whatever the past, and only the mask says how much of it is
+    filled (`shares_buffer` checks that the graph reads the cache only through the kernels).
+    `padding_only`: the mask is the padding alone, [B, 1, seq, past + seq] (the kernels are causal)."""
+    method = type(stack).self_mask
+
+    def self_mask(x: Tensor, T: int, past: int, attention_mask: Tensor | None, cached: bool,
+                  prefix_lengths: Tensor | None = None) -> tuple[Tensor | None, bool]:
+        if padding_only and attention_mask is not None:  # [B, 1, T, S], every query row the padding row
+            keep = attention_mask[:, None, None, :].bool()
+            hidden = torch.tensor(torch.finfo(torch.bfloat16).min, dtype=torch.float32, device=x.device)
+            return torch.where(keep, torch.zeros((), dtype=torch.float32, device=x.device), hidden).expand(
+                -1, -1, T, -1), False
+        if cached and attention_mask is not None:
+            past = attention_mask.shape[1] - T
+        return method(stack, x, T, past, attention_mask, cached, prefix_lengths)
+
+    return self_mask
+
+
 def _gqa_forward(attn: nn.Module, cos: Tensor | None, sin: Tensor | None, rotary: int,
-                 inside: bool) -> Callable[..., Any]:
+                 inside: bool, kernel_causal: bool = False) -> Callable[..., Any]:
+    # the projection goes in packed (one [B, T, (n + 2 kv) d] tensor, no Split) unless q and k are
+    # normed or rotated (RotaryEmbedding at position_ids) first
+    packed = not attn.qk_norm and not (rotary and not inside)
+
     def forward(x: Tensor, mask: Tensor | None = None, is_causal: bool = False,
                 rotary_cs: tuple[Tensor, Tensor] | None = None, past: tuple[Tensor, Tensor] | None = None):  # noqa: ANN202
-        q, k, v = _split(attn, x)
+        q, k, v = (attn.qkv(x), None, None) if packed else _split(attn, x)
         B, T, _ = x.shape
         if past is None:
             empty = x.new_zeros(B, attn.kv_heads, 0, attn.head_dim)
@@ -359,7 +411,7 @@ def _gqa_forward(attn: nn.Module, cos: Tensor | None, sin: Tensor | None, rotary
             pos = (rotary_cs[0] if not inside else rotary_cs[0].expand(B, T)) if rotary_cs is not None else \
                 torch.arange(past[0].shape[2], past[0].shape[2] + T, device=x.device)[None].expand(B, T)
         y, pk, pv = torch.ops.plmgraph_fused.gqa(q, k, v, past[0], past[1], mask, c, s, pos, attn.heads,
-                                                 attn.kv_heads, _scale(attn), rotary, inside)
+                                                 attn.kv_heads, _scale(attn), rotary, inside, kernel_causal)
         return attn.out(y), (pk, pv)
 
     return forward
@@ -395,7 +447,7 @@ def fuse_graph(path: Any) -> dict[str, int]:
     import onnx_ir as ir
 
     model = _load(path)
-    done = {"rsqrt_as_div": 0}
+    done = {"rsqrt_as_div": 0, "batch_from_input_ids": _batch_from_input_ids(model)}
     for node in list(model.graph):
         if node.op_type != "Reciprocal" or node.domain not in ("", "ai.onnx"):
             continue
@@ -414,7 +466,118 @@ def fuse_graph(path: Any) -> dict[str, int]:
             model.graph.remove(mul, safe=True)
             done["rsqrt_as_div"] += 1
         model.graph.remove(node, safe=True)
+    _mark_share_buffer(model)
     _save(model, path)
+    return done
+
+
+# ---------------------------------------------------------------- shared key/value buffer
+
+#: ``metadata_props`` key of a cached graph that runs on one shared key/value buffer per layer
+#: (`shares_buffer`); `plmgraph.runtime` reads it from the session (value ``"true"``).
+SHARE_BUFFER_KEY = "plmgraph.past_present_share_buffer"
+
+
+def shares_buffer(path: Any) -> bool:
+    """Whether the cached graph at `path` (or an `onnx_ir` model) runs with ``past`` and ``present``
+    bound to one preallocated buffer [batch, kv_heads, max_length, head_dim] per layer (ONNX
+    Runtime GenAI's ``past_present_share_buffer: true``; `plmgraph.runtime`'s generation loop).
+
+    GroupQueryAttention writes the new keys/values in place at ``total - seq`` .. ``total - 1``
+    when its past and present are one buffer, ``total`` being its ``total_sequence_length``
+    (here: ``attention_mask``'s length; padding holes go in as ``attention_bias``).  That is
+    exact only when nothing else reads the cache, since its length is then the buffer's and not
+    the past's: so a graph shares when ``attention_mask`` is an input and every
+    ``past_key_values.*`` is read, and every ``present.*`` written, by GroupQueryAttention alone
+    (a layer left plain, or a length taken off the cache's shape, and it does not)."""
+    model = path if not isinstance(path, (str, bytes)) and hasattr(path, "graph") else _load(path)
+    names = {v.name for v in model.graph.inputs}
+    past = [v for v in model.graph.inputs if v.name.startswith("past_key_values.")]
+    presents = [v for v in model.graph.outputs if v.name.startswith("present.")]
+    if not past or "attention_mask" not in names or len(presents) != len(past):
+        return False
+    for v in past:
+        uses = list(v.uses())
+        if not uses or any(u.node.op_type != "GroupQueryAttention" or u.idx not in (3, 4) for u in uses):
+            return False
+    for v in presents:
+        node = v.producer()
+        if node is None or node.op_type != "GroupQueryAttention" or v not in list(node.outputs)[1:3]:
+            return False
+    return True
+
+
+class SharedCache:
+    """Runs a shared-buffer graph (`shares_buffer`) in `sess` on CPU: one buffer [batch, kv_heads,
+    capacity, head_dim] per ``past_key_values.*``, zeros at first, bound (I/O binding) as that
+    input and as its ``present.*`` output, so the kernel writes the new positions in place.
+
+        run = SharedCache(sess, batch=2, capacity=64)
+        outputs = run(feed)   # feed's past_key_values.* are ignored; presents are the filled part
+
+    Returns the outputs in the session's order, each ``present.*`` cut to the ``attention_mask``
+    length (what the buffer holds so far), as the graph without a shared buffer returns them."""
+
+    def __init__(self, sess: Any, batch: int, capacity: int) -> None:
+        import numpy as np
+
+        from .runtime import import_onnxruntime
+
+        ort = import_onnxruntime()
+        self.sess = sess
+        meta = {i.name: i for i in sess.get_inputs()}
+        self.past = [n for n in meta if n.startswith("past_key_values.")]
+        self.outputs = [o.name for o in sess.get_outputs()]
+        dtypes = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
+        self.buffers = {n: ort.OrtValue.ortvalue_from_numpy(np.zeros(
+            (batch, meta[n].shape[1], capacity, meta[n].shape[3]), dtypes.get(meta[n].type, np.float32)))
+            for n in self.past}
+
+    def __call__(self, feed: dict[str, Any]) -> list[Any]:
+        import numpy as np
+
+        binding = self.sess.io_binding()
+        for name, value in feed.items():
+            if not name.startswith("past_key_values."):
+                binding.bind_cpu_input(name, np.ascontiguousarray(value))
+        for name in self.past:
+            binding.bind_ortvalue_input(name, self.buffers[name])
+        for name in self.outputs:
+            if name.startswith("present."):
+                binding.bind_ortvalue_output(name, self.buffers["past_key_values." + name[len("present."):]])
+            else:
+                binding.bind_output(name, "cpu")
+        self.sess.run_with_iobinding(binding)
+        total = feed["attention_mask"].shape[1]
+        return [v.numpy()[:, :, :total] if name.startswith("present.") else v.numpy()
+                for name, v in zip(self.outputs, binding.get_outputs(), strict=True)]
+
+
+def _mark_share_buffer(model: Any) -> None:
+    if shares_buffer(model):
+        model.metadata_props[SHARE_BUFFER_KEY] = "true"
+    else:
+        model.metadata_props.pop(SHARE_BUFFER_KEY, None)
+
+
+def _batch_from_input_ids(model: Any) -> int:
+    """``Shape(past_key_values.*)[0:1]`` (torch.export may read the batch size off the cache)
+    becomes ``Shape(input_ids)[0:1]``, so that only the attention kernels read the cache
+    (see `shares_buffer`).  Returns how many."""
+    ids = next((v for v in model.graph.inputs if v.name == "input_ids"), None)
+    if ids is None:
+        return 0
+    done = 0
+    for v in [v for v in model.graph.inputs if v.name.startswith("past_key_values.")]:
+        for use in list(v.uses()):
+            node = use.node
+            if node.op_type != "Shape" or node.domain not in ("", "ai.onnx"):
+                continue
+            start, end = node.attributes.get("start"), node.attributes.get("end")
+            if start is None or start.as_int() != 0 or end is None or end.as_int() != 1:
+                continue
+            node.replace_input_with(0, ids)
+            done += 1
     return done
 
 
@@ -460,6 +623,7 @@ def fuse_skip_norms(path: Any) -> dict[str, int]:
     done["tied_transposes"] = _tie_transposes(model)
     if "com.microsoft" not in model.opset_imports:
         model.opset_imports["com.microsoft"] = 1
+    _mark_share_buffer(model)
     _save(model, path)
     return done
 
@@ -545,5 +709,5 @@ def _save(model: Any, path: Any) -> None:
     ir.save(model, str(path))
 
 
-__all__ = ["ATTENTION_OPS", "Fusion", "fuse_graph", "fuse_skip_norms", "fused", "fusion_plan", "rotary_tables",
-           "translation_table"]
+__all__ = ["ATTENTION_OPS", "SHARE_BUFFER_KEY", "Fusion", "SharedCache", "fuse_graph", "fuse_skip_norms", "fused",
+           "fusion_plan", "rotary_tables", "shares_buffer", "translation_table"]

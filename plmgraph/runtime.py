@@ -13,7 +13,11 @@ left-padded: ``attention_mask`` hides the padding and ``position_ids`` count kep
 
 The cache stays where the session runs: every step binds the previous step's ``present.*``
 `OrtValue`\\ s as the next step's ``past_key_values.*`` (I/O binding); only the logits come back
-to the host.  Execution providers are taken in the order TensorRT, CUDA, CPU, as far as this
+to the host.  A graph that shares its cache buffer (`share_buffer`: the fused export, whose
+GroupQueryAttention writes in place, see `plmgraph.exporters.onnx_fuse.shares_buffer`) gets one
+buffer per layer of the prompt + new tokens, allocated once on the device and bound as both
+``past_key_values.*`` and ``present.*`` at every step: nothing is copied or reallocated.
+Execution providers are taken in the order TensorRT, CUDA, CPU, as far as this
 ONNX Runtime offers them (`providers`), or the one `provider` names (CPU stays the fallback).
 """
 
@@ -125,6 +129,9 @@ class OrtModel:
         self.outputs = [o.name for o in self.session.get_outputs()]
         self.past = [n for n in self.inputs if n.startswith("past_key_values.")]
         self.present = [n for n in self.outputs if n.startswith("present.")]
+        meta = self.session.get_modelmeta().custom_metadata_map
+        # the graph runs on one in-place cache buffer per layer (plmgraph's fused export marks it)
+        self.share_buffer = bool(self.past) and meta.get("plmgraph.past_present_share_buffer") == "true"
         self.genai = _read_json(p / "genai_config.json") if self.folder else None
         self.config = _read_json(p / "config.json") if self.folder else None
         self.tokenizer = self._tokenizer()
@@ -360,7 +367,7 @@ class OrtModel:
         done = torch.zeros(ids.shape[0], dtype=torch.bool)
         if "decoder_input_ids" in self.inputs:
             return self._seq2seq(ids, mask, n, pad, stop_t, sample, gen, kw)
-        step = _Stepper(self, ids.shape[0])
+        step = _Stepper(self, ids.shape[0], ids.shape[1] + n)
         step_ids = ids
         for _ in range(n):
             logits = step(step_ids.numpy(), mask.numpy(), ids.numpy())
@@ -405,13 +412,21 @@ class OrtModel:
 class _Stepper:
     """One generation step on the session: the cache bound in place from the last step's outputs."""
 
-    def __init__(self, model: OrtModel, batch: int) -> None:
+    def __init__(self, model: OrtModel, batch: int, capacity: int = 0) -> None:
         from .exporters.runtime import import_onnxruntime
 
         self.m, self.ort = model, import_onnxruntime()
         self.cached = bool(model.past)
         self.presents: list[Any] | None = None
         self.batch = batch
+        self.buffers: list[Any] | None = None
+        if self.cached and model.share_buffer and capacity:  # one [B, kv, capacity, d] buffer per cache input
+            self.buffers = []
+            for name in model.past:
+                meta = model.inputs[name]
+                shape = [batch, meta.shape[1], capacity, meta.shape[3]]
+                self.buffers.append(self.ort.OrtValue.ortvalue_from_numpy(
+                    np.zeros(shape, _NP.get(meta.type, np.float32)), model.device, 0))
 
     def __call__(self, step_ids: np.ndarray, mask: np.ndarray, all_ids: np.ndarray) -> np.ndarray:
         m, ort = self.m, self.ort
@@ -431,7 +446,12 @@ class _Stepper:
         for name, a in feed.items():
             binding.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(
                 np.ascontiguousarray(a, dtype=_NP.get(m.inputs[name].type, np.int64)), dev, 0))
-        if self.cached:
+        shared: dict[str, Any] = {}
+        if self.buffers is not None:  # in place: the same buffer is past and present
+            for name, buf in zip(m.past, self.buffers, strict=True):
+                binding.bind_ortvalue_input(name, buf)
+                shared["present." + name[len("past_key_values."):]] = buf
+        elif self.cached:
             if self.presents is None:  # prefill: empty caches of past length 0
                 for name in m.past:
                     meta = m.inputs[name]
@@ -442,14 +462,17 @@ class _Stepper:
             else:
                 for name, value in zip(m.past, self.presents, strict=True):
                     binding.bind_ortvalue_input(name, value)
-        for name in m.outputs:
-            binding.bind_output(name, "cpu" if name == "logits" else dev, 0)
+        for name in m.outputs:  # in the session's order: get_outputs() returns them in binding order
+            if name in shared:
+                binding.bind_ortvalue_output(name, shared[name])
+            else:
+                binding.bind_output(name, "cpu" if name == "logits" else dev, 0)
         try:
             m.session.run_with_iobinding(binding)
         except Exception as e:  # noqa: BLE001
             raise InputError(f"ONNX Runtime refused the inputs: {str(e).strip().splitlines()[0][:300]}") from None
         outs = dict(zip(m.outputs, binding.get_outputs(), strict=True))
-        if self.cached:
+        if self.cached and self.buffers is None:
             self.presents = [outs[n] for n in m.present]
         return outs["logits"].numpy()[:, -1]
 

@@ -20,11 +20,14 @@ Contenders:
   torch              PyTorch eager with the KV cache (plmgraph's module; transformers' for reference)
 
 The ONNX graphs (plmgraph's, Optimum's) run in the same raw loop (``InferenceSession.run``
-with numpy, the cache fed back each step).  Every session: ``--threads`` intra-op threads
-and ``session.intra_op.allow_spinning = 0``; PyTorch: ``torch.set_num_threads``.  Contenders
-are interleaved (one run each per round, the order rotated every round) with a pause
-between them, so no one's worker threads still spin while the next is timed; medians over
-``--repeats`` rounds.  Numbers go in the README as ratios; nothing here runs in the tests.
+with numpy, the cache fed back each step); plmgraph's fused graph also runs as `plmgraph.runtime`
+runs it ("plmgraph shared": one cache buffer per layer bound as past and present with I/O
+binding, GroupQueryAttention writing in place, as GenAI's generator runs its graph).  Every
+session: ``--threads`` intra-op threads and ``session.intra_op.allow_spinning = 0``; PyTorch:
+``torch.set_num_threads``.  Contenders are interleaved (one run each per round, the order
+rotated every round) with a pause between them, so no one's worker threads still spin while
+the next is timed; medians over ``--repeats`` rounds.  Numbers go in the README as ratios;
+nothing here runs in the tests.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from plmgraph.exporters.onnx_fuse import shares_buffer
 from plmgraph.exporters.runtime import import_onnxruntime
 
 import plmgraph as pg
@@ -220,6 +224,49 @@ def ort_generate(sess: Any, prompt: np.ndarray, steps: int) -> tuple[float, floa
     return t1 - t0, t2 - t1, tokens
 
 
+def ort_generate_shared(sess: Any, prompt: np.ndarray, steps: int) -> tuple[float, float, list[int]]:
+    """The same greedy loop on a shared-buffer graph (`onnx_fuse.shares_buffer`), as `plmgraph.runtime`
+    runs it: one [B, kv, prompt + steps, d] buffer per cache input, bound (I/O binding) as past and
+    present, so GroupQueryAttention writes in place and no cache crosses the Python boundary."""
+    ort = import_onnxruntime()
+    names = [i.name for i in sess.get_inputs()]
+    outs = [o.name for o in sess.get_outputs()]
+    shapes = {i.name: i.shape for i in sess.get_inputs()}
+    B, T = prompt.shape
+    buffers = {n: ort.OrtValue.ortvalue_from_numpy(np.zeros((B, shapes[n][1], T + steps, shapes[n][3]), np.float32))
+               for n in names if n.startswith("past_key_values.")}
+    binding = sess.io_binding()
+    for n, buf in buffers.items():
+        binding.bind_ortvalue_input(n, buf)
+
+    def run(ids: np.ndarray, total: int) -> np.ndarray:
+        for o in outs:  # in the session's order (get_outputs() is in binding order); others allocated per run
+            if o.startswith("present."):
+                binding.bind_ortvalue_output(o, buffers["past_key_values." + o[len("present."):]])
+            else:
+                binding.bind_output(o, "cpu")
+        binding.bind_cpu_input("input_ids", ids)
+        binding.bind_cpu_input("attention_mask", np.ones((B, total), np.int64))
+        if "position_ids" in names:
+            binding.bind_cpu_input("position_ids", np.arange(total - ids.shape[1], total, dtype=np.int64)[None]
+                                   .repeat(B, 0))
+        sess.run_with_iobinding(binding)
+        return binding.get_outputs()[outs.index("logits")].numpy()
+
+    tokens: list[int] = []
+    t0 = time.perf_counter()
+    logits = run(prompt, T)
+    t1 = time.perf_counter()
+    total = T
+    for _ in range(steps):
+        nxt = logits[:, -1].argmax(-1)
+        tokens.append(int(nxt[0]))
+        total += 1
+        logits = run(nxt[:, None].astype(np.int64), total)
+    t2 = time.perf_counter()
+    return t1 - t0, t2 - t1, tokens
+
+
 def genai_generate(model: Any, prompt: np.ndarray, steps: int) -> tuple[float, float, list[int]]:
     import onnxruntime_genai as og
 
@@ -279,6 +326,8 @@ def bench_decoder(key: str, work: Path, args: argparse.Namespace) -> dict[str, A
     for name, path in graphs.items():
         sess = session(path, args.threads)
         runs[name] = lambda sess=sess: ort_generate(sess, prompt, args.steps)
+        if name == "plmgraph fused" and shares_buffer(path):
+            runs["plmgraph shared"] = lambda sess=sess: ort_generate_shared(sess, prompt, args.steps)
     info: dict[str, Any] = {"graphs": {n: node_count(p) for n, p in graphs.items()}}
     if key == "llama" and not args.no_genai:
         folder = export_genai(hf, work, args.threads)

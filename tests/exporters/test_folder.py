@@ -47,7 +47,7 @@ def test_folder_files_and_configs_describe_the_graph():
                              "position_ids": "position_ids", "past_key_names": "past_key_values.%d.key",
                              "past_value_names": "past_key_values.%d.value"}
     assert (dec["num_hidden_layers"], dec["num_key_value_heads"], dec["head_size"]) == (2, 4, 16)
-    assert g["search"]["past_present_share_buffer"] is False and g["model"]["context_length"] == 64
+    assert g["search"]["past_present_share_buffer"] is True and g["model"]["context_length"] == 64
     assert g["model"]["eos_token_id"] == deploy_models.tokenizer().roles["eos"]
     m = OrtModel(folder)
     assert m.inputs["position_ids"].shape == ["batch", "seq"] and m.vocab == 300
