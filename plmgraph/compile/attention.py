@@ -62,16 +62,19 @@ class SelfAttention(nn.Module):
 
     def __init__(self, hidden: int, heads: int, kv_heads: int, head_dim: int, *, qkv_bias: bool = True,
                  out_bias: bool = True, scale: float | None = None, dropout: float = 0.0,
-                 qk_norm: dict | None = None, interleaved_rotary: bool = False, softcap: float | None = None) -> None:
+                 qk_norm: dict | None = None, interleaved_rotary: bool = False, softcap: float | None = None,
+                 qk_norm_scope: str = "head") -> None:
         super().__init__()
         self.heads, self.kv_heads, self.head_dim = heads, kv_heads, head_dim
         self.scale, self.dropout, self.interleaved = scale, dropout, interleaved_rotary
         self.softcap = softcap
         self.qkv = nn.Linear(hidden, (heads + 2 * kv_heads) * head_dim, bias=qkv_bias)
         self.out = nn.Linear(heads * head_dim, hidden, bias=out_bias)
+        # qk norm per head (head_dim wide), or over the whole q / k projections before the heads split (OLMo 2)
+        self.qk_whole = qk_norm is not None and qk_norm_scope == "projection"
         if qk_norm is not None:
-            self.q_norm = make_norm(head_dim, qk_norm)
-            self.k_norm = make_norm(head_dim, qk_norm)
+            self.q_norm = make_norm(heads * head_dim if self.qk_whole else head_dim, qk_norm)
+            self.k_norm = make_norm(kv_heads * head_dim if self.qk_whole else head_dim, qk_norm)
         self.qk_norm = qk_norm is not None
 
     def forward(self, x: Tensor, mask: Tensor | None = None, is_causal: bool = False,
@@ -79,10 +82,12 @@ class SelfAttention(nn.Module):
         B, T, _ = x.shape
         n, kv, d = self.heads, self.kv_heads, self.head_dim
         q, k, v = self.qkv(x).split([n * d, kv * d, kv * d], dim=-1)
+        if self.qk_whole:
+            q, k = self.q_norm(q), self.k_norm(k)  # [B, T, n*d], [B, T, kv*d]
         q = q.view(B, T, n, d).transpose(1, 2)  # [B, n, T, d]
         k = k.view(B, T, kv, d).transpose(1, 2)  # [B, kv, T, d]
         v = v.view(B, T, kv, d).transpose(1, 2)  # [B, kv, T, d]
-        if self.qk_norm:
+        if self.qk_norm and not self.qk_whole:
             q, k = self.q_norm(q), self.k_norm(k)
         if rotary is not None:
             cos, sin = rotary

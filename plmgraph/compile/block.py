@@ -5,6 +5,7 @@ A `Block` wires its sublayers to the residual stream by the spec's placement:
     pre       x = x + f(norm(x))                     GPT-2, LLaMA, T5, ViT
     post      x = norm(x + f(x))                     BERT, BART, original Transformer
     sandwich  x = x + post_norm(f(norm(x)))
+    output    x = x + post_norm(f(x))                OLMo 2 (no norm on the sublayer's input)
     parallel  x = x + attn(n1(x)) + mlp(n2(x))       GPT-J (n2 = n1), NeoX
 
 A `Stack` embeds its input, builds the attention mask and position signal once (padding,
@@ -68,8 +69,8 @@ class Block(nn.Module):
         if self.placement == "post":  # and DeepNorm, whose add scales x by alpha
             y, extra = f(x)
             return getattr(self, f"{role}_norm")(add(x, self.drop(y))), extra
-        y, extra = f(getattr(self, f"{role}_norm")(x))
-        if self.placement == "sandwich":
+        y, extra = f(x if self.placement == "output" else getattr(self, f"{role}_norm")(x))
+        if self.placement in ("sandwich", "output"):
             y = getattr(self, f"{role}_post_norm")(y)
         return add(x, self.drop(y)), extra
 

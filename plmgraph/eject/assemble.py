@@ -122,7 +122,8 @@ class _Writer:
     def block(self) -> str:
         placement = next(iter(self.stacks.values()))["placement"]
         s = list(self.stacks)
-        norm = self.use(piece(self.g, self.role("attn_norm")), section="norm")
+        output = placement == "output"  # x + norm(f(x)): only the norms on the sublayers' outputs (OLMo 2)
+        norm = self.use(piece(self.g, self.role("attn_post_norm" if output else "attn_norm")), section="norm")
         attn_id = self.role("attn")
         attn = self.use(piece(self.g, attn_id), section="attention")
         mlp = self.use(piece(self.g, self.role("mlp")), section="mlp")
@@ -138,16 +139,16 @@ class _Writer:
         deepnorm = add["kind"] == "residual/deepnorm"
         if deepnorm:
             self.config["deepnorm_alpha"] = add["attrs"]["alpha"]
-        init = [f"self.attn_norm = {norm}", f"self.attn = {attn}"]
+        init = ([] if output else [f"self.attn_norm = {norm}"]) + [f"self.attn = {attn}"]
         if post_norm:
             init.append(f"self.attn_post_norm = {norm}")
         if cross:
             cattn = self.use(piece(self.g, self.role("cross")), section="attention")
-            init += ["if cross:", f"    self.cross_norm = {norm}", f"    self.cross = {cattn}"]
+            init += ["if cross:", *([] if output else [f"    self.cross_norm = {norm}"]), f"    self.cross = {cattn}"]
             if post_norm:
                 init.append(f"    self.cross_post_norm = {norm}")
         shared_norm = parallel and self.role("mlp_norm") is None
-        init += [f"self.mlp = {mlp}"] if shared_norm else [f"self.mlp_norm = {norm}", f"self.mlp = {mlp}"]
+        init += [f"self.mlp = {mlp}"] if shared_norm or output else [f"self.mlp_norm = {norm}", f"self.mlp = {mlp}"]
         if post_norm:
             init.append(f"self.mlp_post_norm = {norm}")
         if drop:
@@ -166,7 +167,7 @@ class _Writer:
             if placement == "post":
                 scaled = "self.alpha * x" if deepnorm else "x"
                 return f"x = self.{name}_norm({scaled} + {d(call.format(h='x'))})"
-            y = call.format(h=f"self.{name}_norm(x)")
+            y = call.format(h="x" if output else f"self.{name}_norm(x)")
             if post_norm:
                 y = f"self.{name}_post_norm({y})"
             return f"x = x + {d(y)}"
@@ -183,7 +184,8 @@ class _Writer:
         words = {"parallel": "parallel: x = x + attn(norm(x)) + mlp(norm'(x)) (GPT-J, GPT-NeoX)",
                  "pre": "pre-norm: x = x + f(norm(x)) (GPT-2, LLaMA; Xiong et al. 2020)",
                  "post": "post-norm: x = norm(x + f(x)) (Vaswani et al. 2017, BERT)",
-                 "sandwich": "sandwich norm: x = x + norm'(f(norm(x))) (Ding et al. 2021, CogView)"}[
+                 "sandwich": "sandwich norm: x = x + norm'(f(norm(x))) (Ding et al. 2021, CogView)",
+                 "output": "output norm: x = x + norm(f(x)), no norm on the sublayer's input (OLMo 2)"}[
             "parallel" if parallel else placement]
         sig = "cfg: Config, cross: bool = False" if cross else "cfg: Config"
         what = "self-attention, cross-attention (decoder only), MLP" if cross else "self-attention and MLP"
@@ -688,9 +690,11 @@ class _Writer:
         first = next(iter(self.stacks))
         words = []
         for role in ("attn_norm", "attn", "mlp"):
+            if role == "attn_norm" and f"{first}.layers.0.attn_norm" not in self.g:
+                role = "attn_post_norm"  # placement output: the norm is on the sublayer's output
             d = self.g.node(f"{first}.layers.0.{role}")
             w = block_kind(d["kind"]).words(d["attrs"])
-            words.append(f"{w} ({self.stacks[first]['placement']}-norm)" if role == "attn_norm" else w)
+            words.append(f"{w} ({self.stacks[first]['placement']}-norm)" if role.startswith("attn_") else w)
         pos = self.spec.position
         if pos.kind != "none":
             nid = next(n for n in self.g.nodes(role="position"))

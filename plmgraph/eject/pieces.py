@@ -338,10 +338,11 @@ class {cls}(nn.Module):
 def _attention(a: dict[str, Any], cross: bool) -> Piece:
     n, kv = a["heads"], a["kv_heads"]
     qk_norm = None
-    if a.get("qk_norm"):  # the block's norm over each head's dims (OLMo, Qwen3)
+    whole = a.get("qk_norm") and a.get("qk_norm_scope", "head") == "projection"  # OLMo 2: over all of q and of k
+    if a.get("qk_norm"):  # the block's norm over each head's dims (OLMo, Qwen3), or over the whole projections
         norm = a["norm"]
-        qk_norm = (f"nn.LayerNorm(cfg.head_dim, eps=cfg.norm_eps{'' if norm.get('bias', True) else ', bias=False'})"
-                   if norm["kind"] == "layernorm" else "RMSNorm(cfg.head_dim, cfg.norm_eps)")
+        qk_norm = (f"nn.LayerNorm({{w}}, eps=cfg.norm_eps{'' if norm.get('bias', True) else ', bias=False'})"
+                   if norm["kind"] == "layernorm" else "RMSNorm({w}, cfg.norm_eps)")
     qb, ob = a["qkv_bias"], a["out_bias"]
     if cross:
         init = [f"self.q = nn.Linear(cfg.hidden, cfg.heads * cfg.head_dim, bias={qb})",
@@ -370,8 +371,15 @@ def _attention(a: dict[str, Any], cross: bool) -> Piece:
         if kv != n:
             doc = doc[:-1] + f",\n    with {kv} key/value heads shared by groups of query heads ({kinds})."
     init.append(f"self.out = nn.Linear(cfg.heads * cfg.head_dim, cfg.hidden, bias={ob})")
-    if qk_norm is not None:
-        init += [f"self.q_norm = {qk_norm}", f"self.k_norm = {qk_norm}"]
+    if qk_norm is not None and whole:
+        if cross:
+            raise NotCompiledYet("cannot eject a q/k norm over the whole projections (qk_norm_scope 'projection') "
+                                 "in cross-attention")
+        init += [f"self.q_norm = {qk_norm.format(w='cfg.heads * cfg.head_dim')}",
+                 f"self.k_norm = {qk_norm.format(w='cfg.kv_heads * cfg.head_dim')}"]
+        body.insert(1, "q, k = self.q_norm(q), self.k_norm(k)  # over the whole projections, before the heads split")
+    elif qk_norm is not None:
+        init += [f"self.{t}_norm = {qk_norm.format(w='cfg.head_dim')}" for t in ("q", "k")]
         at = next(i for i, line in enumerate(body) if line.startswith(("v = v.view", "# k, v:"))) + 1
         body.insert(at, "q, k = self.q_norm(q), self.k_norm(k)  # per head, before the scores")
     if kv != n:

@@ -357,7 +357,7 @@ class _Builder:
                               group=grp(f"{role}_norm"))
                 self.edge(inp, h, shape)
             f = make(h)
-            if b.placement == "sandwich":
+            if b.placement in ("sandwich", "output"):  # output: the only norm, on the sublayer's output (OLMo 2)
                 n = self.norm(f"{pre}.{role}_post_norm", b.norm, self.H, stack=stack, layer=i,
                               role=f"{role}_post_norm", group=grp(f"{role}_post_norm"))
                 self.edge(f, n, shape)
@@ -466,5 +466,6 @@ class _Builder:
                                       **p.model_dump(exclude={"kind"}))
                     self.edge(out, pooled, ("B", T, H))
                 src, shape = pooled, ("B", H)
-            self.add(node, f"head/{head.kind}", role=head.name, labels=head.labels, bias=head.bias, hidden=H)
+            more = head.model_dump(exclude={"kind", "name", "labels", "bias"})  # e.g. the discriminator's activation
+            self.add(node, f"head/{head.kind}", role=head.name, labels=head.labels, bias=head.bias, hidden=H, **more)
             self.edge(src, node, shape)

@@ -87,10 +87,11 @@ class Block(Strict):
     """One transformer layer: attention, (cross-attention), MLP, their norms and residuals."""
 
     norm: Norm = Field(default_factory=LayerNorm, description="The normalisation used in this layer.")
-    placement: Literal["pre", "post", "sandwich"] = Field(
+    placement: Literal["pre", "post", "sandwich", "output"] = Field(
         "pre",
         description="pre: x + f(norm(x)) (GPT-2, LLaMA); post: norm(x + f(x)) (BERT, original Transformer); "
-        "sandwich: x + norm(f(norm(x))).",
+        "sandwich: x + norm(f(norm(x))); output: x + norm(f(x)), the norm on each sublayer's output inside the "
+        "residual and none on its input (OLMo 2's reordered norm).",
     )
     residual: Residual = Field(default_factory=Sequential, description="Sequential, parallel or DeepNorm sublayers.")
     attention: AttentionKind = Field(default_factory=Attention, description="The self-attention sublayer.")

@@ -92,7 +92,7 @@ class Stack(Strict):
     layers: Layers | None = Field(None, description=f"Number of layers (at most {MAX_LAYERS}). Default: sizes.layers.")
     block: Block = Field(default_factory=Block, description="The layer, merged onto the top-level block.")
     final_norm: bool | None = Field(
-        None, description="Normalise the stack output. Default: true for pre/sandwich, false for post."
+        None, description="Normalise the stack output. Default: true for pre/sandwich/output, false for post."
     )
     pattern: list[LayerPattern] | None = Field(
         None, min_length=1,
@@ -303,6 +303,10 @@ class ModelSpec(Strict):
                 why = getattr(KINDS.get(f"objective/{obj.kind}"), "contradiction", lambda o, s: None)(obj, self)
                 if why:
                     errs.append((("objectives", i, "kind"), why))
+        if not errs and self.tuning.kind != "full":  # what the tuning kind needs of the model (kinds/tuning/)
+            from ..kinds.base import KINDS
+
+            errs += KINDS[f"tuning/{self.tuning.kind}"].problems(self)
         if errs:
             raise CrossFieldError(errs)
         return self
@@ -424,6 +428,16 @@ def _check_stack(spec: ModelSpec, name: str, stack: Stack) -> list[tuple[tuple[s
             (base + ("placement",), "parallel residual reads normalised inputs; "
              f"placement must be 'pre', not '{b.placement}'")
         )
+    if b.placement == "output" and at.kind != "self":
+        errs.append((base + ("placement",), f"placement 'output' (x + norm(f(x)), OLMo 2) is compiled for "
+                     f"self-attention layers; {at.kind} attention runs its own norm placement: use 'pre', 'post' or "
+                     "'sandwich'"))
+    if getattr(at, "qk_norm_scope", "head") == "projection" and not at.qk_norm:
+        errs.append((base + ("attention", "qk_norm_scope"), "qk_norm_scope 'projection' says how the q/k norm "
+                     "normalises, and qk_norm is false; set qk_norm: true or remove qk_norm_scope"))
+    elif getattr(at, "qk_norm_scope", "head") == "projection" and b.cross_attention:
+        errs.append((base + ("attention", "qk_norm_scope"), "qk_norm_scope 'projection' (OLMo 2) is compiled for "
+                     "self-attention only, and this stack cross-attends; use qk_norm_scope 'head'"))
     if b.cross_attention is False and spec.family == "encoder-decoder" and name == "decoder":
         errs.append(
             (base + ("cross_attention",), "a decoder without cross-attention never reads the encoder, whose "

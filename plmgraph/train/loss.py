@@ -19,6 +19,9 @@ primary head / model                          loss on ``labels``
                                               two CEs over positions, a position outside the
                                               sequence ignored (HF ``*ForQuestionAnswering``)
 ``multiple_choice``                           CE of the [B, C] scores vs [B] right choices
+``replaced_token_detection``                  binary CE (with logits) of the [B, T] logits vs
+                                              [B, T] 0/1 labels, -100 ignored (HF
+                                              ``ElectraForPreTraining`` over its kept tokens)
 ===========================================  ===============================================
 
 ``next_sentence_label`` / ``sentence_order_label`` [B] add the CE of the ``nsp`` / ``sop``
@@ -97,6 +100,12 @@ def model_loss(model: Any, outputs: dict[str, Tensor], labels: Tensor | None, *,
                 raise InputError(f"labels for a multiple_choice head are one choice index per question, shape "
                                  f"({logits.shape[0]},); got {tuple(labels.shape)}")
             total = F.cross_entropy(logits.float(), labels.long(), ignore_index=IGNORE)
+        elif primary.kind == "replaced_token_detection":  # [B, T] logits vs 1 replaced / 0 original
+            if labels.shape != logits.shape:
+                raise InputError(f"labels for a replaced_token_detection head are one 0/1 label per token, shape "
+                                 f"{tuple(logits.shape)}; got {tuple(labels.shape)}")
+            keep = labels != IGNORE
+            total = F.binary_cross_entropy_with_logits(logits.float()[keep], labels[keep].float())
         else:  # pragma: no cover - every head kind is listed above
             raise InputError(f"no loss is defined for a primary head of kind {primary.kind!r}")
     for kind, lab in (("nsp", next_sentence_label), ("sop", sentence_order_label)):

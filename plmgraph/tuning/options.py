@@ -70,8 +70,13 @@ def apply_options(spec: Any, text: str) -> Any:
         opts = {**given, **opts}
     data = spec.model_dump(mode="json", exclude_unset=True)
     data["tuning"] = opts
+    from ..spec.model import CrossFieldError
+
     try:
         return type(spec).model_validate(data)
+    except CrossFieldError as e:  # the tuning does not fit the model (a tuning kind's `check`)
+        raise TuningError(f"--tuning {text!r}: " + "; ".join(
+            f"{'.'.join(map(str, path))}: {msg}" for path, msg in e.errors)) from None
     except ValidationError as e:
         problems = []
         for err in e.errors():

@@ -356,7 +356,12 @@ def load_peft(spec: Any, base: dict[str, torch.Tensor], folder: str | Path, devi
     tuning, adapter = tuning_from_peft(graph, spec, cfg, tensors, str(folder))
     data = spec.model_dump(mode="json", exclude_unset=True)
     data["tuning"] = tuning
-    tuned = type(spec).model_validate(data)
+    from ..spec.model import CrossFieldError
+
+    try:
+        tuned = type(spec).model_validate(data)
+    except CrossFieldError as e:  # the adapter's options do not fit this model (a tuning kind's `check`)
+        raise TuningError(f"{folder}: " + "; ".join(f"{'.'.join(map(str, p))}: {m}" for p, m in e.errors)) from None
     from . import plan
 
     p = plan(tuned)

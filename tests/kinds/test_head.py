@@ -16,6 +16,7 @@ from plmgraph.compile.registry import Node
 from plmgraph.kinds import KINDS, variants
 from plmgraph.kinds.base import Aspect
 from plmgraph.kinds.head.choice import ChoiceHead
+from plmgraph.kinds.head.discriminator import ReplacedTokenHead
 from plmgraph.kinds.head.span import SpanHead
 from plmgraph.spec import Merged, validate
 from plmgraph.spec.heads import HEAD_KINDS, ClassifierHead, LMHead, MLMHead, Pooler
@@ -76,6 +77,7 @@ def test_every_facet(name):
 
 
 def test_the_head_union_keeps_its_order():
-    assert variants("head") == [LMHead, MLMHead, ClassifierHead, SpanHead, ChoiceHead] and variants("pool") == [Pooler]
+    assert variants("head") == [LMHead, MLMHead, ClassifierHead, SpanHead, ChoiceHead, ReplacedTokenHead]
+    assert variants("pool") == [Pooler]
     assert HEAD_KINDS == ("lm", "mlm", "nsp", "sop", "sequence_classification", "token_classification",
-                          "image_classification", "question_answering", "multiple_choice")
+                          "image_classification", "question_answering", "multiple_choice", "replaced_token_detection")

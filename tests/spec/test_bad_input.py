@@ -186,7 +186,7 @@ def test_unknown_key_lists_the_fields_of_the_selected_variant(tmp_path):
         pytest.param("heads: [{kind: lm_head}]\n",
                      r"unknown kind 'lm_head'; allowed: lm, mlm, nsp, sop, "
                      r"sequence_classification, token_classification, image_classification, question_answering, "
-                     r"multiple_choice$",
+                     r"multiple_choice, replaced_token_detection$",
                      "heads[0].kind", 3, id="head"),
         pytest.param("objectives: [{kind: causal}]\n",
                      r"unknown kind 'causal'; allowed: clm, mlm, nsp, sop, span_corruption, denoising, "
@@ -245,7 +245,8 @@ def test_probability_out_of_range(tmp_path):
 
 def test_literal_with_did_you_mean(tmp_path):
     check(tmp_path, GPT2 + "block:\n  placement: pree\n",
-          r"must be one of pre, post, sandwich, got 'pree'; did you mean 'pre'\?$", field="block.placement", line=4)
+          r"must be one of pre, post, sandwich, output, got 'pree'; did you mean 'pre'\?$", field="block.placement",
+          line=4)
 
 
 def test_mapping_expected(tmp_path):

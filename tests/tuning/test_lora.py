@@ -10,9 +10,10 @@ from helpers import tiny
 from helpers_tuning import perturb, tuned
 
 import plmgraph as pg
+from plmgraph.spec.errors import SpecError
 from plmgraph.tuning import TuningError, merge, merged_copy, plan, unmerge
 from plmgraph.tuning.core import for_export
-from plmgraph.tuning.options import apply_options
+from plmgraph.tuning.options import apply_options, parse_options
 
 X = torch.randint(0, 128, (2, 9), generator=torch.Generator().manual_seed(0))
 
@@ -106,11 +107,13 @@ def test_export_takes_the_merged_model(tmp_path):
     ("gpt2", "lora:targets=attn.qkv+attn.v", r"'attn.qkv' and 'attn.v' overlap in decoder.layers.0.attn.qkv"),
 ])
 def test_bad_targets_and_ranks(name, options, match):
-    spec = apply_options(tiny(name), options)
+    # refused when the spec is validated (here through --tuning), so `validate` says what `build` cannot do
     with pytest.raises(TuningError, match=match):
-        pg.build(spec, device="meta")
-    with pytest.raises(TuningError, match=match):
-        pg.stats(spec)
+        apply_options(tiny(name), options)
+    field = "rank" if "rank=" in options else "targets"
+    with pytest.raises(SpecError, match=f"tuning.{field}: .*" + match.removesuffix("$")):
+        pg.load_spec(tiny(name), [f"tuning.{k}=" + (f"[{', '.join(v)}]" if isinstance(v, list) else str(v))
+                                  for k, v in parse_options(options).items()])
 
 
 def test_old_short_target_names_still_validate():

@@ -21,7 +21,7 @@ import plmgraph as pg
 import plmgraph.cli.hf_cmds  # noqa: F401  (registers import-hf, export-hf)
 from plmgraph.cli import app
 from plmgraph.errors import InputError
-from plmgraph.kinds import KINDS, NotCompiledYet
+from plmgraph.kinds import KINDS
 from plmgraph.spec.errors import SpecError
 from plmgraph.tuning import TuningError
 from plmgraph.tuning.core import write_hf
@@ -219,16 +219,17 @@ def test_words_diff_and_plan():
 def test_bad_options_and_models_are_one_clear_message():
     with pytest.raises(SpecError, match=r"tuning.length: must be greater than 0, got 0"):
         pg.load_spec(tiny("gpt2"), "tuning={kind: prefix, length: 0}")
-    with pytest.raises(TuningError, match=r"prefix tuning: length 64 leaves no position for the text \(gpt2 has "
-                                          r"max_positions 64, .*choose a length below 64"):
-        pg.build(pg.load_spec(tiny("gpt2"), "tuning={kind: prefix, length: 64}"), device="meta")
+    # what prefix tuning cannot do is refused by the validator, not at build
+    with pytest.raises(SpecError, match=r"tuning.length: prefix tuning: length 64 leaves no position for the text "
+                                        r"\(gpt2 has max_positions 64, .*choose a length below 64"):
+        pg.load_spec(tiny("gpt2"), "tuning={kind: prefix, length: 64}")
     for name, why in [("t5-small", "encoder-decoder models"), ("albert-base", "shared layers"),
                       ("xlnet-base", r"attention/two_stream \(relative attention\)")]:
-        with pytest.raises(NotCompiledYet, match=f"prefix tuning is not compiled for {why}"):
-            pg.build(pg.load_spec(tiny(name), "tuning={kind: prefix}"), device="meta")
-    with pytest.raises(NotCompiledYet, match="alibi positions"):
-        pg.build(pg.load_spec(tiny("gpt2"), ["position={kind: alibi}", "tuning={kind: prefix, length: 2}"]),
-                 device="meta")
+        with pytest.raises(SpecError, match=f"tuning.kind: prefix tuning is not compiled for {why}"):
+            pg.load_spec(tiny(name), "tuning={kind: prefix}")
+    for pos, why in [("alibi", "alibi positions"), ("t5_relative", "t5_relative positions")]:
+        with pytest.raises(SpecError, match=f"tuning.kind: .*{why}"):
+            pg.load_spec(tiny("gpt2"), [f"position={{kind: {pos}}}", "tuning={kind: prefix, length: 2}"])
 
 
 def test_the_prefix_counts_against_max_positions_at_run_time():

@@ -55,6 +55,7 @@ from . import (
     mistral,
     mixtral,
     mpnet,
+    olmo2,
     openai_gpt,
     opt,
     phi,
@@ -79,7 +80,7 @@ from .weights import ALWAYS_IGNORED, Item, plan_for
 _MODULES = (bert, ernie, roberta, albert, distilbert, openai_gpt, gpt2, t5, bart, llama, mixtral, glm, vit, xlnet,
             mistral, qwen2, qwen3, gemma, gemma2, gemma3_text, starcoder2, phi3, gpt_neox, opt,
             xlm_roberta, camembert, gptj, stablelm, bloom, qwen3_moe,
-            gpt_bigcode, falcon, qwen2_moe, phi, electra, deberta_v2, mpnet)
+            gpt_bigcode, falcon, qwen2_moe, phi, electra, deberta_v2, mpnet, olmo2)
 
 #: model_type -> its `Family`: the one registry import, export and the tensor check read.
 FAMILIES: dict[str, Family] = {}

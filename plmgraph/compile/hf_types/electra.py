@@ -5,8 +5,9 @@ The discriminators people fine-tune import as ``ElectraModel`` and the task head
 classification (``ElectraClassificationHead``: dense + GELU on the first token, then ``out_proj``,
 i.e. a GELU pooler and a classifier), token classification and question answering; the generator
 as ``ElectraForMaskedLM`` (dense to the embedding width, GELU, LayerNorm, then the tied vocabulary
-projection).  ``ElectraForPreTraining`` (the replaced-token detector) and ``ElectraForMultipleChoice``
-(its sequence summary) have no head kind yet and are refused by name.
+projection); the discriminator with its pre-training head as ``ElectraForPreTraining`` (the
+``replaced_token_detection`` head: dense, hidden_act, dense -> one logit per token).
+``ElectraForMultipleChoice`` (its sequence summary) has no head kind yet and is refused by name.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from ...errors import ConversionError
-from .base import Cfg, F, bare, classifier, mlm, question_answering
+from .base import ACT, Cfg, F, bare, cfg_value, classifier, mlm, question_answering
 from .bert import bert_like, bert_names
 from .weights import R
 
@@ -40,6 +41,8 @@ FAMILY = bert_like(
         "head/mlm.proj": R("generator_lm_head.{p}"),
         "pooler.dense": R("classifier.dense.{p}"),
         "head/sequence_classification": R("classifier.out_proj.{p}"),
+        "head/replaced_token_detection.dense": R("discriminator_predictions.dense.{p}"),
+        "head/replaced_token_detection.proj": R("discriminator_predictions.dense_prediction.{p}"),
     },
     ignored=(r"^generator_lm_head\.weight$",),  # the tied word embeddings' second name
     hook=_hook,
@@ -52,5 +55,8 @@ FAMILY = bert_like(
             lambda c: {"heads": [classifier("sequence_classification", c)], "pooler": GELU_POOLER},
         "ElectraForTokenClassification": lambda c: {"heads": [classifier("token_classification", c)]},
         "ElectraForQuestionAnswering": question_answering,
+        "ElectraForPreTraining": lambda c: {"heads": [
+            {"kind": "replaced_token_detection",
+             "activation": F("hidden_act", "", values=ACT).to_spec(cfg_value(c, "hidden_act", "gelu"))}]},
     },
 )

@@ -30,14 +30,25 @@ def attention_type(attrs: dict[str, Any]) -> str:
     return "GQA"
 
 
+def qk_norm_widths(a: Attrs) -> tuple[int, int]:
+    """The widths of the q and k norms: ``head_dim`` each (scope head), or the whole projections,
+    ``heads * head_dim`` and ``kv_heads * head_dim`` (scope projection, OLMo 2)."""
+    if a.get("qk_norm_scope", "head") == "projection":
+        return a["heads"] * a["head_dim"], a["kv_heads"] * a["head_dim"]
+    return a["head_dim"], a["head_dim"]
+
+
 def qk_norm_params(a: Attrs) -> dict[str, Shape]:
-    """The per-head q/k norms' parameters (the block's norm, ``head_dim`` wide), when ``qk_norm``."""
+    """The q/k norms' parameters (the block's norm, `qk_norm_widths` wide), when ``qk_norm``."""
     if not a["qk_norm"]:
         return {}
     norm = a["norm"]
-    shapes = KINDS[f"norm/{norm['kind']}"].params({**{k: v for k, v in norm.items() if k != "kind"},
-                                                   "width": a["head_dim"]})
-    return {f"{t}.{p}": s for t in ("q_norm", "k_norm") for p, s in shapes.items()}
+    out: dict[str, Shape] = {}
+    for t, width in zip(("q_norm", "k_norm"), qk_norm_widths(a), strict=True):
+        shapes = KINDS[f"norm/{norm['kind']}"].params({**{k: v for k, v in norm.items() if k != "kind"},
+                                                       "width": width})
+        out.update({f"{t}.{p}": s for p, s in shapes.items()})
+    return out
 
 
 def flops(a: Attrs, params: dict[str, Shape], T: int) -> int:
@@ -55,7 +66,7 @@ def aspects(kind: str, prefix: str, a: Attrs, role: str) -> list[Aspect]:
     out = [
         Aspect(who, prefix + text, (kind, t)),
         Aspect(f"{who} biases", bias, bias),
-        Aspect(f"{who} QK norm", onoff(a["qk_norm"]), a["qk_norm"]),
+        Aspect(f"{who} QK norm", qk_norm_words(a), qk_norm_words(a) if a["qk_norm"] else False),
         Aspect(f"{who} scale", "1/√d" if a["scale"] is None else num(a["scale"])),
         Aspect(f"{who} dropout", num(a["dropout"])),
     ]
@@ -70,6 +81,13 @@ def aspects(kind: str, prefix: str, a: Attrs, role: str) -> list[Aspect]:
     return out
 
 
+def qk_norm_words(a: Attrs) -> str:
+    """"off", "on" (per head) or "on, over the whole q/k projections" (OLMo 2)."""
+    if a["qk_norm"] and a.get("qk_norm_scope", "head") == "projection":
+        return "on, over the whole q/k projections"
+    return onoff(a["qk_norm"])
+
+
 def detail(a: Attrs, *, cross: bool = False) -> str:
     """The diagram's detail line: "12 heads · 4 kv · d=64 · window 4096 · QK-norm"."""
     t = attention_type(a)
@@ -82,7 +100,7 @@ def detail(a: Attrs, *, cross: bool = False) -> str:
     if a.get("window"):
         parts.append(f"window {a['window']}")
     if a.get("qk_norm"):
-        parts.append("QK-norm")
+        parts.append("QK-norm (whole projection)" if a.get("qk_norm_scope") == "projection" else "QK-norm")
     if a.get("softcap"):
         parts.append(f"soft-cap {num(a['softcap'])}")
     return " · ".join(parts)
@@ -98,7 +116,9 @@ def options(node: Any) -> dict[str, Any]:
     if a.get("softcap") is not None:
         opts["softcap"] = a["softcap"]
     if a.get("qk_norm"):
-        opts["qk_norm"] = a["norm"]  # the block's norm, per head
+        opts["qk_norm"] = a["norm"]  # the block's norm, per head or over the whole projection
+        if a.get("qk_norm_scope", "head") == "projection":
+            opts["qk_norm_scope"] = "projection"
     return opts
 
 

@@ -44,6 +44,10 @@ class Attention(Strict):
     )
     window: PositiveInt | None = Field(None, description="Sliding window: attend to at most this many keys back.")
     qk_norm: bool = Field(False, description="Normalise queries and keys per head before the dot product.")
+    qk_norm_scope: Literal["head", "projection"] = Field(
+        "head", description="qk_norm only: head normalises each head's head_dim values with one norm shared by the "
+        "heads (Qwen3, OLMo, Gemma 3); projection normalises the whole query projection (heads * head_dim wide) and "
+        "the whole key projection (kv_heads * head_dim) before they split into heads (OLMo 2).")
     scale: PositiveFloat | None = Field(
         None, description="Score scale; default 1/sqrt(head_dim). T5 uses 1.0 (folded into init)."
     )

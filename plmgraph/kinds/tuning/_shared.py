@@ -28,6 +28,27 @@ class TuningKind(Kind):
         Raises `plmgraph.tuning.TuningError` for options that do not fit the model."""
         raise self.missing("plan")
 
+    def check(self, graph: Any, a: Attrs) -> list[tuple[str, str]]:
+        """What about options `a` does not fit the model of `graph`: ``(field of tuning, message)`` pairs,
+        ``[]`` when they fit (torch-free). The spec validator asks (`problems`), so ``plmgraph validate``
+        refuses every combination `build` could not do; `plan` asks again for specs changed after
+        validation. The message names the value and what is allowed."""
+        return []
+
+    def problems(self, spec: Any) -> list[tuple[tuple[str | int, ...], str]]:
+        """`check` on a validated `spec` (its graph resolved here): ``(("tuning", field), message)`` pairs."""
+        from ...graph.arch import resolve
+
+        return [(("tuning", f), m) for f, m in self.check(resolve(spec), spec.tuning.model_dump(exclude={"kind"}))]
+
+    def checked(self, graph: Any, a: Attrs) -> None:
+        """Raise `plmgraph.tuning.TuningError` with `check`'s first problem (`plan` calls it first)."""
+        from ...tuning import TuningError
+
+        found = self.check(graph, a)
+        if found:
+            raise TuningError("; ".join(f"tuning.{f}: {m}" for f, m in found))
+
     def attach(self, model: Any, plan: Any, generator: Any) -> None:
         """Insert this kind's parameters into the built `model` so that its new parameters are exactly
         ``plan.added``, and initialise them (`generator`: a ``torch.Generator`` or None)."""

@@ -37,13 +37,16 @@ class AdaptersKind(TuningKind):
     spec = Adapters
     title = "adapters"
 
-    def plan(self, graph: Any, a: Attrs) -> Any:
-        from ...tuning import TuningError
-
+    def check(self, graph: Any, a: Attrs) -> list[tuple[str, str]]:
         H, b = graph.spec.sizes.hidden, a["bottleneck"]
         if b > H:
-            raise TuningError(f"adapters: bottleneck {b} is wider than the model's hidden size {H}; a bottleneck "
-                              f"must be at most {H} (typically hidden/16 .. hidden/4)")
+            return [("bottleneck", f"adapters: bottleneck {b} is wider than the model's hidden size {H}; a "
+                                   f"bottleneck must be at most {H} (typically hidden/16 .. hidden/4)")]
+        return []
+
+    def plan(self, graph: Any, a: Attrs) -> Any:
+        self.checked(graph, a)
+        H, b = graph.spec.sizes.hidden, a["bottleneck"]
         added: dict[str, tuple[int, ...]] = {}
         hosts: list[str] = []
         flops = 0

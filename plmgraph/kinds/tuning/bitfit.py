@@ -26,17 +26,15 @@ class BitFitKind(TuningKind):
     def words(self, a: Attrs) -> str:
         return "BitFit (biases" + (" and heads)" if a.get("heads") else " only)")
 
-    def plan(self, graph, a: Attrs):  # noqa: ANN001, ANN201
-        from ...tuning import TuningError
+    def check(self, graph, a: Attrs) -> list[tuple[str, str]]:  # noqa: ANN001
+        if not _kept(graph, a):
+            return [("kind", f"BitFit: {graph.name} has no biases to train (its projections and norms are "
+                             "bias-free); use LoRA or IA³, or bitfit with heads: true")]
+        return []
 
-        names = list(graph.param_shapes())
-        kept = [n for n in names if n.rsplit(".", 1)[-1] == "bias" or n.endswith("_bias")]
-        if a.get("heads"):
-            kept += [n for n in names if n.startswith("heads.") and n not in kept]
-        if not kept:
-            raise TuningError(f"BitFit: {graph.name} has no biases to train (its projections and norms are "
-                              "bias-free); use LoRA or IA³, or bitfit with heads: true")
-        return make_plan(self, graph, a, kept=tuple(kept))
+    def plan(self, graph, a: Attrs):  # noqa: ANN001, ANN201
+        self.checked(graph, a)
+        return make_plan(self, graph, a, kept=tuple(_kept(graph, a)))
 
     def attach(self, model, plan, generator) -> None:  # noqa: ANN001
         pass  # adds nothing: the core keeps plan.kept (the biases) trainable and freezes the rest
@@ -48,3 +46,12 @@ class BitFitKind(TuningKind):
             "the parameters.",
             zh="BitFit（Ben Zaken 等 2022）：只训练偏置项（以及任务输出头），不到 0.1% 的参数。",
         )
+
+
+def _kept(graph, a: Attrs) -> list[str]:  # noqa: ANN001
+    """The base parameters BitFit trains: every bias (and the heads' weights with ``heads: true``)."""
+    names = list(graph.param_shapes())
+    kept = [n for n in names if n.rsplit(".", 1)[-1] == "bias" or n.endswith("_bias")]
+    if a.get("heads"):
+        kept += [n for n in names if n.startswith("heads.") and n not in kept]
+    return kept

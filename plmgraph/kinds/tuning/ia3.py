@@ -34,7 +34,17 @@ class IA3Kind(TuningKind):
     spec = IA3
     title = "IA³"
 
+    def check(self, graph, a: Attrs) -> list[tuple[str, str]]:  # noqa: ANN001
+        from ...tuning import TuningError
+
+        try:
+            projections(graph, a["targets"], "IA³")
+        except TuningError as e:
+            return [("targets", str(e))]
+        return []
+
     def plan(self, graph, a: Attrs):  # noqa: ANN001, ANN201
+        self.checked(graph, a)
         sites = projections(graph, a["targets"], "IA³")
         added = {}
         for p in sites:

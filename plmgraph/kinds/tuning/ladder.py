@@ -20,7 +20,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, PositiveInt
 
-from ..base import Attrs, NotCompiledYet, Strict, register
+from ..base import Attrs, Strict, register
 from ._shared import TuningKind, make_plan
 
 #: Where the side network lives in the compiled model (``ladder.down.0.weight``, ``ladder.layers.0...``).
@@ -68,36 +68,46 @@ class LadderKind(TuningKind):
     spec = Ladder
     title = "ladder side tuning"
 
-    def plan(self, graph: Any, a: Attrs) -> Any:
+    def check(self, graph: Any, a: Attrs) -> list[tuple[str, str]]:
         from ...errors import SpecError
-        from ...graph.arch import resolve
         from ...spec import validate
         from ...spec.extends import Merged
-        from ...tuning import TuningError
 
         spec, r = graph.spec, a["reduction"]
         if len(graph.stacks()) > 1:
-            raise NotCompiledYet("block kind 'tuning/ladder': ladder side tuning is not compiled for "
-                                 "encoder-decoder models (the side decoder would need a side encoder to attend "
-                                 "to); one-stack models only")
+            return [("kind", "ladder side tuning is not compiled for encoder-decoder models (the side decoder "
+                             "would need a side encoder to attend to); one-stack models only")]
         stack = next(iter(graph.stacks()))
         attn = graph.node(f"{stack}.layers.0.attn")
         if attn["kind"] != "attention/self":
-            raise NotCompiledYet(f"block kind 'tuning/ladder': ladder side tuning is not compiled for "
-                                 f"{attn['kind']} (relative attention); plain self-attention only")
+            return [("kind", f"ladder side tuning is not compiled for {attn['kind']} (relative attention); plain "
+                             "self-attention only")]
         H, d, heads = spec.sizes.hidden, attn["attrs"]["head_dim"], attn["attrs"]["heads"]
         if H % r:
             divisors = [k for k in range(2, min(H, 64) + 1) if H % k == 0][:8]
-            raise TuningError(f"ladder: reduction {r} does not divide hidden {H}; the side network is hidden / "
-                              f"reduction wide; allowed: a divisor of {H} such as {', '.join(map(str, divisors))}")
+            return [("reduction", f"ladder: reduction {r} does not divide hidden {H}; the side network is hidden / "
+                                  f"reduction wide; allowed: a divisor of {H} such as {', '.join(map(str, divisors))}")]
         if r > 1 and d % r:
-            raise TuningError(f"ladder: reduction {r} does not divide the head width {d}: the side network keeps the "
-                              f"{heads} heads, each head_dim / reduction wide; choose a reduction that divides {d}")
+            return [("reduction", f"ladder: reduction {r} does not divide the head width {d}: the side network "
+                                  f"keeps the {heads} heads, each head_dim / reduction wide; choose a reduction that "
+                                  f"divides {d}")]
         try:
-            side = resolve(validate(Merged(side_spec_data(spec, r), file=f"ladder side of {spec.name}")))
+            validate(Merged(side_spec_data(spec, r), file=f"ladder side of {spec.name}"))
         except SpecError as e:
-            raise TuningError(f"ladder: reduction {r} gives a side network that is not a valid model: "
-                              f"{str(e).splitlines()[0]}") from None
+            return [("reduction", f"ladder: reduction {r} gives a side network that is not a valid model: "
+                                  f"{str(e).splitlines()[0]}")]
+        return []
+
+    def plan(self, graph: Any, a: Attrs) -> Any:
+        from ...graph.arch import resolve
+        from ...spec import validate
+        from ...spec.extends import Merged
+
+        self.checked(graph, a)
+        spec, r = graph.spec, a["reduction"]
+        stack = next(iter(graph.stacks()))
+        H = spec.sizes.hidden
+        side = resolve(validate(Merged(side_spec_data(spec, r), file=f"ladder side of {spec.name}")))
         S, L = H // r, graph.stacks()[stack]["layers"]
         added: dict[str, tuple[int, ...]] = {}
         for i in range(L + 1):

@@ -45,16 +45,26 @@ class LoRAKind(TuningKind):
     spec = LoRA
     title = "LoRA"
 
-    def plan(self, graph, a: Attrs):  # noqa: ANN001, ANN201
+    def check(self, graph, a: Attrs) -> list[tuple[str, str]]:  # noqa: ANN001
         from ...tuning import TuningError
 
+        try:
+            sites = projections(graph, a["targets"], "LoRA")
+        except TuningError as e:
+            return [("targets", str(e))]
+        r = a["rank"]
+        for p in sites:
+            if r > min(p.fan_in, p.rows):
+                return [("rank", f"LoRA rank {r} is larger than {p.target} in {p.host} ({p.fan_in} in, {p.rows} "
+                                 f"out); the rank must be at most {min(p.fan_in, p.rows)}")]
+        return []
+
+    def plan(self, graph, a: Attrs):  # noqa: ANN001, ANN201
+        self.checked(graph, a)
         r = a["rank"]
         sites = projections(graph, a["targets"], "LoRA")
         added, flops = {}, 0
         for p in sites:
-            if r > min(p.fan_in, p.rows):
-                raise TuningError(f"LoRA rank {r} is larger than {p.target} in {p.host} ({p.fan_in} in, {p.rows} "
-                                  f"out); the rank must be at most {min(p.fan_in, p.rows)}")
             added[f"{p.host}.lora.{p.key}.A"] = (r, p.fan_in)
             added[f"{p.host}.lora.{p.key}.B"] = (p.rows, r)
             flops += p.runs * 2 * r * (p.fan_in + p.rows)

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import Field, PositiveInt
 
-from ..base import Attrs, NotCompiledYet, Strict, register
+from ..base import Attrs, Strict, register
 from ._shared import TuningKind, make_plan
 
 #: Positions whose signal the prefix can share: the prefix takes positions 0 .. P-1 and the text
@@ -40,19 +40,21 @@ class PrefixKind(TuningKind):
     spec = PrefixTuning
     title = "prefix tuning"
 
-    def plan(self, graph: Any, a: Attrs) -> Any:
-        from ...tuning import TuningError
-
-        spec = graph.spec
-        P, m = a["length"], a["projection"]
+    def check(self, graph: Any, a: Attrs) -> list[tuple[str, str]]:
         why = _unsupported(graph)
         if why:
-            raise NotCompiledYet(f"block kind 'tuning/prefix': prefix tuning is not compiled for {why}")
-        limit = spec.sizes.max_positions
+            return [("kind", f"prefix tuning is not compiled for {why}")]
+        P, limit = a["length"], graph.spec.sizes.max_positions
         if limit is not None and P >= limit:
-            raise TuningError(f"prefix tuning: length {P} leaves no position for the text ({spec.name} has "
-                              f"max_positions {limit}, and the prefix takes positions 0 .. {P - 1}); choose a "
-                              f"length below {limit}")
+            return [("length", f"prefix tuning: length {P} leaves no position for the text ({graph.name} has "
+                               f"max_positions {limit}, and the prefix takes positions 0 .. {P - 1}); choose a "
+                               f"length below {limit}")]
+        return []
+
+    def plan(self, graph: Any, a: Attrs) -> Any:
+        self.checked(graph, a)
+        spec = graph.spec
+        P, m = a["length"], a["projection"]
         stack = next(iter(graph.stacks()))
         at = graph.node(f"{stack}.layers.0.attn")["attrs"]
         layers = graph.stacks()[stack]["layers"]

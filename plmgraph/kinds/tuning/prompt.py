@@ -33,9 +33,7 @@ class PromptKind(TuningKind):
     spec = PromptTuning
     title = "prompt tuning"
 
-    def plan(self, graph, a: Attrs):  # noqa: ANN001, ANN201
-        from ...tuning import TuningError
-
+    def check(self, graph, a: Attrs) -> list[tuple[str, str]]:  # noqa: ANN001
         spec = graph.spec
         first = list(spec.stacks)[0]
         why = None
@@ -46,12 +44,17 @@ class PromptKind(TuningKind):
         elif graph.node(f"{first}.layers.0.attn")["attrs"].get("mask") == "prefix":
             why = "the prefix-LM mask (GLM) is not compiled with soft tokens"
         if why:
-            raise TuningError(f"prompt tuning on {graph.name}: {why}")
+            return [("kind", f"prompt tuning on {graph.name}: {why}")]
         mp = spec.sizes.max_positions
         if mp is not None and a["length"] >= mp:
-            raise TuningError(f"prompt tuning: length {a['length']} leaves no room for text in {graph.name}'s "
-                              f"{mp} positions; choose a length below {mp}")
-        tok = "embed.token" if "embed.token" in graph.nx else f"{first}.embed.token"
+            return [("length", f"prompt tuning: length {a['length']} leaves no room for text in {graph.name}'s "
+                               f"{mp} positions; choose a length below {mp}")]
+        return []
+
+    def plan(self, graph, a: Attrs):  # noqa: ANN001, ANN201
+        self.checked(graph, a)
+        first = list(graph.spec.stacks)[0]
+        tok = "embed.token" if "embed.token" in graph else f"{first}.embed.token"
         dim = graph.node(tok)["params"]["weight"][1]
         return make_plan(self, graph, a, added={"prompt.weight": (a["length"], dim)},
                          sites={"stack": first, "token": tok, "length": a["length"]})
