@@ -14,8 +14,20 @@ from typing import Any
 
 from ...errors import ConversionError
 from ...spec import ModelSpec
-from .base import ACT, TANH_POOLER, Cfg, F, Family, bare, cfg_value, classifier, mlm, multiple_choice, need
-from .base import question_answering
+from .base import (
+    ACT,
+    TANH_POOLER,
+    Cfg,
+    F,
+    Family,
+    bare,
+    cfg_value,
+    classifier,
+    mlm,
+    multiple_choice,
+    need,
+    question_answering,
+)
 from .weights import QKV, R
 
 _L = "mpnet.encoder.layer.{layer}"
