@@ -88,3 +88,20 @@ def test_onnx_export(tmp_path, kv_cache):
     _, model = _pair(tmp_path)
     path = pg.export_onnx(model, tmp_path / "olmo2.onnx", kv_cache=kv_cache, verify=True)
     assert path.exists()
+
+
+def test_stats_diff_and_diagram(tmp_path):
+    """What the two fields do shows everywhere the graph is read: the parameter count is HF's (q norm
+    heads·head_dim wide, k norm kv_heads·head_dim), the diff against its LLaMA neighbour names both, the
+    diagram draws the post-sublayer norms and the whole-projection q/k norm."""
+    hf, model = _pair(tmp_path)
+    assert pg.stats(model.spec).params == sum(p.numel() for p in hf.parameters())
+    llama = pg.load_spec(model.spec, ["block.placement=pre", "block.attention.qk_norm=false",
+                                      "block.attention.qk_norm_scope=head"])
+    lines = pg.diff(llama, model.spec).lines()
+    assert "norm: norm placement: pre-norm → output-norm" in lines
+    assert "attention: attention QK norm: off → on, over the whole q/k projections  [all 2 layers]" in lines
+    assert "norm: attention post-norm (RMSNorm): added  [all 2 layers]" in lines
+    dot = pg.draw(model.spec, tmp_path / "olmo2.dot").read_text()
+    assert "decoder.layers.0.attn_post_norm" in dot and "QK-norm (whole projection)" in dot
+    assert "decoder.layers.0.attn_norm" not in dot
