@@ -32,7 +32,7 @@ def _rope_of(params: dict[str, Any], default_theta: float) -> dict[str, Any]:
 
 def rope_hook_gemma3(cfg: Cfg, d: dict[str, Any]) -> None:
     rp = cfg.get("rope_parameters")
-    if isinstance(rp, dict) and ("full_attention" in rp or "sliding_attention" in rp):
+    if isinstance(rp, dict) and any(isinstance(v, dict) for v in rp.values()):  # per layer type (transformers 5)
         unknown = set(rp) - {"full_attention", "sliding_attention"}
         if unknown:
             raise ConversionError(f"config.json: rope_parameters for layer types {sorted(unknown)} have no "
