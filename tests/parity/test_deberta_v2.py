@@ -62,6 +62,8 @@ def test_masked_lm_layouts(tmp_path, layout):
     else:
         assert model.spec.position.kind == "disentangled" and model.spec.relative_position is None
     check_encoder(hf, model, V, {"mlm": "logits"}, segments=kw.get("type_vocab_size", 0))
+    # the graph's parameter count (stats) is HF's, each tied tensor once
+    assert pg.resolve(model.spec).num_params() == sum(p.numel() for p in hf.parameters())
     # longer than the exact buckets and the table: clamped and log-bucketed distances
     with torch.no_grad():
         x, mask = ids(V, t=20), right_padded(t=20, pad=5)

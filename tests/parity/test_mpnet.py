@@ -20,6 +20,7 @@ from parity_util import (
     save_and_import,
 )
 
+import plmgraph as pg
 from plmgraph.compile.hf_config import config_to_spec
 from plmgraph.errors import ConversionError
 
@@ -46,6 +47,8 @@ def test_mpnet(tmp_path, arch):
     assert "encoder.position.weight" in dict(model.named_parameters())  # one bias table for all layers
     if arch == "MPNetForMaskedLM":
         check_encoder(hf, model, V, {"mlm": "logits"})
+        # the graph's parameter count (stats) is HF's, the tied embedding and bias once
+        assert pg.resolve(spec).num_params() == sum(p.numel() for p in hf.parameters())
         with torch.no_grad():  # long enough for the log-spaced buckets
             x, mask = ids(V, t=36), right_padded(t=36, pad=9)
             close(model(x, attention_mask=mask).logits, hf(input_ids=x, attention_mask=mask).logits, "36 tokens",
