@@ -21,8 +21,8 @@ plain, whose cache grows by concatenation (``present`` is ``past`` + the new pos
 
 An encoder gets the same folder without the GenAI and generation configs (Optimum's
 ``ORTModelForFeatureExtraction`` loads it and reads ``last_hidden_state``; tested).
-Encoder-decoders (Optimum's ``encoder_model.onnx`` + ``decoder_model_merged.onnx`` layout) are
-not written yet and are refused.
+Encoder-decoders get Optimum's seq2seq layout (``encoder_model.onnx`` + ``decoder_model_merged.onnx``,
+see `onnx_seq2seq`; ``ORTModelForSeq2SeqLM`` loads it, tested).
 
 The folder is written like a checkpoint (`plmgraph.compile.io.write_folder`): into a temporary
 folder beside it, then renamed; a failed export or verification leaves nothing behind, and an
@@ -44,7 +44,9 @@ log = logging.getLogger(__name__)
 
 MODEL_FILE = "model.onnx"
 FOLDER_FILES = (MODEL_FILE, MODEL_FILE + ".data", "config.json", "generation_config.json", "genai_config.json",
-                "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "spec.yaml")
+                "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "spec.yaml",
+                "encoder_model.onnx", "encoder_model.onnx.data", "decoder_model_merged.onnx",
+                "decoder_model_merged.onnx.data")  # the last four: encoder-decoders (onnx_seq2seq)
 #: Model types whose ONNX Runtime GenAI (0.18) decoder path reads one ``past_key_values.{i}.key`` /
 #: ``.value`` pair per layer, as plmgraph's graph has; genai_config.json names these as they are.
 #: Any other decoder (GPT-2: GenAI's ``gpt2`` type expects its older combined ``past_{i}`` cache) is
@@ -195,8 +197,9 @@ def export_folder(model: Any, folder: str | Path, *, tokenizer: Any = None, kv_c
             set it (refused by `signature`, as for a single file).
 
     Raises:
-        ExportError: an encoder-decoder (not written as a folder yet), a decoder without ``kv_cache``,
-            or any export / verification failure (nothing is left behind).
+        ExportError: a decoder without ``kv_cache``, an encoder-decoder that Optimum's seq2seq layout
+            cannot hold (`onnx_seq2seq.seq2seq_signature`), or any export / verification failure (nothing
+            is left behind).
         CheckpointError: the folder holds other files (without `force`) or cannot be written.
     """
     from plmgraph.compile.io import check_folder, spec_yaml, write_folder
@@ -205,10 +208,11 @@ def export_folder(model: Any, folder: str | Path, *, tokenizer: Any = None, kv_c
 
     spec = model.spec
     out = Path(folder)
-    if spec.family == "encoder-decoder":
-        raise ExportError(f"{spec.name} is an encoder-decoder: a deploy folder for it (Optimum's encoder_model.onnx "
-                          "+ decoder_model_merged.onnx with self- and cross-attention caches) is not written yet; "
-                          "export one file instead (-o model.onnx)")
+    if spec.family == "encoder-decoder":  # Optimum's seq2seq layout; the merged decoder always has its cache
+        from .onnx_seq2seq import export_seq2seq_folder
+
+        return export_seq2seq_folder(model, out, tokenizer=tokenizer, optimize=optimize, verify=verify, opset=opset,
+                                     force=force, fuse=fuse, on_stage=on_stage)
     if spec.family == "decoder" and not kv_cache:
         raise ExportError(f"a deploy folder of the decoder {spec.name} holds the cached graph that Optimum and ONNX "
                           "Runtime GenAI generate with: add --kv-cache (in Python: kv_cache=True), or export one "

@@ -34,6 +34,8 @@ import numpy as np
 from .errors import InputError
 
 MODEL_FILE = "model.onnx"
+#: An encoder-decoder folder (Optimum's seq2seq layout, `exporters.onnx_seq2seq`).
+ENCODER_FILE, DECODER_FILE = "encoder_model.onnx", "decoder_model_merged.onnx"
 #: Best first; a session gets the first of these that the installed ONNX Runtime offers, then CPU.
 PROVIDER_ORDER = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
 SHORT = {"tensorrt": "TensorrtExecutionProvider", "trt": "TensorrtExecutionProvider",
@@ -101,6 +103,8 @@ class OrtModel:
         if p.is_dir():
             self.folder: Path | None = p
             self.file = p / MODEL_FILE
+            if not self.file.is_file() and (p / DECODER_FILE).is_file() and (p / ENCODER_FILE).is_file():
+                self.file = p / DECODER_FILE  # an encoder-decoder: the merged decoder is the main session
             if not self.file.is_file():
                 onnx_files = sorted(f.name for f in p.glob("*.onnx"))
                 hint = f" (it holds {', '.join(onnx_files)}; pass the file itself)" if onnx_files else \
@@ -118,12 +122,9 @@ class OrtModel:
             so.add_session_config_entry("session.intra_op.allow_spinning", "0")
             so.add_session_config_entry("session.inter_op.allow_spinning", "0")
         so.log_severity_level = 3
-        try:
-            self.session = ort.InferenceSession(str(self.file), so, providers=self.providers)
-        except Exception as e:  # noqa: BLE001  (onnxruntime raises its own types for a corrupt or foreign file)
-            first = str(e).strip().splitlines()[0][:240] if str(e).strip() else type(e).__name__
-            raise InputError(f"{self.file}: ONNX Runtime cannot load it: not a complete ONNX model "
-                             f"(corrupt, truncated, or its .data file missing): {first}") from None
+        self.session = _session(ort, self.file, so, self.providers)
+        self.encoder = _session(ort, self.file.with_name(ENCODER_FILE), so, self.providers) \
+            if self.file.name == DECODER_FILE else None
         self.device = _device(self.session.get_providers()[0])
         self.inputs = {i.name: i for i in self.session.get_inputs()}
         self.outputs = [o.name for o in self.session.get_outputs()]
@@ -136,6 +137,14 @@ class OrtModel:
         self.config = _read_json(p / "config.json") if self.folder else None
         self.tokenizer = self._tokenizer()
         self._check_folder()
+        if self.encoder is not None:
+            want = ["input_ids", "encoder_attention_mask", "encoder_hidden_states", "use_cache_branch"]
+            missing = [n for n in want if n not in self.inputs]
+            enc = [i.name for i in self.encoder.get_inputs()]
+            if missing or enc != ["input_ids", "attention_mask"] or not self.past:
+                raise InputError(f"{self.folder}: {DECODER_FILE} / {ENCODER_FILE} are not Optimum's merged seq2seq "
+                                 f"layout (decoder inputs {', '.join(self.inputs)}; encoder inputs {', '.join(enc)}); "
+                                 "export the folder again with plmgraph export")
 
     # ------------------------------------------------------------ what the graph is
 
@@ -149,7 +158,7 @@ class OrtModel:
 
     @property
     def layers(self) -> int:
-        return len(self.past) // 2 if self.past and self.past[0].endswith((".key", ".value")) else len(self.past)
+        return len({n.split(".")[1] for n in self.past})  # past_key_values.{i}[.decoder|.encoder][.key|.value]
 
     def _cache_dims(self) -> tuple[int | None, int | None]:
         if not self.past:
@@ -211,7 +220,10 @@ class OrtModel:
                 raise InputError(f"{self.folder}: genai_config.json names {fname!r}, the graph is {self.file.name}")
         if self.config is not None:
             cfg = self.config
-            layers = next((cfg[k] for k in ("num_hidden_layers", "n_layer", "num_layers") if k in cfg), None)
+            keys = ("num_hidden_layers", "n_layer", "num_layers")
+            if self.encoder is not None:  # the decoder's layers (T5's num_layers is the encoder's)
+                keys = ("num_decoder_layers", "decoder_layers")
+            layers = next((cfg[k] for k in keys if k in cfg), None)
             facts += [("config.json vocab_size", cfg.get("vocab_size"), self.vocab),
                       ("config.json layers", layers, self.layers if self.past else None)]
         for what, said, graph in facts:
@@ -269,6 +281,13 @@ class OrtModel:
         b, t = ids.shape
         mask = np.ones((b, t), np.int64) if attention_mask is None else np.asarray(attention_mask, np.int64)
         feed: dict[str, np.ndarray] = {}
+        if self.encoder is not None:  # the encoder on the ids, then the decoder's first step on the start token
+            memory = self.encoder.run(None, {"input_ids": ids, "attention_mask": mask})[0]
+            feed = {"input_ids": np.full((b, 1), self.pad, np.int64), "encoder_attention_mask": mask,
+                    "encoder_hidden_states": memory, "use_cache_branch": np.array([False])}
+            kv_heads, head_dim = self._cache_dims()
+            feed.update({n: np.zeros((b, kv_heads or 0, 0, head_dim or 0), np.float32) for n in self.past})
+            return feed
         for name, meta in self.inputs.items():
             if name == "input_ids":
                 feed[name] = ids
@@ -315,9 +334,11 @@ class OrtModel:
         Raises:
             InputError: bad arguments, a graph without ``logits``, or a prompt that fills the context.
 
-        An encoder-decoder file (``input_ids``, ``attention_mask``, ``decoder_input_ids`` -> ``logits``,
-        T5 / BART exported without a cache) returns the decoder's ids, start token first, as PyTorch's
-        `generate`; it reruns the whole graph each step (no cross- or self-attention cache yet).
+        An encoder-decoder returns the decoder's ids, start token first (the pad id), as PyTorch's
+        `generate`.  From a seq2seq folder (``encoder_model.onnx`` + ``decoder_model_merged.onnx``) the
+        encoder runs once and every decoder step feeds one new token with both caches bound in place
+        (`_seq2seq_cached`); a single encoder-decoder file (``input_ids``, ``attention_mask``,
+        ``decoder_input_ids`` -> ``logits``) reruns the whole graph each step.
         """
         import torch
 
@@ -365,6 +386,8 @@ class OrtModel:
             raise InputError(f"token id {int(ids.max())} is outside the vocabulary (0..{self.vocab - 1})")
         stop_t = torch.tensor(sorted(stops), dtype=torch.long)
         done = torch.zeros(ids.shape[0], dtype=torch.bool)
+        if self.encoder is not None:
+            return self._seq2seq_cached(ids, mask, n, pad, stop_t, sample, gen, kw)
         if "decoder_input_ids" in self.inputs:
             return self._seq2seq(ids, mask, n, pad, stop_t, sample, gen, kw)
         step = _Stepper(self, ids.shape[0], ids.shape[1] + n)
@@ -404,6 +427,72 @@ class OrtModel:
             dec = torch.cat([dec, nxt[:, None]], 1)
             if stop_t.numel():
                 done |= torch.isin(nxt, stop_t)
+            if done.all():
+                break
+        return dec.numpy()
+
+
+    def _seq2seq_cached(self, ids: Any, mask: Any, n: int, pad: int, stop_t: Any, sample: bool, gen: Any,
+                        kw: dict[str, Any]) -> np.ndarray:
+        """The seq2seq folder's loop: the encoder once, then one token per merged-decoder step.  The
+        encoder output, its mask and both caches stay where the session runs (I/O binding): each step
+        binds the last step's ``present.{i}.decoder.*`` as ``past_key_values.{i}.decoder.*`` and the
+        first step's ``present.{i}.encoder.*`` (the cross-attention keys / values) as
+        ``past_key_values.{i}.encoder.*``; only the logits come back to the host."""
+        import torch
+
+        from .exporters.runtime import import_onnxruntime
+        from .train.generate import _pick
+
+        ort = import_onnxruntime()
+        dev = self.device
+
+        def value(a: np.ndarray, dtype: Any = np.int64) -> Any:
+            return ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(a, dtype=dtype), dev, 0)
+
+        def run(session: Any, binding: Any) -> None:
+            try:
+                session.run_with_iobinding(binding)
+            except Exception as e:  # noqa: BLE001
+                raise InputError(f"ONNX Runtime refused the inputs: {str(e).strip().splitlines()[0][:300]}") \
+                    from None
+
+        B = ids.shape[0]
+        eb = self.encoder.io_binding()
+        eb.bind_ortvalue_input("input_ids", value(ids.numpy()))
+        eb.bind_ortvalue_input("attention_mask", value(mask.numpy()))
+        eb.bind_output("last_hidden_state", dev, 0)
+        run(self.encoder, eb)
+        memory = eb.get_outputs()[0]
+        enc_mask = value(mask.numpy(), _NP.get(self.inputs["encoder_attention_mask"].type, np.int64))
+        kv_heads, head_dim = self._cache_dims()
+        empty = np.zeros((B, kv_heads or 0, 0, head_dim or 0), _NP.get(self.inputs[self.past[0]].type, np.float32))
+        past = {name: value(empty, empty.dtype) for name in self.past}
+        branch = {False: value(np.array([False]), np.bool_), True: value(np.array([True]), np.bool_)}
+        dec = torch.full((B, 1), pad, dtype=torch.long)
+        done = torch.zeros(B, dtype=torch.bool)
+        step = dec
+        for i in range(n):
+            binding = self.session.io_binding()
+            binding.bind_ortvalue_input("input_ids", value(step.numpy()))
+            binding.bind_ortvalue_input("encoder_attention_mask", enc_mask)
+            binding.bind_ortvalue_input("encoder_hidden_states", memory)
+            for name in self.past:
+                binding.bind_ortvalue_input(name, past[name])
+            binding.bind_ortvalue_input("use_cache_branch", branch[i > 0])
+            for name in self.outputs:
+                binding.bind_output(name, "cpu" if name == "logits" else dev, 0)
+            run(self.session, binding)
+            outs = dict(zip(self.outputs, binding.get_outputs(), strict=True))
+            for name in self.past:  # the cross-attention cache: the first step's, kept
+                if i == 0 or ".encoder." not in name:
+                    past[name] = outs["present" + name[len("past_key_values"):]]
+            nxt = _pick(torch.from_numpy(outs["logits"].numpy()[:, -1]), dec, sample, gen, kw)
+            nxt = torch.where(done, torch.full_like(nxt, pad), nxt)
+            dec = torch.cat([dec, nxt[:, None]], 1)
+            if stop_t.numel():
+                done |= torch.isin(nxt, stop_t)
+            step = nxt[:, None]
             if done.all():
                 break
         return dec.numpy()
@@ -475,6 +564,15 @@ class _Stepper:
         if self.cached and self.buffers is None:
             self.presents = [outs[n] for n in m.present]
         return outs["logits"].numpy()[:, -1]
+
+
+def _session(ort: Any, file: Path, so: Any, providers: list[str]) -> Any:
+    try:
+        return ort.InferenceSession(str(file), so, providers=providers)
+    except Exception as e:  # noqa: BLE001  (onnxruntime raises its own types for a corrupt or foreign file)
+        first = str(e).strip().splitlines()[0][:240] if str(e).strip() else type(e).__name__
+        raise InputError(f"{file}: ONNX Runtime cannot load it: not a complete ONNX model "
+                         f"(corrupt, truncated, or its .data file missing): {first}") from None
 
 
 def _shape(dims: Sequence[Any]) -> str:

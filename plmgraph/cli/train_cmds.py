@@ -315,7 +315,8 @@ def generate_cmd(
     """Continue each prompt with the KV cache; greedy unless a temperature, top-k or top-p is given."""
 
     def go() -> None:
-        if (Path(path) / "model.onnx").is_file():  # an export folder: generation on ONNX Runtime
+        if (Path(path) / "model.onnx").is_file() or (Path(path) / "decoder_model_merged.onnx").is_file():
+            # an export folder (a decoder's, or an encoder-decoder's seq2seq layout): generation on ONNX Runtime
             from .deploy_cmds import generate_onnx
 
             generate_onnx(path, prompt, max_new_tokens, temperature=0.0 if greedy else temperature, top_k=top_k,
