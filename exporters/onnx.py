@@ -82,6 +82,9 @@ class Signature:
     memory: int = 0
     """Hidden size of the segment memories ``past_key_values.{i}`` [batch, past, hidden] that a
     relative-attention model (Transformer-XL, XLNet) caches instead of key/value pairs; 0 otherwise."""
+    choices: bool = False
+    """A multiple-choice model: ``input_ids``, ``attention_mask``, ``token_type_ids`` are [batch, choices,
+    seq] and its head's ``logits`` [batch, choices] (``last_hidden_state`` [batch * choices, seq, hidden])."""
 
     def past_names(self) -> list[str]:
         if self.memory:
@@ -127,7 +130,7 @@ def signature(model: nn.Module, kv_cache: bool = False) -> Signature:
     if spec.family == "encoder-decoder":
         outputs.append("encoder_last_hidden_state")
     if not kv_cache:
-        return Signature(inputs, outputs, False, heads=heads)
+        return Signature(inputs, outputs, False, heads=heads, choices=bool(getattr(model, "choice_heads", ())))
     if getattr(last, "memory_cache", False):  # relative.RelativeStack: one [B, M, H] memory per layer
         sig = Signature(inputs, outputs, True, len(last.schedule), heads=heads, memory=spec.sizes.hidden)
     else:
@@ -216,6 +219,10 @@ def example_inputs(model: nn.Module, sig: Signature, batch: int, seq: int, past:
         feed["position_ids"] = torch.stack((text, block), dim=1).expand(batch, 2, seq).contiguous().to(dev)
     if "decoder_input_ids" in sig.inputs:
         feed["decoder_input_ids"] = ids(batch, max(1, seq // 2 + 1))
+    if sig.choices:  # batch x (batch + 1) candidates: rows of ``batch * choices`` drawn, then [B, C, T]
+        n = batch + 1
+        more = example_inputs(model, Signature(sig.inputs, [], False), batch * n, seq, seed=seed, pad=pad)
+        feed = {k: v.reshape(batch, n, v.shape[-1]) for k, v in more.items()}
     if sig.kv_cache:
         feed.update(zip(sig.past_names(), sig.unpack(cache), strict=True))
     return feed
@@ -231,6 +238,9 @@ def _dynamic_shapes(sig: Signature) -> tuple[dict[int, Any], ...]:
             "decoder_input_ids": {0: batch, 1: tgt}, "pixel_values": {0: batch}}
     if sig.positions:
         axes["position_ids"] = {0: batch, 1: seq}
+    if sig.choices:
+        choices = Dim("choices")
+        axes.update({k: {0: batch, 1: choices, 2: seq} for k in ("input_ids", "attention_mask", "token_type_ids")})
     cache = {0: batch, 1: past} if sig.memory else {0: batch, 2: past}
     return tuple(axes.get(name, cache) for name in sig.inputs)
 
@@ -502,7 +512,8 @@ def _kept_positions(model: nn.Module, sig: Signature, feed: dict[str, Tensor]) -
     """[B, past + T] 1 where ``attention_mask`` keeps a position (decoder-only and encoder stacks)."""
     if "attention_mask" not in feed or model.spec.family == "encoder-decoder":
         return None
-    return feed["attention_mask"].detach().cpu().numpy().astype(np.float32)
+    mask = feed["attention_mask"]  # [B, C, T] for a multiple-choice model: its B * C sequences
+    return mask.reshape(-1, mask.shape[-1]).detach().cpu().numpy().astype(np.float32)
 
 
 def _position_mask(name: str, shape: tuple[int, ...], keep: np.ndarray, sig: Signature) -> np.ndarray | float:
