@@ -162,6 +162,23 @@ def test_cli_generate_on_a_seq2seq_folder():
     assert r.output.strip() == tok.decode(want)
 
 
+def test_cli_run_on_a_seq2seq_folder_is_the_first_decoder_step():
+    from typer.testing import CliRunner
+
+    from plmgraph.cli import app, deploy_cmds  # noqa: F401  (registers `run`)
+
+    model, out, _ = folder("t5-small")
+    r = CliRunner().invoke(app, ["run", str(out), "--input-ids", "5,6,7,8", "--json", "--top", "3"])
+    assert r.exit_code == 0, r.output
+    got = json.loads(r.output[r.output.index("{"):])
+    assert got["outputs"]["logits"] == [1, 1, deploy_models.VOCAB]
+    assert got["outputs"]["present.1.encoder.key"] == [1, 4, 4, 16]
+    pad = deploy_models.tokenizer().roles["pad"]
+    with torch.no_grad():
+        want = model(torch.tensor([[5, 6, 7, 8]]), decoder_input_ids=torch.tensor([[pad]])).logits[0, -1]
+    assert [t["id"] for t in got["top"]] == want.topk(3).indices.tolist()
+
+
 @pytest.mark.skipif(not OPTIMUM, reason="PLMGRAPH_OPTIMUM_PYTHON names no interpreter with optimum-onnx")
 @pytest.mark.parametrize("name", NAMES)
 def test_optimum_seq2seq_loads_the_folder_and_generates_pytorchs_tokens(name):
