@@ -164,9 +164,11 @@ def bench_cmd(
         def ort_prefill() -> None:
             m.forward(m.complete(ids))
 
-        def torch_prefill() -> None:
+        start = torch.full((1, 1), m.pad) if model.spec.family == "encoder-decoder" else None
+
+        def torch_prefill() -> None:  # an encoder-decoder: the encoder and the decoder's first step, as ORT's
             with torch.no_grad():
-                model(tids, use_cache=True)
+                model(tids, use_cache=True, decoder_input_ids=start)
 
         def ort_decode() -> None:
             m.generate(ids, new_tokens, temperature=0.0, ignore_eos=True)

@@ -179,6 +179,19 @@ def test_cli_run_on_a_seq2seq_folder_is_the_first_decoder_step():
     assert [t["id"] for t in got["top"]] == want.topk(3).indices.tolist()
 
 
+def test_cli_bench_on_a_seq2seq_folder():
+    from typer.testing import CliRunner
+
+    from plmgraph.cli import app, deploy_cmds  # noqa: F401  (registers `bench`)
+
+    _, out, _ = folder("t5-small")
+    r = CliRunner().invoke(app, ["bench", str(out), "--prompt-len", "5", "--new-tokens", "3", "--repeats", "1",
+                                 "--json"])
+    assert r.exit_code == 0, r.output
+    got = json.loads(r.output[r.output.index("{"):])
+    assert got["spec"] == "t5-small" and set(got["decode_tokens_per_s"]) == {"ort", "torch"}
+
+
 @pytest.mark.skipif(not OPTIMUM, reason="PLMGRAPH_OPTIMUM_PYTHON names no interpreter with optimum-onnx")
 @pytest.mark.parametrize("name", NAMES)
 def test_optimum_seq2seq_loads_the_folder_and_generates_pytorchs_tokens(name):
