@@ -6,12 +6,13 @@ on shapes other than the export shape (the long one, 35 tokens, reaches the log-
 from __future__ import annotations
 
 import pytest
-import torch
-import transformers as tf
-from plmgraph.exporters import onnx as ox
-from plmgraph.exporters.onnx_fuse import fusion_plan
 
-import plmgraph as pg
+tf = pytest.importorskip("transformers", reason="the reference models need the test extra: pip install -e '.[test]'")
+import torch  # noqa: E402
+from plmgraph.exporters import onnx as ox  # noqa: E402
+from plmgraph.exporters.onnx_fuse import fusion_plan  # noqa: E402
+
+import plmgraph as pg  # noqa: E402
 
 SMALL = dict(vocab_size=91, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=40,
              max_position_embeddings=64)
