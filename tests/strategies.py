@@ -5,7 +5,8 @@ structural oracle that checks the compiled module does what the spec says.
 accept: every family, norm kind and placement, residual kind (sequential, parallel,
 deepnorm), attention kind (self, two_stream, segment_memory, disentangled) and mask (bidirectional,
 causal, prefix, sliding window), a stack's layer pattern (per-layer windows and rotary bases, Gemma 2/3),
-soft-capped scores and logits, MHA/GQA/MQA, ``head_dim != hidden / heads``, every
+soft-capped scores and logits, a first layer without attention norm (ModernBERT),
+MHA/GQA/MQA, ``head_dim != hidden / heads``, every
 position kind with rope's fraction, pairing and scaling, a relative_position next to absolute
 positions (T5 bias: MPNet; DeBERTa's table), every MLP kind (MoE included),
 sharing (none, all, groups), factorised embeddings, segments, task types, embedding norm
@@ -256,6 +257,11 @@ def specs(draw: Any, *, family: str | None = None) -> dict[str, Any]:
         divisors = [g for g in range(1, 4) if all(n % g == 0 for n in total.values())]
         spec["sharing"] = {"kind": "groups", "groups": draw(st.sampled_from(divisors))}
 
+    # ModernBERT: layer 0 reads the (normalised) embeddings without an attention norm of its own
+    if (attention["kind"] == "self" and placement == "pre" and residual["kind"] == "sequential" and sk == "none"
+            and draw(st.integers(0, 5)) == 0):
+        spec.setdefault(draw(st.sampled_from(sorted(total))), {})["first_attn_norm"] = False
+
     # heads: none, one, or several; a pooler sometimes
     kinds = ["lm", "mlm", "nsp", "sop", "sequence_classification", "token_classification"]
     if patches:
@@ -271,7 +277,8 @@ def specs(draw: Any, *, family: str | None = None) -> dict[str, Any]:
             h["tie_embeddings"] = not patches and draw(st.booleans())  # an image model has no token matrix
             h["bias"] = draw(st.booleans())
             if draw(st.booleans()) or (h["tie_embeddings"] and E != hidden):
-                h["transform"] = {"activation": draw(st.sampled_from(ACTIVATIONS)), "norm": draw(st.booleans())}
+                h["transform"] = {"activation": draw(st.sampled_from(ACTIVATIONS)), "norm": draw(st.booleans()),
+                                  "bias": draw(st.booleans())}
             if draw(st.integers(0, 4)) == 0:  # Gemma 2's final_logit_softcapping
                 h["softcap"] = 3.0
         elif k in ("sequence_classification", "token_classification", "image_classification"):

@@ -69,7 +69,8 @@ class Block(nn.Module):
         if self.placement == "post":  # and DeepNorm, whose add scales x by alpha
             y, extra = f(x)
             return getattr(self, f"{role}_norm")(add(x, self.drop(y))), extra
-        y, extra = f(x if self.placement == "output" else getattr(self, f"{role}_norm")(x))
+        norm = None if self.placement == "output" else getattr(self, f"{role}_norm", None)  # ModernBERT's layer 0: none
+        y, extra = f(norm(x) if norm is not None else x)
         if self.placement in ("sandwich", "output"):
             y = getattr(self, f"{role}_post_norm")(y)
         return add(x, self.drop(y)), extra

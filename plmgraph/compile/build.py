@@ -176,7 +176,8 @@ def check_structure(model: nn.Module, graph: ArchGraph) -> None:
                 succs = {g.nodes[s]["role"] for s in g.successors(f"{pre}.{sub}_add")}
                 wired = ("post" if f"{sub}_norm" in succs else
                          ("sandwich" if f"{sub}_norm" in preds else "output") if f"{sub}_post_norm" in has else
-                         "pre" if f"{sub}_norm" in preds else "?")
+                         "pre" if f"{sub}_norm" in preds else
+                         "pre" if f"{sub}_norm" not in has and block.placement == "pre" else "?")  # ModernBERT layer 0
                 if not wired == block.placement == declared:
                     problems.append(f"{pre}.{sub}: the graph wires {wired}-norm and declares {declared}, "
                                     f"the module runs {block.placement}")

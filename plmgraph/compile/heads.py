@@ -55,7 +55,7 @@ class LMHead(nn.Module):
                  transform: dict | None, norm: dict | None, scale_tied: bool, softcap: float | None = None) -> None:
         super().__init__()
         if transform is not None:
-            self.transform = nn.Linear(hidden, width)
+            self.transform = nn.Linear(hidden, width, bias=transform.get("bias", True))
             self.act = activation(transform["activation"])
             if transform["norm"]:
                 self.norm = make_norm(width, norm)

@@ -63,7 +63,12 @@ def _refuse_unwritten(graph: ArchGraph) -> None:
         if len(windows) > 1 or any(n.startswith(f"{stack}.positions.") for n, _ in graph.items()):
             raise NotCompiledYet(f"cannot eject {name!r}: the {stack}'s per-layer pattern (windows or rotary bases "
                                  "that differ by layer) is not written yet; build it with `plmgraph build` instead")
+        if not graph.spec.stacks[stack].first_attn_norm:
+            raise NotCompiledYet(f"cannot eject {name!r}: the {stack}'s layer 0 without an attention norm "
+                                 "(first_attn_norm: false, ModernBERT) is not written yet")
     for nid, d in graph.items():
+        if (d["attrs"].get("transform") or {}).get("bias") is False:
+            raise NotCompiledYet(f"cannot eject {name!r}: {nid}'s transform without a bias is not written yet")
         if d["attrs"].get("softcap") is not None:
             what = "logits" if d["axis"] == "head" else "scores"
             raise NotCompiledYet(f"cannot eject {name!r}: {nid} soft-caps its {what} (softcap "

@@ -300,7 +300,8 @@ class _Builder:
             if stack.pattern is not None:  # this layer's window (the attention node's attr) from its entry
                 e = stack.pattern[i % len(stack.pattern)]
                 b = b.model_copy(update={"attention": b.attention.model_copy(update={"window": e.window})})
-            x = self.layer(name, i, b, x, layer_pos[i], enc_out, shape, self.group_layer(stack, i))
+            x = self.layer(name, i, b, x, layer_pos[i], enc_out, shape, self.group_layer(stack, i),
+                           attn_norm=i > 0 or stack.first_attn_norm)
         if stack.final_norm:
             n = self.norm(f"{name}.final_norm", stack.block.norm, self.H, stack=name, layer=None, role="final_norm")
             self.edge(x, n, shape)
@@ -339,7 +340,7 @@ class _Builder:
         return i
 
     def layer(self, stack: str, i: int, b: Block, x: str, pos: str | None, enc_out: str | None,
-              shape: Shape, owner: int) -> str:
+              shape: Shape, owner: int, attn_norm: bool = True) -> str:
         pre = f"{stack}.layers.{i}"
 
         # The residual add nodes: plain adds, or the residual kind's own (DeepNorm: α·x + f(x)).
@@ -352,7 +353,7 @@ class _Builder:
         def sub(role: str, make: Any, inp: str, norm_in: bool) -> str:
             """One residual sublayer with the block's norm placement; returns the new stream."""
             h = inp
-            if b.placement in ("pre", "sandwich"):
+            if b.placement in ("pre", "sandwich") and (attn_norm or role != "attn"):  # ModernBERT's layer 0: none
                 h = self.norm(f"{pre}.{role}_norm", b.norm, self.H, stack=stack, layer=i, role=f"{role}_norm",
                               group=grp(f"{role}_norm"))
                 self.edge(inp, h, shape)

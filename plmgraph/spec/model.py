@@ -99,7 +99,10 @@ class Stack(Strict):
         description="Per-layer attention overrides cycled over the layers: layer i uses pattern[i % len(pattern)], "
         "whose window and rotary base replace the block's (Gemma 2: [{window: 4096}, {}]). Default: all alike.",
     )
-
+    first_attn_norm: bool = Field(
+        True, description="Layer 0 normalises its attention input; false: it reads the embeddings (already "
+        "normalised by embeddings.norm) directly, as ModernBERT. Pre-norm, sequential, unshared layers only.",
+    )
 
 
 class Sharing(Strict):
@@ -451,6 +454,11 @@ def _check_stack(spec: ModelSpec, name: str, stack: Stack) -> list[tuple[tuple[s
         )
     if stack.pattern is not None:
         errs += _check_pattern(spec, name, stack)
+    if not stack.first_attn_norm and (b.placement != "pre" or b.residual.kind != "sequential"
+                                      or spec.sharing.kind != "none" or at.kind != "self"):
+        errs.append(((name, "first_attn_norm"), "a first layer without attention norm needs placement 'pre', a "
+                     f"sequential residual, unshared layers and self-attention (here: {b.placement}, "
+                     f"{b.residual.kind}, sharing {spec.sharing.kind}, {at.kind} attention)"))
     # Kinds that derive values of their own (DeepNorm's alpha and beta from the depth).
     for field_name in ("norm", "residual", "attention", "mlp"):
         derive = getattr(getattr(b, field_name), "derive", None)

@@ -251,3 +251,34 @@ def test_gemma2_zoo_spec_builds_on_meta_and_tiny():
     t = pg.build(tiny("gemma2-9b"), seed=0).eval()
     with torch.no_grad():
         assert torch.isfinite(t(ids()).logits).all()
+
+
+# ------------------------------------------------------------------ ModernBERT's first layer, bias-free transform
+
+
+def test_first_layer_without_attention_norm():
+    enc = dict(plmgraph=1, name="mb", family="encoder", sizes=dict(vocab=97, hidden=32, layers=3, heads=4),
+               embeddings=dict(norm=True), block=dict(placement="pre", attention=dict(kind="self")),
+               encoder=dict(first_attn_norm=False),
+               heads=[dict(kind="mlm", transform=dict(activation="gelu", bias=False))])
+    s = validate(Merged(copy.deepcopy(enc), file="mb.yaml"))
+    g = pg.resolve(s)
+    assert "encoder.layers.0.attn_norm" not in g and "encoder.layers.1.attn_norm" in g
+    assert "heads.mlm" in g and "transform.bias" not in g.node("heads.mlm")["params"]
+    m = pg.build(s, seed=0).eval()
+    assert not hasattr(m.encoder.layers["0"], "attn_norm") and m.heads["mlm"].transform.bias is None
+    # layer 0 is x + attn(x): equal to a layer whose attention norm is the identity
+    x = torch.randn(2, 5, 32)
+    blk = m.encoder.layers["0"]
+    with torch.no_grad():
+        want = x + blk.attn(x)[0]
+        want = want + blk.mlp(blk.mlp_norm(want))
+        got, _ = blk(x, None, False, None, None, None, None)
+    torch.testing.assert_close(got, want)
+    with pytest.raises(NotCompiledYet, match="layer 0 without an attention norm"):
+        pg.eject(s)
+    post = copy.deepcopy(enc)
+    post["block"]["placement"] = "post"
+    with pytest.raises(SpecError, match="needs placement 'pre'") as info:
+        validate(Merged(post, file="mb.yaml"))
+    assert [p.field for p in info.value.problems] == ["encoder.first_attn_norm"]

@@ -152,6 +152,8 @@ def independent_count(spec: Any) -> int:
             layer += rows * H + m.ffn * H + ((rows + H) if m.bias else 0)
         distinct = {"none": st.layers, "all": 1}.get(spec.sharing.kind, getattr(spec.sharing, "groups", None))
         total += distinct * layer
+        if not st.first_attn_norm:  # ModernBERT: layer 0 has no attention norm
+            total -= _norm_params(b.norm, H)
         if st.final_norm:
             total += _norm_params(b.norm, H)
     pooled = {"nsp", "sop", "sequence_classification", "image_classification"}  # heads that read one vector
@@ -162,7 +164,8 @@ def independent_count(spec: Any) -> int:
         if h.kind in ("lm", "mlm"):
             width = E if h.tie_embeddings else H
             if h.transform is not None:
-                total += H * width + width + (_norm_params(last_norm, width) if h.transform.norm else 0)
+                total += H * width + (width if h.transform.bias else 0) + (
+                    _norm_params(last_norm, width) if h.transform.norm else 0)
             if not h.tie_embeddings:
                 total += V * H
             if h.bias:

@@ -54,6 +54,7 @@ from . import (
     llama,
     mistral,
     mixtral,
+    modernbert,
     mpnet,
     olmo2,
     openai_gpt,
@@ -78,7 +79,7 @@ from .weights import ALWAYS_IGNORED, Item, plan_for
 # The order is find_family's preference when two families reproduce a spec: an ERNIE without
 # task types is a BERT, so bert comes first.
 _MODULES = (bert, ernie, roberta, albert, distilbert, openai_gpt, gpt2, t5, bart, llama, mixtral, glm, vit, xlnet,
-            mistral, qwen2, qwen3, gemma, gemma2, gemma3_text, starcoder2, phi3, gpt_neox, opt,
+            mistral, qwen2, qwen3, gemma, gemma2, gemma3_text, modernbert, starcoder2, phi3, gpt_neox, opt,
             xlm_roberta, camembert, gptj, stablelm, bloom, qwen3_moe,
             gpt_bigcode, falcon, qwen2_moe, phi, electra, deberta_v2, mpnet, olmo2)
 

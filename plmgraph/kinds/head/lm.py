@@ -25,6 +25,7 @@ class Transform(Strict):
 
     activation: Activation = Field("gelu", description="Activation after the dense layer.")
     norm: bool = Field(True, description="LayerNorm after the activation (same eps as the blocks).")
+    bias: bool = Field(True, description="The dense layer has a bias (ModernBERT's classifier_bias: false).")
 
 
 class LMHead(Strict):
@@ -63,7 +64,8 @@ class _Vocabulary(Kind):
         tr = a.get("transform")
         if tr is not None:
             params["transform.weight"] = (width, H)
-            params["transform.bias"] = (width,)
+            if tr.get("bias", True):
+                params["transform.bias"] = (width,)
             if tr["norm"]:
                 norm = a["norm"]
                 shapes = KINDS[f"norm/{norm['kind']}"].params({**norm, "width": width})
@@ -84,8 +86,8 @@ class _Vocabulary(Kind):
     def aspects(self, a: Attrs, role: str) -> list[Aspect]:
         name = self.what
         tr = a.get("transform")
-        tr_text = "none" if not tr else "dense + " + ACTIVATIONS.get(tr["activation"], tr["activation"]) + (
-            " + norm" if tr["norm"] else "")
+        tr_text = "none" if not tr else "dense" + ("" if tr.get("bias", True) else " (no bias)") + " + " + \
+            ACTIVATIONS.get(tr["activation"], tr["activation"]) + (" + norm" if tr["norm"] else "")
         return [
             Aspect(name, "tied" if a["tie_embeddings"] else "untied", a["tie_embeddings"]),
             Aspect(f"{name} bias", onoff(a["bias"]), a["bias"]),
