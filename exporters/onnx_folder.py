@@ -187,7 +187,8 @@ def tokenizer_files(tok: Any, context: int | None) -> dict[str, str]:
 
 def export_folder(model: Any, folder: str | Path, *, tokenizer: Any = None, kv_cache: bool = True,
                   optimize: bool = True, verify: bool = True, opset: int | None = None, force: bool = False,
-                  fuse: bool = True, on_stage: Callable[[str], None] | None = None) -> FolderReport:
+                  fuse: bool = True, on_stage: Callable[[str], None] | None = None, precision: Any = "fp32",
+                  eval_ids: list[int] | None = None) -> FolderReport:
     """Export `model` into `folder` (see the module docstring), atomically.
 
     Args:
@@ -195,6 +196,10 @@ def export_folder(model: Any, folder: str | Path, *, tokenizer: Any = None, kv_c
         fuse: ONNX Runtime's fused kernels (the default), or the plain ONNX graph (`export_onnx`'s ``fuse``).
         kv_cache: decoders need it (the cached graph Optimum and GenAI generate with); encoders must not
             set it (refused by `signature`, as for a single file).
+        precision: ``"fp32"``, ``"fp16"``, ``"int8"``, ``"int4"`` or an `onnx_quant.Precision` (int4's block
+            size and symmetry): the graph converted after export (see `onnx_quant`); decoders with ``kv_cache``
+            only.  Its verification is `onnx_quant.verify_precision` (a perplexity ratio on `eval_ids`, default
+            `onnx_quant.held_out_ids`, and a relative bound per output).
 
     Raises:
         ExportError: a decoder without ``kv_cache``, an encoder-decoder that Optimum's seq2seq layout
@@ -205,9 +210,12 @@ def export_folder(model: Any, folder: str | Path, *, tokenizer: Any = None, kv_c
     from plmgraph.compile.io import check_folder, spec_yaml, write_folder
 
     from . import onnx as ox
+    from . import onnx_quant
 
     spec = model.spec
     out = Path(folder)
+    prec = precision if isinstance(precision, onnx_quant.Precision) else onnx_quant.precision(precision)
+    onnx_quant.check_model(model, prec, kv_cache)  # a converted precision: cached decoders only
     if spec.family == "encoder-decoder":  # Optimum's seq2seq layout; the merged decoder always has its cache
         from .onnx_seq2seq import export_seq2seq_folder
 
@@ -224,6 +232,9 @@ def export_folder(model: Any, folder: str | Path, *, tokenizer: Any = None, kv_c
     check_folder(out, FOLDER_FILES, force=force)
     notes: list[str] = []
     cfg, why = hf_config(model, tokenizer, kv_cache)
+    if cfg is not None and prec.name != "fp32":
+        cfg["dtype"] = "float16" if prec.name == "fp16" else "float32"
+        cfg["onnx_precision"] = prec.to_dict()  # what the graph holds (model.onnx is not Hugging Face weights)
     if why:
         notes.append(why)
     if kv_cache and cfg is not None and cfg["model_type"] not in GENAI_TYPES:
@@ -238,7 +249,17 @@ def export_folder(model: Any, folder: str | Path, *, tokenizer: Any = None, kv_c
     def write(tmp: Path) -> None:
         path = ox.export_onnx(model, tmp / MODEL_FILE, kv_cache=kv_cache, optimize=optimize, verify=False,
                               opset=opset, fuse=fuse, on_stage=on_stage)
-        if verify:
+        converted = {}
+        if prec.name != "fp32":
+            if on_stage:
+                on_stage("convert")
+            converted = onnx_quant.convert(path, prec)
+        if verify and prec.name != "fp32":
+            if on_stage:
+                on_stage("verify")
+            ids, text = (eval_ids, "the given text") if eval_ids else onnx_quant.held_out_ids(model, tokenizer)
+            report.verification = onnx_quant.verify_precision(model, path, prec, ids, text, converted=converted)
+        elif verify:
             if on_stage:
                 on_stage("verify")
             report.verification = ox.verify_onnx(model, path, kv_cache=kv_cache)

@@ -3,6 +3,7 @@
     python tools/bench_onnx.py                                   # llama, gpt2 and bert; 2 threads
     python tools/bench_onnx.py --models llama --repeats 9 --json onnx-bench.json
     python tools/bench_onnx.py --optimum-python /tmp/optvenv/bin/python   # add Hugging Face Optimum
+    python tools/bench_onnx.py --models llama --precision fp16 int8 int4   # add deploy-folder precisions
 
 Same tiny random weights for every contender (plmgraph builds them, seed 0, and writes them
 as a Hugging Face folder for the others).  Decoders (LLaMA-like, GPT-2-like: 4 layers, hidden
@@ -18,6 +19,8 @@ Contenders:
   optimum, optimum-O2  Hugging Face Optimum's export (optimum-cli, run with --optimum-python, an
                      environment of its own: optimum-onnx pins transformers < 4.58) and `-O2`
   torch              PyTorch eager with the KV cache (plmgraph's module; transformers' for reference)
+  plmgraph fused P   with --precision: `export_folder(..., precision=P)` (fp16, int8, int4; exporters/onnx_quant.py)
+                     in the same raw loop, with a table of decode and prefill against plmgraph fused (fp32)
 
 The ONNX graphs (plmgraph's, Optimum's) run in the same raw loop (``InferenceSession.run``
 with numpy, the cache fed back each step); plmgraph's fused graph also runs as `plmgraph.runtime`
@@ -68,6 +71,8 @@ def main() -> None:
     ap.add_argument("--pause", type=float, default=0.2, help="seconds between contenders")
     ap.add_argument("--optimum-python", default=None, help="a python with optimum-onnx installed")
     ap.add_argument("--no-genai", action="store_true")
+    ap.add_argument("--precision", nargs="+", default=[], choices=["fp16", "int8", "int4"],
+                    help="decoders: add plmgraph's fused graph in these precisions (deploy folders)")
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--work", type=Path, default=None, help="keep the exports here and reuse them on the next run")
     args = ap.parse_args()
@@ -149,6 +154,18 @@ def export_plmgraph(model: Any, work: Path, kv: bool, fuse: bool) -> Path:
     return path
 
 
+def export_precision(model: Any, work: Path, precision: str) -> Path:
+    """plmgraph's deploy folder in `precision` (not verified here: the tokens column says whether it agrees)."""
+    from plmgraph.exporters.onnx_folder import export_folder
+
+    out = work / f"plmgraph-fused-{precision}"
+    if not (out / "model.onnx").exists():
+        t = time.perf_counter()
+        export_folder(model, out, precision=precision, verify=False)
+        print(f"  exported plmgraph fused {precision} in {time.perf_counter() - t:.0f} s", file=sys.stderr)
+    return out / "model.onnx"
+
+
 def export_genai(hf: Path, work: Path, threads: int) -> Path | None:
     out = work / "genai"
     if (out / "genai_config.json").exists():
@@ -203,9 +220,10 @@ def ort_generate(sess: Any, prompt: np.ndarray, steps: int) -> tuple[float, floa
     feed: dict[str, np.ndarray] = {"input_ids": prompt, "attention_mask": np.ones((B, T), np.int64)}
     if "position_ids" in names:
         feed["position_ids"] = np.arange(T, dtype=np.int64)[None].repeat(B, 0)
+    types = {i.name: i.type for i in sess.get_inputs()}
     for n in past:
         s = shapes[n]
-        feed[n] = np.zeros((B, s[1], 0, s[3]), np.float32)
+        feed[n] = np.zeros((B, s[1], 0, s[3]), np.float16 if types[n] == "tensor(float16)" else np.float32)
     tokens: list[int] = []
     t0 = time.perf_counter()
     got = sess.run(None, feed)
@@ -319,6 +337,8 @@ def bench_decoder(key: str, work: Path, args: argparse.Namespace) -> dict[str, A
     model, hf = build(key, args.sizes, work)
     graphs = {"plmgraph fused": export_plmgraph(model, work, True, True),
               "plmgraph plain": export_plmgraph(model, work, True, False)}
+    for p in args.precision:
+        graphs[f"plmgraph fused {p}"] = export_precision(model, work, p)
     if args.optimum_python:
         graphs.update(export_optimum(args.optimum_python, hf, work, "text-generation-with-past"))
     runs: dict[str, Callable[[], Any]] = {}
@@ -415,6 +435,15 @@ def print_model(key: str, info: dict[str, Any]) -> None:
                  f"{ref['prefill_ms'] / r['prefill_ms']:.2f}x") if ref else ""
         print(f"{n:<18} {nodes!s:>6} {r['prefill_ms']:>11.2f} {r['decode_tokens_per_s']:>13.1f} "
               f"{'same' if r['same_tokens_as_torch'] else 'DIFF':>7}  {ratio}")
+    base = rows.get("plmgraph fused")
+    precisions = [n for n in rows if n.startswith("plmgraph fused ")]
+    if base and precisions:  # decode tokens/s and prefill against the fp32 fused graph
+        print(f"\n{'precision':<18} {'decode vs fp32':>15} {'prefill vs fp32':>16}")
+        for n in ["plmgraph fused", *precisions]:
+            r = rows[n]
+            print(f"{n.removeprefix('plmgraph fused').strip() or 'fp32':<18} "
+                  f"{r['decode_tokens_per_s'] / base['decode_tokens_per_s']:>14.2f}x "
+                  f"{base['prefill_ms'] / r['prefill_ms']:>15.2f}x")
 
 
 if __name__ == "__main__":

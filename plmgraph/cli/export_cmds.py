@@ -4,6 +4,7 @@
     plmgraph export ./gpt2-ckpt -o gpt2.onnx --kv-cache          # spec.yaml + model.safetensors folder
     plmgraph export bert-base -O layers=2 -o bert.onnx --json    # verification report as JSON
     plmgraph export runs/llama -o deploy/ --kv-cache             # a folder Optimum / ORT GenAI load (no .onnx suffix)
+    plmgraph export runs/llama -o deploy/ --kv-cache --precision int4   # fp16 (GPU), int8, int4 (CPU); README
 
 torch and onnxruntime are imported inside the command, never at import time.
 """
@@ -18,7 +19,8 @@ import typer
 from . import JSON_HELP, OVERRIDE_HELP, app, err, out, print_json, run
 
 STAGES = {"export": "exporting {name} with torch.onnx (dynamo)", "optimize": "optimizing with ONNX Runtime",
-          "verify": "verifying in an ONNX Runtime session against PyTorch"}
+          "verify": "verifying in an ONNX Runtime session against PyTorch",
+          "convert": "converting the graph's precision"}
 
 
 @app.command("export")
@@ -45,14 +47,26 @@ def export_cmd(
     as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
     force: Annotated[bool, typer.Option("--force", help="Write a folder -o into a folder that holds other files "
                                         "(they are kept; only the export's own files are replaced).")] = False,
+    precision: Annotated[str, typer.Option("--precision", help="Deploy folders of decoders (-o DIR --kv-cache): "
+                                           "fp32 (as exported), fp16 (for CUDA), int8 (dynamic quantization, CPU), "
+                                           "int4 (MatMulNBits weights, CPU); verified by a perplexity ratio "
+                                           "(README: Deploy > Precision).")]
+    = "fp32",
+    block_size: Annotated[int | None, typer.Option("--block-size", help="int4: weights per scale, along the "
+                                                   "input width (16, 32, 64, 128, 256; default 32).")] = None,
+    symmetric: Annotated[bool | None, typer.Option("--symmetric/--asymmetric", help="int4: symmetric blocks (no "
+                                                   "zero points) or asymmetric (a zero point per block; the "
+                                                   "default).", show_default=False)] = None,
 ) -> None:
     """Export SPEC_OR_CHECKPOINT_DIR to ONNX, optimize it and check it in ONNX Runtime on new shapes."""
 
     def go() -> None:
         from plmgraph.exporters.onnx_folder import is_folder_target
 
+        from ..exporters import onnx_quant
         from .outputs import check_file
 
+        prec = onnx_quant.precision(precision, block_size, symmetric)
         if is_folder_target(output):
             from ..compile.io import check_folder
             from ..exporters.onnx_folder import FOLDER_FILES
@@ -60,8 +74,14 @@ def export_cmd(
             check_folder(output, FOLDER_FILES, force=force)
             model, tok = _model(source, override, seed, tokenizer=True)
             _folder(model, tok, output, kv_cache, not no_optimize, not no_verify, opset, force, as_json,
-                    fuse=not no_fuse)
+                    fuse=not no_fuse, precision=prec)
             return
+        if prec.name != "fp32":
+            from ..errors import ExportError
+
+            raise ExportError(f"--precision {prec.name} is written for deploy folders (-o DIR --kv-cache), where "
+                              f"it is verified by perplexity and loaded by ONNX Runtime GenAI; {output} is one .onnx "
+                              "file")
         check_file(output)
         model = _model(source, override, seed)
         from plmgraph.exporters import onnx as ox  # exporters/ installs as plmgraph.exporters
@@ -141,13 +161,13 @@ def _model(source: str, override: list[str] | None, seed: int, tokenizer: bool =
 
 
 def _folder(model: Any, tok: Any, output: Path, kv_cache: bool, optimize: bool, verify: bool, opset: int | None,
-            force: bool, as_json: bool, fuse: bool = True) -> None:
+            force: bool, as_json: bool, fuse: bool = True, precision: Any = "fp32") -> None:
     from plmgraph.exporters.onnx_folder import export_folder
 
     name = model.spec.name
     with err.status(STAGES["export"].format(name=name), spinner="dots") as status:
         report = export_folder(model, output, tokenizer=tok, kv_cache=kv_cache, optimize=optimize, verify=verify,
-                               opset=opset, force=force, fuse=fuse,
+                               opset=opset, force=force, fuse=fuse, precision=precision,
                                on_stage=lambda s: status.update(STAGES[s].format(name=name)))
     v = report.verification
     if as_json:
@@ -159,6 +179,8 @@ def _folder(model: Any, tok: Any, output: Path, kv_cache: bool, optimize: bool, 
         out.print(f"note: {note}", highlight=False)
     if v is None:
         out.print("not verified (--no-verify)")
+    elif hasattr(v, "summary"):  # a converted precision (onnx_quant.PrecisionReport): a bound, not equality
+        out.print(f"[green]within bounds[/]: {v.summary()}", highlight=False)
     else:
         out.print(f"[green]verified[/]: {len(v.checks)} outputs against PyTorch, max abs diff {v.max_abs_diff:.2e}")
 
