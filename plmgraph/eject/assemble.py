@@ -127,7 +127,9 @@ class _Writer:
         attn_id = self.role("attn")
         attn = self.use(piece(self.g, attn_id), section="attention")
         mlp = self.use(piece(self.g, self.role("mlp")), section="mlp")
-        rotary = "interleaved_rotary" in self.g.node(attn_id)["attrs"]
+        # the stack hands the layer a pair: rotary cos/sin, or DeBERTa's (relative table, index)
+        rotary = "interleaved_rotary" in self.g.node(attn_id)["attrs"] or \
+            self.g.node(attn_id)["kind"] == "attention/disentangled"
         post_norm = self.role("attn_post_norm") is not None
         cross = self.role("cross", s) is not None
         parallel = self.has(f"{s[0]}.layers.0.add")
@@ -541,7 +543,8 @@ class _Writer:
                  "mask = additive(visible, x.dtype)"]
         extra = ""
         if pos is not None:
-            if "interleaved_rotary" in self.g.node(f"{first}.layers.0.attn")["attrs"]:
+            a0 = self.g.node(f"{first}.layers.0.attn")
+            if "interleaved_rotary" in a0["attrs"] or a0["kind"] == "attention/disentangled":
                 body += ["positions = torch.arange(T, device=x.device)[None]  # [1, T]",
                          "rotary = " + pos.call.format(m="self.position", x="positions")]
                 extra = ", rotary"

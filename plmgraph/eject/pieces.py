@@ -784,3 +784,119 @@ class MaskToken(nn.Module):
 
 def mask_token(a: dict[str, Any]) -> Piece:
     return Piece(defs=(MASK_TOKEN,), make="MaskToken(cfg)")
+
+
+# ------------------------------------------------------------ DeBERTa's disentangled attention
+
+DISENTANGLED_TABLE = '''
+class DisentangledRelative(nn.Module):
+    """DeBERTa's relative embeddings (He et al. 2021), one table of 2k rows shared by every layer,
+    and the index delta(i, j) = clamp(bucket(i - j) + k, 0, 2k - 1) with log buckets past k/2."""
+
+    def __init__(self, cfg: Config) -> None:
+        super().__init__()
+        self.buckets, self.span = cfg.rel_buckets, cfg.rel_span
+        self.weight = nn.Parameter(torch.zeros(2 * cfg.rel_span, cfg.hidden))
+{norm_init}{log_init}
+    def forward(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        pos = torch.arange(positions.shape[-1], device=positions.device)
+        rel = pos[:, None] - pos[None, :]  # i - j
+{bucket}        index = (rel + self.span).clamp(0, 2 * self.span - 1)
+        return {table}, index
+'''
+
+_BUCKET = """        mid = self.buckets // 2
+        sign = torch.sign(rel)
+        abs_pos = torch.where((rel < mid) & (rel > -mid), torch.full_like(rel, mid - 1), rel.abs())
+        log_pos = (
+            torch.ceil(torch.log(abs_pos / mid) / self.log_range * (mid - 1)) + mid
+        )
+        rel = torch.where(abs_pos <= mid, rel.to(log_pos.dtype), log_pos * sign).long()
+"""
+
+
+def disentangled_table(a: dict[str, Any]) -> Piece:
+    span = a["buckets"] or a["max_distance"]
+    config: dict[str, Any] = {"rel_buckets": a["buckets"] or 0, "rel_span": span}
+    norm_init = log_init = ""
+    if a["norm"] is not None:
+        bias = "" if a["norm"].get("bias", True) else ", bias=False"
+        norm_init = f"        self.norm = nn.LayerNorm(cfg.hidden, eps=cfg.rel_norm_eps{bias})\n"
+        config["rel_norm_eps"] = a["norm"]["eps"]
+    if a["buckets"]:
+        config["rel_max_distance"] = a["max_distance"]
+        log_init = ("        # HF's fp32 log((max_distance - 1) / mid): the same number, so each ceil() lands alike\n"
+                    "        mid = cfg.rel_buckets // 2\n"
+                    "        self.log_range = float(torch.log(torch.tensor((cfg.rel_max_distance - 1) / mid, "
+                    "device=\"cpu\")))\n")
+    code = DISENTANGLED_TABLE.format(norm_init=norm_init, log_init=log_init, bucket=_BUCKET if a["buckets"] else "",
+                                     table="self.norm(self.weight)" if a["norm"] is not None else "self.weight")
+    return Piece(defs=(code,), make="DisentangledRelative(cfg)", config=config, call="{m}(positions)")
+
+
+DISENTANGLED = '''
+class DisentangledAttention(nn.Module):
+    """DeBERTa's disentangled attention (He et al. 2021): content and relative-position terms,
+    (q.k + {terms}) / sqrt(d * {factor}); rows of qkv.weight are [q; k; v]."""
+
+    def __init__(self, cfg: Config) -> None:
+        super().__init__()
+        self.heads, self.head_dim = cfg.heads, cfg.head_dim
+        self.qkv = nn.Linear(cfg.hidden, 3 * cfg.heads * cfg.head_dim, bias={qb})
+{own}        self.out = nn.Linear(cfg.heads * cfg.head_dim, cfg.hidden, bias={ob})
+{drop_init}
+    def forward(
+        self,
+        x: torch.Tensor,
+        mask: torch.Tensor,
+        rotary: tuple[torch.Tensor, torch.Tensor],
+    ) -> torch.Tensor:
+        B, T, _ = x.shape
+        n, d = self.heads, self.head_dim
+        q, k, v = self.qkv(x).split(n * d, dim=-1)
+        q = q.view(B, T, n, d).transpose(1, 2)  # [B, n, T, d]
+        k = k.view(B, T, n, d).transpose(1, 2)
+        v = v.view(B, T, n, d).transpose(1, 2)
+        table, index = rotary  # [2k, H], [T, T]
+{table_drop}{proj}        bias = torch.zeros((), dtype=q.dtype, device=q.device)
+{terms_body}        scale = 1.0 / math.sqrt(d * {factor})
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias * scale + mask, scale=scale{sdpa_drop})
+        return self.out(y.transpose(1, 2).reshape(B, T, n * d))
+'''
+
+
+def disentangled_attention(a: dict[str, Any]) -> Piece:
+    c2p, p2c, share, qb = a["c2p"], a["p2c"], a["share_keys"], a["qkv_bias"]
+    factor = 1 + int(c2p) + int(p2c)
+    own = ""
+    if not share:
+        own = "".join(f"        self.{p} = nn.Linear(cfg.hidden, cfg.heads * cfg.head_dim, bias={qb})\n"
+                      for p, on in (("pos_k", c2p), ("pos_q", p2c)) if on)
+    if share:
+        proj = ("        pq, pk, _ = self.qkv(table).split(n * d, dim=-1)  # the layer's own q, k projections\n"
+                "        pq, pk = pq.view(-1, n, d).transpose(0, 1), pk.view(-1, n, d).transpose(0, 1)  # [n, 2k, d]\n")
+    else:
+        proj = "".join(f"        {t} = self.{p}(table).view(-1, n, d).transpose(0, 1)  # [n, 2k, d]\n"
+                       for t, p, on in (("pk", "pos_k", c2p), ("pq", "pos_q", p2c)) if on)
+    body = ""
+    if c2p:
+        body += ("        # content-to-position: q_i . Kr[delta(i, j)]\n"
+                 "        bias = bias + torch.gather(q @ pk.transpose(-1, -2), -1, index.expand(B, n, T, T))\n")
+    if p2c:
+        body += ("        # position-to-content: k_j . Qr[delta(i, j)] (gathered by the transposed index)\n"
+                 "        p2c = torch.gather(k @ pq.transpose(-1, -2), -1, index.t().expand(B, n, T, T))\n"
+                 "        bias = bias + p2c.transpose(-1, -2)\n")
+    config: dict[str, Any] = {"heads": a["heads"], "head_dim": a["head_dim"]}
+    drop_init = table_drop = sdpa_drop = ""
+    if a["dropout"]:
+        drop_init += "        self.dropout = cfg.attn_dropout\n"
+        sdpa_drop = ", dropout_p=self.dropout if self.training else 0.0"
+        config["attn_dropout"] = a["dropout"]
+    if a["position_dropout"]:
+        drop_init += "        self.table_dropout = cfg.rel_dropout\n"
+        table_drop = "        table = F.dropout(table, self.table_dropout, self.training)\n"
+        config["rel_dropout"] = a["position_dropout"]
+    terms = " + ".join(t for t, on in (("q.Kr", c2p), ("k.Qr", p2c)) if on)
+    code = DISENTANGLED.format(terms=terms, factor=factor, qb=qb, ob=a["out_bias"], own=own, drop_init=drop_init,
+                               table_drop=table_drop, proj=proj, terms_body=body, sdpa_drop=sdpa_drop)
+    return Piece(defs=(code,), make="DisentangledAttention(cfg)", config=config)

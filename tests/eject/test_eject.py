@@ -27,8 +27,6 @@ from plmgraph.spec import zoo_names
 REFUSED = {
     "transformer-xl -O embeddings.segments=2": "relative-attention stack with embedding segment",
     "bart-base -O decoder.block.mlp={kind: gated}": "decoder.layers.0.mlp differs from encoder.layers.0.mlp",
-    "bert-base -O position={kind: disentangled, buckets: 8, max_distance: 16},block.attention.kind=disentangled":
-        "block kind 'attention/disentangled': eject is not compiled yet",
 }
 #: Zoo specs eject does not write yet, and what their refusal says (README, Eject).
 ZOO_REFUSED = {"gemma2-9b": "the decoder's per-layer pattern (windows or rotary bases that differ by layer) is not "
@@ -226,6 +224,16 @@ VARIANTS = {
     # MPNet's layout: learned positions plus a T5 bias shared by every layer (relative_position)
     "t5 bias next to learned positions": ("bert-base", "relative_position={kind: t5_relative, buckets: 8, "
                                                        "max_distance: 16}"),
+    # DeBERTa-v3: disentangled attention over a bucketed, LayerNorm-ed table; v2 with absolute positions too,
+    # its own position projections, c2p only
+    "deberta v3": ("bert-base", ["position={kind: disentangled, buckets: 4, max_distance: 8}",
+                                 "position.norm={kind: layernorm}", "block.attention.kind=disentangled"]),
+    "deberta absolute + c2p": ("bert-base", ["relative_position={kind: disentangled, buckets: null, max_distance: 4}",
+                                             "block.attention={kind: disentangled, share_keys: false, c2p: true, "
+                                             "p2c: false, position_dropout: 0.1}"]),
+    "deberta own projections": ("bert-base", ["position={kind: disentangled, buckets: 4, max_distance: 8}",
+                                              "block.attention={kind: disentangled, share_keys: false, "
+                                              "position_dropout: 0.1, dropout: 0.1}"]),
 }
 
 

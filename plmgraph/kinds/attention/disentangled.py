@@ -151,8 +151,10 @@ class DisentangledAttentionKind(Kind):
             "查询、键投影（v3：`share_att_key`）。",
         )
 
-    refused = {"eject": "eject is not compiled yet for DeBERTa's disentangled attention; use plmgraph build "
-                        "(or export)"}
+    def eject(self, a):  # noqa: ANN001, ANN201
+        from ...eject.pieces import disentangled_attention
+
+        return disentangled_attention(a)
 
 
 __all__ = ["DisentangledAttention", "DisentangledAttentionKind", "factor"]

@@ -109,5 +109,7 @@ class DisentangledPositionKind(AttentionPosition):
             "把它投影成位置键和位置查询。",
         )
 
-    refused = {"eject": "eject is not compiled yet for DeBERTa's relative table (nor its disentangled "
-                        "attention); use plmgraph build (or export)"}
+    def eject(self, a):  # noqa: ANN001, ANN201
+        from ...eject.pieces import disentangled_table
+
+        return disentangled_table(a)
