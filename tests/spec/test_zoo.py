@@ -39,6 +39,8 @@ REFERENCE_PARAMS = {
     "opt-1.3b": 1_315_758_080,  # OPTForCausalLM, opt-1.3b
     "falcon-7b": 6_921_720_704,  # FalconForCausalLM, tiiuae/falcon-7b
     "gemma2-9b": 9_241_705_984,  # Gemma2ForCausalLM, google/gemma-2-9b
+    "deberta-v3-base": 184_551_780,  # DebertaV2ForMaskedLM, microsoft/deberta-v3-base
+    "mpnet-base": 109_518_527,  # MPNetForMaskedLM, microsoft/mpnet-base
 }
 # Published sizes (no HF reference class with the same config); within 5 %.
 PUBLISHED_PARAMS = {

@@ -56,9 +56,9 @@ def batches(spec, corpus, n):
     return [col(exs[2 * i:2 * i + 2], [2 * i, 2 * i + 1]) for i in range(n)], False
 
 
-FAMILIES = ["albert-base", "bart-base", "bert-base", "distilbert", "ernie-base", "gemma2-9b", "glm", "glm-130b", "gpt",
-            "gpt2", "llama2-7b", "mixtral-8x7b", "pythia-1.4b", "roberta-base", "t5-small", "transformer-base",
-            "transformer-xl", "vit-base", "xlnet-base"]
+FAMILIES = ["albert-base", "bart-base", "bert-base", "deberta-v3-base", "distilbert", "ernie-base", "gemma2-9b", "glm",
+            "glm-130b", "gpt", "gpt2", "llama2-7b", "mixtral-8x7b", "pythia-1.4b", "roberta-base", "t5-small",
+            "transformer-base", "transformer-xl", "vit-base", "xlnet-base"]
 
 
 def family(spec):
