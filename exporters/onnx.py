@@ -427,7 +427,8 @@ def verify_onnx(model: nn.Module, path: str | Path, *, kv_cache: bool = False, b
     cache (past 0), then one decode step fed ONNX Runtime's own ``present`` tensors (past > 0),
     compared with PyTorch's cached step; and a step on a PyTorch-made cache of another length
     (batch 1 for a fused graph: ONNX Runtime's GroupQueryAttention takes several new tokens on a
-    non-empty cache only for one sequence at a time).
+    non-empty cache only for one sequence at a time); for a graph that shares its cache buffer
+    (`onnx_fuse.shares_buffer`), a batch-3 prefill and two decode steps on one buffer per layer.
 
     Each element must be within ``atol + rtol * |PyTorch|`` (a relative part, so that large
     logits are judged on their scale); `Check.tolerance_used` says how much of it each output

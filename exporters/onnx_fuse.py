@@ -13,9 +13,14 @@ What each block kind becomes (`FUSIONS`, keyed on the kinds of the graph's nodes
     key/value heads served as they are (no ``Expand`` to repeat them), and with
     ``position/rope`` the rotary embedding inside (``do_rotary``) from cos/sin tables computed
     once for every position up to ``max_positions`` and stored as two initializers: nothing
-    computes ``Sin``/``Cos`` per call.  The stack's additive mask (padding, causal, sliding
-    window, ALiBi) goes in as ``attention_bias``, so any ``attention_mask`` means what it means
-    in PyTorch (holes from padding included).
+    computes ``Sin``/``Cos`` per call.  The stack's additive mask goes in as ``attention_bias``,
+    so any ``attention_mask`` means what it means in PyTorch (holes from padding included): for
+    a plain causal stack the padding row alone (the kernel is causal itself), the whole mask
+    where it is more (sliding window, ALiBi, T5's bias).  The fused QKV projection goes in
+    packed (no ``Split``) unless q and k are normed or rotated at ``position_ids`` first.
+    Nothing but the kernels reads the cache (the past length comes from ``attention_mask``), so
+    the graph also runs on one shared buffer per layer (`shares_buffer`, GenAI's
+    ``past_present_share_buffer``; `SharedCache` runs it).
 ``attention/self`` in a bidirectional stack (BERT, RoBERTa, ViT encoders)
     one ``com.microsoft.MultiHeadAttention`` per layer, the padding mask as ``attention_bias``.
 ``norm/rmsnorm``
