@@ -289,6 +289,8 @@ def specs(draw: Any, *, family: str | None = None) -> dict[str, Any]:
         spec["heads"] = heads_out
         if draw(st.booleans()):
             spec["pooler"] = {"kind": draw(st.sampled_from(["cls", "mean", "last"])), "dense": draw(st.booleans())}
+            if spec["pooler"]["dense"] and draw(st.integers(0, 2)) == 0:  # ModernBERT's classifier head
+                spec["pooler"] |= {"norm": draw(st.booleans()), "bias": draw(st.booleans())}
     # tuning: full (the default) or a parameter-efficient kind over the frozen model. The one exception to
     # "never an invalid spec": the kind is drawn without looking at the model, so it may not fit it
     # (prefix tuning on ALiBi, BitFit without biases, IA³'s mlp.down on MoE); the validator refuses those

@@ -22,13 +22,17 @@ class Pooler(nn.Module):
     """[B, T, H] -> [B, H]: the first token (cls), the mean of kept tokens, or the last kept token;
     then optionally dense + activation (BERT's tanh pooler)."""
 
-    def __init__(self, kind: str, hidden: int, dense: bool, act: str) -> None:
+    def __init__(self, kind: str, hidden: int, dense: bool, act: str, bias: bool = True,
+                 norm: dict | None = None) -> None:
         super().__init__()
         self.kind = kind
         if dense:
-            self.dense = nn.Linear(hidden, hidden)
+            self.dense = nn.Linear(hidden, hidden, bias=bias)
             self.act = activation(act)
+            if norm is not None:  # ModernBERT's classifier head: dense, activation, norm
+                self.norm = make_norm(hidden, norm)
         self.has_dense = dense
+        self.has_norm = dense and norm is not None
 
     def forward(self, h: Tensor, mask: Tensor | None = None) -> Tensor:
         if self.kind == "cls":
@@ -45,7 +49,10 @@ class Pooler(nn.Module):
             else:
                 last = mask[:, -h.shape[1]:].long().sum(1).clamp(min=1) - 1  # [B]
                 x = h[torch.arange(h.shape[0], device=h.device), last]
-        return self.act(self.dense(x)) if self.has_dense else x
+        if not self.has_dense:
+            return x
+        x = self.act(self.dense(x))
+        return self.norm(x) if self.has_norm else x
 
 
 class LMHead(nn.Module):

@@ -67,6 +67,9 @@ def _refuse_unwritten(graph: ArchGraph) -> None:
             raise NotCompiledYet(f"cannot eject {name!r}: the {stack}'s layer 0 without an attention norm "
                                  "(first_attn_norm: false, ModernBERT) is not written yet")
     for nid, d in graph.items():
+        if d["axis"] == "pool" and (d["attrs"].get("norm") or d["attrs"].get("bias") is False):
+            raise NotCompiledYet(f"cannot eject {name!r}: a pooler with a norm or without a dense bias "
+                                 "(ModernBERT's classifier head) is not written yet")
         if (d["attrs"].get("transform") or {}).get("bias") is False:
             raise NotCompiledYet(f"cannot eject {name!r}: {nid}'s transform without a bias is not written yet")
         if d["attrs"].get("softcap") is not None:

@@ -464,7 +464,8 @@ class _Builder:
                 if pooled is None:
                     p = spec.pooler
                     pooled = self.add("pooler", f"pool/{p.kind}", role="pooler", hidden=H,
-                                      **p.model_dump(exclude={"kind"}))
+                                      **p.model_dump(exclude={"kind"}),
+                                      **({"block_norm": spec.block.norm.model_dump()} if p.norm else {}))
                     self.edge(out, pooled, ("B", T, H))
                 src, shape = pooled, ("B", H)
             more = head.model_dump(exclude={"kind", "name", "labels", "bias"})  # e.g. the discriminator's activation

@@ -282,3 +282,26 @@ def test_first_layer_without_attention_norm():
     with pytest.raises(SpecError, match="needs placement 'pre'") as info:
         validate(Merged(post, file="mb.yaml"))
     assert [p.field for p in info.value.problems] == ["encoder.first_attn_norm"]
+
+
+def test_pooler_norm_and_bias_belong_to_its_dense_layer():
+    enc = dict(plmgraph=1, name="mb", family="encoder", sizes=dict(vocab=97, hidden=32, layers=2, heads=4),
+               block=dict(attention=dict(kind="self")), heads=[dict(kind="sequence_classification", labels=3)],
+               pooler=dict(kind="mean", dense=True, activation="gelu", norm=True, bias=False))
+    s = validate(Merged(copy.deepcopy(enc), file="mb.yaml"))
+    assert set(pg.resolve(s).node("pooler")["params"]) == {"dense.weight", "norm.weight", "norm.bias"}
+    m = pg.build(s, seed=0).eval()
+    h = torch.randn(2, 5, 32)
+    mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]])
+    p = m.pooler
+    with torch.no_grad():
+        mean = (h * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
+        want = torch.nn.functional.layer_norm(torch.nn.functional.gelu(mean @ p.dense.weight.T), (32,),
+                                              p.norm.weight, p.norm.bias, p.norm.eps)
+        torch.testing.assert_close(p(h, mask), want)
+    with pytest.raises(NotCompiledYet, match="a pooler with a norm or without a dense bias"):
+        pg.eject(s)
+    bad = copy.deepcopy(enc)
+    bad["pooler"] = dict(kind="cls", dense=False, norm=True)
+    with pytest.raises(SpecError, match="belong to its dense layer; set dense: true"):
+        validate(Merged(bad, file="mb.yaml"))

@@ -158,7 +158,7 @@ def independent_count(spec: Any) -> int:
             total += _norm_params(b.norm, H)
     pooled = {"nsp", "sop", "sequence_classification", "image_classification"}  # heads that read one vector
     if spec.pooler is not None and spec.pooler.dense and any(h.kind in pooled for h in spec.heads):
-        total += H * H + H
+        total += H * H + (H if spec.pooler.bias else 0) + (_norm_params(spec.block.norm, H) if spec.pooler.norm else 0)
     last_norm = stacks[-1][1].block.norm
     for h in spec.heads:
         if h.kind in ("lm", "mlm"):

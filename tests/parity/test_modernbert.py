@@ -55,3 +55,14 @@ def test_modernbert_same_bases_need_no_rope_and_odd_windows_are_refused(tmp_path
     cfg = hf.config.to_dict() | {"local_attention": 5, "layer_types": None, "architectures": ["ModernBertModel"]}
     with pytest.raises(ConversionError, match="local_attention = 5 is odd"):
         config_to_spec(cfg)
+
+
+@pytest.mark.parametrize("extra", [dict(classifier_pooling="cls"),
+                                   dict(classifier_pooling="mean", classifier_bias=True, classifier_activation="silu")])
+def test_modernbert_sequence_classification(tmp_path, extra):
+    hf, model = _pair("ModernBertForSequenceClassification", tmp_path, num_labels=3, **extra)
+    p = model.spec.pooler
+    assert (p.kind, p.dense, p.norm, p.bias) == (extra["classifier_pooling"], True, True,
+                                                 extra.get("classifier_bias", False))
+    check_encoder(hf, model, V, {"sequence_classification": "logits"})
+    roundtrip(hf, model, tmp_path)

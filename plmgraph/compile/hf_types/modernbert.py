@@ -16,7 +16,7 @@ from typing import Any
 
 from ...errors import ConversionError
 from ...spec import ModelSpec
-from .base import ACT, Cfg, F, Family, Fixed, bare, need, tied, unhooks
+from .base import ACT, Cfg, F, Family, Fixed, bare, need, num_labels, tied, unhooks
 from .layer_types import FULL, SLIDING, from_pattern, to_pattern
 from .rope import rope_hook, rope_unhook
 from .weights import R
@@ -83,6 +83,25 @@ def unhook(spec: ModelSpec, cfg: Cfg) -> None:
         need(tr is not None and tr.norm, "modernbert", "an MLM head without its dense + norm transform")
         cfg["classifier_bias"], cfg["decoder_bias"] = tr.bias, heads[0].bias
         cfg["classifier_activation"] = F("classifier_activation", "", values=ACT).to_hf(tr.activation)
+    if any(h.kind == "sequence_classification" for h in spec.heads):
+        p = spec.pooler
+        need(p is not None and p.kind in ("cls", "mean") and p.dense and p.norm, "modernbert",
+             "a sequence classifier without its cls/mean pooling and dense + norm head")
+        cfg["classifier_pooling"], cfg["classifier_bias"] = p.kind, p.bias
+        cfg["classifier_activation"] = F("classifier_activation", "", values=ACT).to_hf(p.activation)
+
+
+def sequence_classifier(c: Cfg) -> dict[str, Any]:
+    """``ModernBertForSequenceClassification``: cls or mean pooling, the head (dense, activation, norm), then
+    a linear ``classifier``."""
+    pooling = c.get("classifier_pooling") or "cls"
+    if pooling not in ("cls", "mean"):
+        raise ConversionError(f"config.json: classifier_pooling = {pooling!r} has no plmgraph equivalent; "
+                              "supported: 'cls', 'mean'")
+    act = F("classifier_activation", "", values=ACT).to_spec(c.get("classifier_activation") or "gelu")
+    return {"heads": [{"kind": "sequence_classification", "labels": num_labels(c), "bias": True}],
+            "pooler": {"kind": pooling, "dense": True, "activation": act, "norm": True,
+                       "bias": bool(c.get("classifier_bias", False))}}
 
 
 FAMILY = Family(
@@ -105,7 +124,8 @@ FAMILY = Family(
             F("hidden_activation", "block.mlp.activation", "gelu", ACT),
             F("embedding_dropout", "embeddings.dropout", 0.0)),
     fixed=(Fixed("sparse_prediction", (False, None), "sparse MLM prediction changes the output shape"),),
-    archs={"ModernBertModel": bare, "ModernBertForMaskedLM": mlm_head},
+    archs={"ModernBertModel": bare, "ModernBertForMaskedLM": mlm_head,
+           "ModernBertForSequenceClassification": sequence_classifier},
     bare=("ModernBertModel",),
     base_prefix="model",
     names={
@@ -121,6 +141,9 @@ FAMILY = Family(
         "head/mlm.transform": R("head.dense.{p}"),
         "head/mlm.norm": R("head.norm.{p}"),
         "head/mlm.bias": R("decoder.bias"),
+        "pooler.dense": R("head.dense.{p}"),
+        "pooler.norm": R("head.norm.{p}"),
+        "head/sequence_classification": R("classifier.{p}"),
     },
     ignored=(r"^decoder\.weight$",),
     hook=hook,

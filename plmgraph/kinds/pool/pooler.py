@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
-from ..base import Activation, Aspect, Attrs, Kind, Shape, Strict, mm, register
+from ..base import KINDS, Activation, Aspect, Attrs, Kind, Shape, Strict, mm, register
 
 
 class Pooler(Strict):
@@ -24,6 +24,14 @@ class Pooler(Strict):
     )
     dense: bool = Field(False, description="A dense layer + activation after pooling (BERT's pooler).")
     activation: Activation = Field("tanh", description="Activation of the dense pooler.")
+    bias: bool = Field(True, description="The dense layer has a bias (ModernBERT's classifier_bias: false).")
+    norm: bool = Field(False, description="The block's norm after the activation (ModernBERT's classifier head).")
+
+    @model_validator(mode="after")
+    def _dense_parts(self) -> Pooler:
+        if not self.dense and (self.norm or not self.bias):
+            raise ValueError("a pooler's `norm` and `bias` belong to its dense layer; set dense: true")
+        return self
 
 
 class _Pool(Kind):
@@ -33,13 +41,24 @@ class _Pool(Kind):
 
     def params(self, a: Attrs) -> dict[str, Shape]:
         H = a["hidden"]
-        return {"dense.weight": (H, H), "dense.bias": (H,)} if a["dense"] else {}
+        if not a["dense"]:
+            return {}
+        params: dict[str, Shape] = {"dense.weight": (H, H)}
+        if a.get("bias", True):
+            params["dense.bias"] = (H,)
+        if a.get("norm"):
+            norm = a["block_norm"]
+            shapes = KINDS[f"norm/{norm['kind']}"].params({**{k: v for k, v in norm.items() if k != "kind"},
+                                                           "width": H})
+            params.update({f"norm.{p}": s for p, s in shapes.items()})
+        return params
 
     def flops(self, a: Attrs, params: dict[str, Shape], T: int) -> int:
         return mm(params, "dense.weight") // max(T, 1)  # once per sequence
 
     def words(self, a: Attrs) -> str:
-        return self.what + (f" + dense {a['activation']}" if a.get("dense") else "")
+        return self.what + (f" + dense {a['activation']}" + ("" if a.get("bias", True) else " (no bias)")
+                            + (" + norm" if a.get("norm") else "") if a.get("dense") else "")
 
     def aspects(self, a: Attrs, role: str) -> list[Aspect]:
         return [Aspect("pooler", self.words(a), self.words(a))]
@@ -50,11 +69,14 @@ class _Pool(Kind):
     def build(self, node):  # noqa: ANN001, ANN201
         from ...compile.heads import Pooler as TorchPooler
 
-        return TorchPooler(self.variant, node["hidden"], node["dense"], node["activation"])
+        return TorchPooler(self.variant, node["hidden"], node["dense"], node["activation"], bias=node.get("bias", True),
+                           norm=node.get("block_norm") if node.get("norm") else None)
 
     def init(self, module, rule) -> None:  # noqa: ANN001
         if module.has_dense:
             rule.linear(module.dense)
+        if getattr(module, "has_norm", False):
+            KINDS[f"norm/{rule.attrs['block_norm']['kind']}"].init(module.norm, rule)
 
     def eject(self, a):  # noqa: ANN001, ANN201
         from ...eject.pieces import pooler
