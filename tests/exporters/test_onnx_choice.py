@@ -12,10 +12,11 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 import torch
-import transformers as tf
 from plmgraph.exporters import onnx as ox
 
 import plmgraph as pg
+
+tf = pytest.importorskip("transformers", reason="the reference models need the test extra: pip install -e '.[test]'")
 
 
 def _imported(tmp_path):
