@@ -305,3 +305,20 @@ def test_pooler_norm_and_bias_belong_to_its_dense_layer():
     bad["pooler"] = dict(kind="cls", dense=False, norm=True)
     with pytest.raises(SpecError, match="belong to its dense layer; set dense: true"):
         validate(Merged(bad, file="mb.yaml"))
+
+
+def test_onnx_export_of_a_modernbert_like_encoder_verifies(tmp_path):
+    """Bidirectional local windows with their own rotary base, layer 0 without attention norm, a mean pooler
+    with a norm: the plain graph, verified against PyTorch in ONNX Runtime on other shapes."""
+    enc = dict(plmgraph=1, name="mb", family="encoder",
+               sizes=dict(vocab=97, hidden=32, layers=3, heads=2, max_positions=64),
+               embeddings=dict(norm=True), position=dict(kind="rope", theta=1000.0),
+               block=dict(placement="pre", norm=dict(kind="layernorm", bias=False),
+                          attention=dict(kind="self", qkv_bias=False, out_bias=False),
+                          mlp=dict(kind="gated", activation="gelu", bias=False)),
+               encoder=dict(first_attn_norm=False, pattern=[{}, {"window": 3, "rope": {"theta": 10.0}}] + [
+                   {"window": 3, "rope": {"theta": 10.0}}]),
+               heads=[dict(kind="sequence_classification", labels=3)],
+               pooler=dict(kind="mean", dense=True, activation="gelu", norm=True, bias=False))
+    m = pg.build(validate(Merged(enc, file="mb.yaml")), seed=0).eval()
+    assert pg.export_onnx(m, tmp_path / "mb.onnx", verify=True).exists()
