@@ -284,6 +284,9 @@ def specs(draw: Any, *, family: str | None = None) -> dict[str, Any]:
         elif k in ("sequence_classification", "token_classification", "image_classification"):
             h["labels"] = draw(st.integers(1, 5))
             h["bias"] = draw(st.booleans())
+            if k == "token_classification" and draw(st.integers(0, 3)) == 0:  # ModernBERT's per-token head
+                h["transform"] = {"activation": draw(st.sampled_from(ACTIVATIONS)), "norm": draw(st.booleans()),
+                                  "bias": draw(st.booleans())}
         heads_out.append(h)
     if heads_out:
         spec["heads"] = heads_out

@@ -93,3 +93,24 @@ class LMHead(nn.Module):
         if self.softcap is not None:  # Gemma 2: c * tanh(logits / c)
             logits = torch.tanh(logits / self.softcap) * self.softcap
         return logits
+
+
+class TransformedClassifier(nn.Linear):
+    """A per-token classifier after a transform: dense -> activation (-> norm) on every token, then the
+    linear classifier (ModernBERT's ``head`` + ``classifier``).  The classifier's own ``weight`` / ``bias``
+    keep their names, so the state dict is the plain classifier's plus ``transform.*`` and ``norm.*``."""
+
+    def __init__(self, hidden: int, labels: int, *, bias: bool, transform: dict, norm: dict | None) -> None:
+        super().__init__(hidden, labels, bias=bias)
+        self.transform = nn.Linear(hidden, hidden, bias=transform["bias"])
+        self.act = activation(transform["activation"])
+        if transform["norm"]:
+            self.norm = make_norm(hidden, norm)
+        self.has_transform = True
+        self.has_norm = bool(transform["norm"])
+
+    def forward(self, h: Tensor) -> Tensor:
+        h = self.act(self.transform(h))
+        if self.has_norm:
+            h = self.norm(h)
+        return super().forward(h)

@@ -469,5 +469,10 @@ class _Builder:
                     self.edge(out, pooled, ("B", T, H))
                 src, shape = pooled, ("B", H)
             more = head.model_dump(exclude={"kind", "name", "labels", "bias"})  # e.g. the discriminator's activation
+            if "transform" in more:  # a per-token classifier's dense -> activation -> norm (ModernBERT)
+                if more["transform"] is None:
+                    del more["transform"]
+                elif more["transform"]["norm"]:
+                    more["norm"] = spec.block.norm.model_dump()
             self.add(node, f"head/{head.kind}", role=head.name, labels=head.labels, bias=head.bias, hidden=H, **more)
             self.edge(src, node, shape)

@@ -173,6 +173,9 @@ def independent_count(spec: Any) -> int:
         else:
             labels = 2 if h.kind in ("nsp", "sop") else h.labels
             total += H * labels + (labels if h.bias else 0)
+            tr = getattr(h, "transform", None)  # a per-token classifier's dense (-> norm), ModernBERT
+            if tr is not None:
+                total += H * H + (H if tr.bias else 0) + (_norm_params(spec.block.norm, H) if tr.norm else 0)
     return total
 
 

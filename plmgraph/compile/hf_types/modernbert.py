@@ -7,8 +7,11 @@ tokens elsewhere (the encoder's ``pattern``; a window of ``local_attention / 2 +
 ``|distance| < window``), with two rotary bases (``global_rope_theta`` as ``position``,
 ``local_rope_theta`` as the local entries' ``rope``; transformers 5: ``rope_parameters`` per layer
 type).  ``ModernBertForMaskedLM``'s head is a dense (``classifier_bias``), ``classifier_activation``,
-a LayerNorm, then the tied decoder (``decoder_bias``).  Parity needs HF's eager or SDPA attention
-(flash attention unpads)."""
+a LayerNorm, then the tied decoder (``decoder_bias``); the same dense, activation and LayerNorm
+(``ModernBertPredictionHead``) is the sequence and multiple-choice classifiers' pooler (cls or mean, by
+``classifier_pooling``) and the token classifier's and the QA head's per-token ``transform``
+(``classifier_dropout``, training-only, is not read: no classifier dropout is).  Parity needs HF's eager
+or SDPA attention (flash attention unpads)."""
 
 from __future__ import annotations
 
@@ -16,7 +19,7 @@ from typing import Any
 
 from ...errors import ConversionError
 from ...spec import ModelSpec
-from .base import ACT, Cfg, F, Family, Fixed, bare, need, num_labels, tied, unhooks
+from .base import ACT, Cfg, F, Family, Fixed, bare, need, num_labels, question_answering, tied, unhooks
 from .layer_types import FULL, SLIDING, from_pattern, to_pattern
 from .rope import rope_hook, rope_unhook
 from .weights import R
@@ -83,25 +86,65 @@ def unhook(spec: ModelSpec, cfg: Cfg) -> None:
         need(tr is not None and tr.norm, "modernbert", "an MLM head without its dense + norm transform")
         cfg["classifier_bias"], cfg["decoder_bias"] = tr.bias, heads[0].bias
         cfg["classifier_activation"] = F("classifier_activation", "", values=ACT).to_hf(tr.activation)
-    if any(h.kind == "sequence_classification" for h in spec.heads):
+    if any(h.kind in ("sequence_classification", "multiple_choice") for h in spec.heads):
         p = spec.pooler
         need(p is not None and p.kind in ("cls", "mean") and p.dense and p.norm, "modernbert",
-             "a sequence classifier without its cls/mean pooling and dense + norm head")
+             "a sequence or multiple-choice classifier without its cls/mean pooling and dense + norm head")
         cfg["classifier_pooling"], cfg["classifier_bias"] = p.kind, p.bias
         cfg["classifier_activation"] = F("classifier_activation", "", values=ACT).to_hf(p.activation)
+    for h in spec.heads:
+        if h.kind in ("token_classification", "question_answering"):
+            tr = h.transform
+            need(tr is not None and tr.norm, "modernbert", f"a {h.kind} head without its dense + norm transform")
+            cfg["classifier_bias"] = tr.bias
+            cfg["classifier_activation"] = F("classifier_activation", "", values=ACT).to_hf(tr.activation)
+            if h.kind == "question_answering":
+                cfg["num_labels"] = 2
 
 
-def sequence_classifier(c: Cfg) -> dict[str, Any]:
-    """``ModernBertForSequenceClassification``: cls or mean pooling, the head (dense, activation, norm), then
-    a linear ``classifier``."""
+def _pooler(c: Cfg) -> dict[str, Any]:
     pooling = c.get("classifier_pooling") or "cls"
     if pooling not in ("cls", "mean"):
         raise ConversionError(f"config.json: classifier_pooling = {pooling!r} has no plmgraph equivalent; "
                               "supported: 'cls', 'mean'")
     act = F("classifier_activation", "", values=ACT).to_spec(c.get("classifier_activation") or "gelu")
+    return {"kind": pooling, "dense": True, "activation": act, "norm": True,
+            "bias": bool(c.get("classifier_bias", False))}
+
+
+def _transform(c: Cfg) -> dict[str, Any]:
+    """``ModernBertPredictionHead`` on every token: dense (``classifier_bias``), ``classifier_activation``,
+    a LayerNorm (the blocks' ``norm_eps`` / ``norm_bias``)."""
+    act = F("classifier_activation", "", values=ACT).to_spec(c.get("classifier_activation") or "gelu")
+    return {"activation": act, "norm": True, "bias": bool(c.get("classifier_bias", False))}
+
+
+def sequence_classifier(c: Cfg) -> dict[str, Any]:
+    """``ModernBertForSequenceClassification``: cls or mean pooling, the head (dense, activation, norm), then
+    a linear ``classifier``."""
     return {"heads": [{"kind": "sequence_classification", "labels": num_labels(c), "bias": True}],
-            "pooler": {"kind": pooling, "dense": True, "activation": act, "norm": True,
-                       "bias": bool(c.get("classifier_bias", False))}}
+            "pooler": _pooler(c)}
+
+
+def multiple_choice(c: Cfg) -> dict[str, Any]:
+    """``ModernBertForMultipleChoice``: each candidate pooled as the sequence classifier is (cls or mean,
+    then dense, activation, norm), then a linear ``classifier`` hidden -> 1."""
+    return {"heads": [{"kind": "multiple_choice"}], "pooler": _pooler(c)}
+
+
+def token_classifier(c: Cfg) -> dict[str, Any]:
+    """``ModernBertForTokenClassification``: the head (dense, activation, norm) on every token, then a
+    linear ``classifier``."""
+    return {"heads": [{"kind": "token_classification", "labels": num_labels(c), "bias": True,
+                       "transform": _transform(c)}]}
+
+
+def span_head(c: Cfg) -> dict[str, Any]:
+    """``ModernBertForQuestionAnswering``: the head (dense, activation, norm) on every token, then a linear
+    ``classifier`` hidden -> (start, end)."""
+    out = question_answering(c)
+    out["heads"][0]["transform"] = _transform(c)
+    return out
 
 
 FAMILY = Family(
@@ -125,7 +168,9 @@ FAMILY = Family(
             F("embedding_dropout", "embeddings.dropout", 0.0)),
     fixed=(Fixed("sparse_prediction", (False, None), "sparse MLM prediction changes the output shape"),),
     archs={"ModernBertModel": bare, "ModernBertForMaskedLM": mlm_head,
-           "ModernBertForSequenceClassification": sequence_classifier},
+           "ModernBertForSequenceClassification": sequence_classifier,
+           "ModernBertForTokenClassification": token_classifier, "ModernBertForQuestionAnswering": span_head,
+           "ModernBertForMultipleChoice": multiple_choice},
     bare=("ModernBertModel",),
     base_prefix="model",
     names={
@@ -144,6 +189,13 @@ FAMILY = Family(
         "pooler.dense": R("head.dense.{p}"),
         "pooler.norm": R("head.norm.{p}"),
         "head/sequence_classification": R("classifier.{p}"),
+        "head/multiple_choice": R("classifier.{p}"),
+        "head/token_classification.transform": R("head.dense.{p}"),
+        "head/token_classification.norm": R("head.norm.{p}"),
+        "head/token_classification": R("classifier.{p}"),
+        "head/question_answering.transform": R("head.dense.{p}"),
+        "head/question_answering.norm": R("head.norm.{p}"),
+        "head/question_answering": R("classifier.{p}"),
     },
     ignored=(r"^decoder\.weight$",),
     hook=hook,

@@ -3,16 +3,40 @@ classification) or on every token's state (``token_classification``).
 
 The five kinds share every facet's code and one spec class, `ClassifierHead`, whose
 ``kind`` picks among them (one module); they differ in their words and in whether they run
-once per sequence or once per token.  Attrs: ``labels``, ``bias``, ``hidden``.
+once per sequence or once per token.  Attrs: ``labels``, ``bias``, ``hidden``; a per-token classifier
+(token classification, question answering) may carry a ``transform`` (dumped: dense -> activation ->
+norm on every token first, ModernBERT's prediction head) and then ``norm`` (the block's norm, dumped with
+its kind, for the transform's norm).
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, PositiveInt, model_validator
 
-from ..base import Aspect, Attrs, HeadName, Kind, Shape, Strict, mm, num, onoff, register
+from ..base import (
+    ACTIVATIONS,
+    KINDS,
+    Aspect,
+    Attrs,
+    HeadName,
+    Kind,
+    NotCompiledYet,
+    Shape,
+    Strict,
+    mm,
+    num,
+    onoff,
+    register,
+)
+from .lm import Transform
+
+
+#: A per-token classifier's transform (ModernBERT's ModernBertPredictionHead before its classifier).
+def TRANSFORM() -> Any:  # noqa: N802
+    return Field(None, description="Optional dense/activation/norm on every token before the classifier "
+                 "(ModernBERT's head: dense without bias, GELU, LayerNorm); null for none.")
 
 
 class ClassifierHead(Strict):
@@ -24,9 +48,13 @@ class ClassifierHead(Strict):
     name: HeadName = None
     labels: PositiveInt | None = Field(None, description="Number of classes (nsp and sop: 2).")
     bias: bool = Field(True, description="The classifier carries a bias.")
+    transform: Transform | None = TRANSFORM()
 
     @model_validator(mode="after")
     def _labels(self) -> ClassifierHead:
+        if self.transform is not None and self.kind != "token_classification":
+            raise ValueError(f"a transform before the classifier is for token_classification; a {self.kind} head "
+                             "reads the pooled vector: give the pooler its dense / activation / norm instead")
         if self.kind in ("nsp", "sop"):
             if self.labels not in (None, 2):
                 raise ValueError(f"{self.kind} is a binary task: labels must be 2, got {self.labels}")
@@ -41,6 +69,15 @@ class ClassifierHead(Strict):
         return self.kind != "token_classification"
 
 
+def transform_text(tr: Attrs | None) -> str:
+    """A classifier's transform in words: "none", "dense (no bias) + GELU + norm"."""
+    if not tr:
+        return "none"
+    return "dense" + ("" if tr["bias"] else " (no bias)") + " + " + ACTIVATIONS.get(tr["activation"],
+                                                                                   tr["activation"]) + \
+        (" + norm" if tr["norm"] else "")
+
+
 class _Classifier(Kind):
     spec = ClassifierHead
     #: The head in words ("NSP head"), and its title in a diagram.
@@ -50,31 +87,63 @@ class _Classifier(Kind):
     pooled: bool = True
 
     def params(self, a: Attrs) -> dict[str, Shape]:
-        return {"weight": (a["labels"], a["hidden"]), **({"bias": (a["labels"],)} if a["bias"] else {})}
+        H = a["hidden"]
+        params: dict[str, Shape] = {}
+        tr = a.get("transform")
+        if tr is not None:
+            params["transform.weight"] = (H, H)
+            if tr["bias"]:
+                params["transform.bias"] = (H,)
+            if tr["norm"]:
+                norm = a["norm"]
+                shapes = KINDS[f"norm/{norm['kind']}"].params({**norm, "width": H})
+                params.update({f"norm.{p}": s for p, s in shapes.items()})
+        params["weight"] = (a["labels"], H)
+        if a["bias"]:
+            params["bias"] = (a["labels"],)
+        return params
 
     def flops(self, a: Attrs, params: dict[str, Shape], T: int) -> int:
-        f = mm(params, "weight")
+        f = mm(params, "transform.weight", "weight")
         return f // max(T, 1) if self.pooled else f  # a sequence-level head runs once per sequence
 
     def words(self, a: Attrs) -> str:
         return self.what
 
     def aspects(self, a: Attrs, role: str) -> list[Aspect]:
-        return [Aspect(f"{self.what} labels", num(a.get("labels"))),
-                Aspect(f"{self.what} bias", onoff(a["bias"]), a["bias"])]
+        out = [Aspect(f"{self.what} labels", num(a.get("labels"))),
+               Aspect(f"{self.what} bias", onoff(a["bias"]), a["bias"])]
+        if not self.pooled:
+            text = transform_text(a.get("transform"))
+            out.append(Aspect(f"{self.what} transform", text, text))
+        return out
 
     def label(self, a: Attrs) -> tuple[str, str]:
-        return self.title, f"{a.get('labels')} classes"
+        tr = a.get("transform")
+        return self.title, (f"{transform_text(tr)} · " if tr else "") + f"{a.get('labels')} classes"
 
     def build(self, node):  # noqa: ANN001, ANN201
         from torch import nn
 
+        if node.attrs.get("transform") is not None:
+            from ...compile.heads import TransformedClassifier
+
+            return TransformedClassifier(node["hidden"], node["labels"], bias=node["bias"],
+                                         transform=node["transform"], norm=node.attrs.get("norm"))
         return nn.Linear(node["hidden"], node["labels"], bias=node["bias"])
 
     def init(self, module, rule) -> None:  # noqa: ANN001
         rule.linear(module)
+        if getattr(module, "has_transform", False):
+            rule.linear(module.transform)
+        if getattr(module, "has_norm", False):
+            KINDS[f"norm/{rule.attrs['norm']['kind']}"].init(module.norm, rule)
 
     def eject(self, a):  # noqa: ANN001, ANN201
+        if a.get("transform") is not None:
+            raise NotCompiledYet(f"block kind {self.name!r} cannot be ejected with a transform yet (dense -> "
+                                 "activation -> norm before the classifier, ModernBERT's head): the ejected file "
+                                 "writes a plain linear classifier")
         from ...eject.pieces import classifier
 
         return classifier(a)

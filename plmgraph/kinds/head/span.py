@@ -4,7 +4,8 @@
 The head's output is [B, T, 2]: ``[..., 0]`` is HF's ``start_logits``, ``[..., 1]`` its
 ``end_logits``.  Its loss (``labels`` [B, 2]: start and end positions) is HF's: the mean of the two
 cross-entropies over positions, a position outside the sequence ignored.  Attrs: ``hidden``,
-``labels`` (2), ``bias``.
+``labels`` (2), ``bias``, and an optional ``transform`` (dense -> activation -> norm on every token
+first, ModernBERT's prediction head; then ``norm``, the block's norm).
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from typing import Literal
 from pydantic import Field
 
 from ..base import HeadName, Strict, register
-from .classifier import _Classifier
+from .classifier import TRANSFORM, _Classifier, transform_text
+from .lm import Transform
 
 
 class SpanHead(Strict):
@@ -24,6 +26,7 @@ class SpanHead(Strict):
     name: HeadName = None
     labels: Literal[2] = Field(2, description="Always 2: the start and the end logit of each token.")
     bias: bool = Field(True, description="The span projection carries a bias.")
+    transform: Transform | None = TRANSFORM()
 
     @property
     def pooled(self) -> bool:
@@ -41,7 +44,8 @@ class QuestionAnsweringKind(_Classifier):
     pooled = False
 
     def label(self, a):  # noqa: ANN001, ANN201
-        return self.title, "start / end logits"
+        tr = a.get("transform")
+        return self.title, (f"{transform_text(tr)} · " if tr else "") + "start / end logits"
 
     def explain(self, lang: str) -> str:
         return self.explained(
