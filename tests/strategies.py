@@ -291,7 +291,8 @@ def specs(draw: Any, *, family: str | None = None) -> dict[str, Any]:
     if heads_out:
         spec["heads"] = heads_out
         if draw(st.booleans()):
-            spec["pooler"] = {"kind": draw(st.sampled_from(["cls", "mean", "last"])), "dense": draw(st.booleans())}
+            spec["pooler"] = {"kind": draw(st.sampled_from(["cls", "mean", "last", "first"])),
+                              "dense": draw(st.booleans())}
             if spec["pooler"]["dense"] and draw(st.integers(0, 2)) == 0:  # ModernBERT's classifier head
                 spec["pooler"] |= {"norm": draw(st.booleans()), "bias": draw(st.booleans())}
     # tuning: full (the default) or a parameter-efficient kind over the frozen model. The one exception to

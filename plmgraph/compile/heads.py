@@ -19,7 +19,8 @@ from .norm import make_norm
 
 
 class Pooler(nn.Module):
-    """[B, T, H] -> [B, H]: the first token (cls), the mean of kept tokens, or the last kept token;
+    """[B, T, H] -> [B, H]: the first token (cls), the mean of kept tokens, the last kept token or the
+    first kept token;
     then optionally dense + activation (BERT's tanh pooler)."""
 
     def __init__(self, kind: str, hidden: int, dense: bool, act: str, bias: bool = True,
@@ -37,6 +38,12 @@ class Pooler(nn.Module):
     def forward(self, h: Tensor, mask: Tensor | None = None) -> Tensor:
         if self.kind == "cls":
             x = h[:, 0]
+        elif self.kind == "first":  # the first kept token (ModernBERT's multiple choice: <cls> under left padding)
+            if mask is None:
+                x = h[:, 0]
+            else:
+                first = mask[:, -h.shape[1]:].long().argmax(1)  # [B]
+                x = h[torch.arange(h.shape[0], device=h.device), first]
         elif self.kind == "mean":
             if mask is None:
                 x = h.mean(dim=1)

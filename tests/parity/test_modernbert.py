@@ -109,12 +109,14 @@ def test_modernbert_multiple_choice(tmp_path, extra):
     hf, model = _pair("ModernBertForMultipleChoice", tmp_path, **extra)
     p = model.spec.pooler
     assert [h.kind for h in model.spec.heads] == ["multiple_choice"]
-    assert (p.kind, p.dense, p.norm, p.bias) == (extra["classifier_pooling"], True, True,
-                                                 extra.get("classifier_bias", False))
+    # HF's multiple-choice cls is the first kept token (the mask's argmax): plmgraph's pool/first
+    assert (p.kind, p.dense, p.norm, p.bias) == ({"cls": "first"}.get(extra["classifier_pooling"], "mean"), True,
+                                                 True, extra.get("classifier_bias", False))
     C = 3
     x = ids(V, B * C, T).reshape(B, C, T)
     mask = torch.ones(B, C, T, dtype=torch.long)
-    mask[0, 1, -2:] = 0  # one right-padded candidate (HF's cls is the first kept token: token 0 here)
+    mask[0, 1, -2:] = 0  # one right-padded candidate
+    mask[1, 2, :3] = 0  # one left-padded: its cls is token 3
     ref, out = hf(input_ids=x, attention_mask=mask), model(x, attention_mask=mask)
     assert out.logits.shape == (B, C)
     close(out.logits, ref.logits, "choice scores")

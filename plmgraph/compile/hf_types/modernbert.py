@@ -86,11 +86,14 @@ def unhook(spec: ModelSpec, cfg: Cfg) -> None:
         need(tr is not None and tr.norm, "modernbert", "an MLM head without its dense + norm transform")
         cfg["classifier_bias"], cfg["decoder_bias"] = tr.bias, heads[0].bias
         cfg["classifier_activation"] = F("classifier_activation", "", values=ACT).to_hf(tr.activation)
-    if any(h.kind in ("sequence_classification", "multiple_choice") for h in spec.heads):
+    pooled = [h.kind for h in spec.heads if h.kind in ("sequence_classification", "multiple_choice")]
+    if pooled:
         p = spec.pooler
-        need(p is not None and p.kind in ("cls", "mean") and p.dense and p.norm, "modernbert",
-             "a sequence or multiple-choice classifier without its cls/mean pooling and dense + norm head")
-        cfg["classifier_pooling"], cfg["classifier_bias"] = p.kind, p.bias
+        # HF's sequence classifier pools token 0 ("cls"), its multiple-choice head the first kept token ("first")
+        cls = "first" if pooled[0] == "multiple_choice" else "cls"
+        need(p is not None and p.kind in (cls, "mean") and p.dense and p.norm, "modernbert",
+             f"a {pooled[0]} head without its {cls}/mean pooling and dense + norm head")
+        cfg["classifier_pooling"], cfg["classifier_bias"] = "cls" if p.kind == cls else p.kind, p.bias
         cfg["classifier_activation"] = F("classifier_activation", "", values=ACT).to_hf(p.activation)
     for h in spec.heads:
         if h.kind in ("token_classification", "question_answering"):
@@ -102,13 +105,14 @@ def unhook(spec: ModelSpec, cfg: Cfg) -> None:
                 cfg["num_labels"] = 2
 
 
-def _pooler(c: Cfg) -> dict[str, Any]:
+def _pooler(c: Cfg, cls: str = "cls") -> dict[str, Any]:
+    """cls (as `cls`: token 0, or the first kept token) or mean pooling, then dense, activation, norm."""
     pooling = c.get("classifier_pooling") or "cls"
     if pooling not in ("cls", "mean"):
         raise ConversionError(f"config.json: classifier_pooling = {pooling!r} has no plmgraph equivalent; "
                               "supported: 'cls', 'mean'")
     act = F("classifier_activation", "", values=ACT).to_spec(c.get("classifier_activation") or "gelu")
-    return {"kind": pooling, "dense": True, "activation": act, "norm": True,
+    return {"kind": cls if pooling == "cls" else pooling, "dense": True, "activation": act, "norm": True,
             "bias": bool(c.get("classifier_bias", False))}
 
 
@@ -127,9 +131,10 @@ def sequence_classifier(c: Cfg) -> dict[str, Any]:
 
 
 def multiple_choice(c: Cfg) -> dict[str, Any]:
-    """``ModernBertForMultipleChoice``: each candidate pooled as the sequence classifier is (cls or mean,
-    then dense, activation, norm), then a linear ``classifier`` hidden -> 1."""
-    return {"heads": [{"kind": "multiple_choice"}], "pooler": _pooler(c)}
+    """``ModernBertForMultipleChoice``: each candidate pooled by its first kept token (HF's cls: the
+    ``attention_mask``'s argmax, <cls> under left padding too) or the mean, then dense, activation, norm,
+    then a linear ``classifier`` hidden -> 1."""
+    return {"heads": [{"kind": "multiple_choice"}], "pooler": _pooler(c, "first")}
 
 
 def token_classifier(c: Cfg) -> dict[str, Any]:

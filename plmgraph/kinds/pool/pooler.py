@@ -1,8 +1,9 @@
 """The pooler: [B, T, H] -> [B, H] by the first token ([CLS]; BERT), the mean of the kept tokens,
-or the last kept token (GPT-2's sequence classifier); then optionally dense + activation
+the last kept token (GPT-2's sequence classifier) or the first kept token (ModernBERT's multiple-choice
+head: its <cls> under left padding too); then optionally dense + activation
 (BERT's tanh pooler).
 
-``pool/cls``, ``pool/mean`` and ``pool/last`` share every facet's code and one spec class,
+``pool/cls``, ``pool/mean``, ``pool/last`` and ``pool/first`` share every facet's code and one spec class,
 `Pooler`, whose ``kind`` picks among them (one module).  Attrs: ``dense``, ``activation``,
 ``hidden``.
 """
@@ -13,14 +14,15 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from ..base import KINDS, Activation, Aspect, Attrs, Kind, Shape, Strict, mm, register
+from ..base import KINDS, Activation, Aspect, Attrs, Kind, NotCompiledYet, Shape, Strict, mm, register
 
 
 class Pooler(Strict):
     """How a sequence is reduced to one vector for sequence-level heads."""
 
-    kind: Literal["cls", "mean", "last"] = Field(
-        "cls", description="First token ([CLS]), mean over unmasked tokens, or last unmasked token."
+    kind: Literal["cls", "mean", "last", "first"] = Field(
+        "cls", description="First token ([CLS]), mean over unmasked tokens, last unmasked token, or first unmasked "
+        "token (ModernBERT's multiple choice: the same as cls unless the sequence is left-padded)."
     )
     dense: bool = Field(False, description="A dense layer + activation after pooling (BERT's pooler).")
     activation: Activation = Field("tanh", description="Activation of the dense pooler.")
@@ -124,4 +126,23 @@ class LastKind(_Pool):
             en="Pools a sequence into the vector of its last non-padding token: in a causal model it is the "
             "only one that has seen the whole sequence (GPT-style classifiers).",
             zh="取最后一个非填充 token 的向量作为整句表示：在因果模型中只有它看过整个序列（GPT 式分类器）。",
+        )
+
+
+@register
+class FirstKind(_Pool):
+    name = "pool/first"
+    what = "first kept token"
+
+    def eject(self, a):  # noqa: ANN001, ANN201
+        raise NotCompiledYet(f"block kind {self.name!r} cannot be ejected yet: the ejected pooler takes the "
+                             "first token, the mean or the last kept token, not the first kept one")
+
+    def explain(self, lang: str) -> str:
+        return self.explained(
+            lang,
+            en="Pools a sequence into the vector of its first non-padding token: [CLS] wherever the padding is "
+            "(ModernBERT's multiple-choice head); the same as `cls` for right-padded input.",
+            zh="取第一个非填充 token 的向量作为整句表示：无论填充在哪一侧都取到 [CLS]（ModernBERT 的多项选择头）；"
+            "右填充时与 `cls` 相同。",
         )
