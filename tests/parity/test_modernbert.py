@@ -146,6 +146,15 @@ def test_modernbert_classifier_transform_is_refused_where_it_cannot_be_written(t
     with pytest.raises(ValidationError, match="a sequence_classification head reads the pooled vector"):
         pg.ModelSpec.model_validate(base | {"heads": [{"kind": "sequence_classification", "labels": 2,
                                                         "transform": {}}]})
+    with pytest.raises(NotCompiledYet, match="'pool/first' cannot be ejected"):
+        eject(pg.ModelSpec.model_validate(base | {"heads": [{"kind": "sequence_classification", "labels": 2}],
+                                                  "pooler": {"kind": "first"}}))
+    # ModernBERT's multiple choice pooling token 0 (not the first kept token): export refuses it
+    hf, model = _pair("ModernBertForMultipleChoice", tmp_path)
+    d = model.spec.model_dump(mode="json")
+    d["pooler"]["kind"] = "cls"
+    with pytest.raises(ConversionError, match="matches no supported Hugging Face architecture"):
+        pg.to_hf(pg.build(pg.ModelSpec.model_validate(d)), tmp_path / "out3")
     # ModernBERT's tagger without the norm of its head: export refuses it
     hf, model = _pair("ModernBertForTokenClassification", tmp_path, num_labels=3)
     d = model.spec.model_dump(mode="json")
