@@ -6,7 +6,7 @@ from typing import Any
 
 from ...errors import ConversionError
 from ...spec import ModelSpec
-from .base import ACT, Cfg, F, Family, cfg_value, lm
+from .base import ACT, Cfg, F, Family, bare, cfg_value, lm, question_answering
 from .weights import QKV, R
 
 
@@ -53,7 +53,11 @@ FAMILY = Family(
     ),
     # final_logits_bias (a persistent buffer, zeros in a fresh model) is the lm head's bias, so a
     # fine-tuned nonzero one is kept exactly; plmgraph trains it, HF does not.
-    archs={"BartForConditionalGeneration": lm(True, bias=True)},
+    # BartModel: the decoder's last_hidden_state out; BartForQuestionAnswering: qa_outputs on the decoder states.
+    archs={"BartForConditionalGeneration": lm(True, bias=True), "BartModel": bare,
+           "BartForQuestionAnswering": question_answering},
+    bare=("BartModel",),
+    base_prefix="model",
     names={
         "token": R("model.shared.{p}"),
         "position": R("model.{stack}.embed_positions.{p}"),
@@ -70,6 +74,7 @@ FAMILY = Family(
         "mlp_norm": R(f"{_L}.final_layer_norm.{{p}}"),
         "head/lm.bias": R("final_logits_bias", lead=1, zeros_if_missing=True),
         "head/lm.proj": R("lm_head.{p}"),
+        "head/question_answering": R("qa_outputs.{p}"),
     },
     ignored=(r"^model\.(encoder|decoder)\.embed_tokens\.weight$", r"^lm_head\.weight$"),
     hook=_hook,

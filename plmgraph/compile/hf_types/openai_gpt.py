@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from .base import OPENAI_ACT, F, Family, lm
+from .base import OPENAI_ACT, F, Family, bare, last_token_classifier, lm
 from .weights import R
 
 GPT_FIELDS = (
@@ -49,7 +49,11 @@ FAMILY = Family(
     model_type="openai-gpt",
     base=copy.deepcopy(GPT_BASE) | {"block": {**GPT_BASE["block"], "placement": "post"}},
     fields=(*GPT_FIELDS, F("afn", "block.mlp.activation", "gelu", OPENAI_ACT)),  # ffn is 4 * n_embd
-    archs={"OpenAIGPTLMHeadModel": lm(True)},
+    # OpenAIGPTDoubleHeadsModel (LM + a SequenceSummary at mc_token_ids) has no head kind: refused by name.
+    archs={"OpenAIGPTLMHeadModel": lm(True), "OpenAIGPTModel": bare,
+           "OpenAIGPTForSequenceClassification": last_token_classifier},
+    bare=("OpenAIGPTModel",),
+    base_prefix="transformer",
     names=gpt_names("tokens_embed", "positions_embed", None),
     ignored=(r"^lm_head\.weight$", r"\.attn\.bias$"),
 )

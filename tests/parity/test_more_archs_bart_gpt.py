@@ -1,0 +1,79 @@
+"""BART's and OpenAI GPT's architectures beyond the LM heads: the bare ``BartModel`` (the decoder's
+last_hidden_state out) and ``BartForQuestionAnswering`` (qa_outputs on the decoder states), the bare
+``OpenAIGPTModel`` and ``OpenAIGPTForSequenceClassification`` (the last real token); fp32 parity with
+padding and the to_hf round trip.  The architectures with no head kind are refused by name."""
+
+import json
+
+import pytest
+import torch
+import transformers as tf
+from parity_util import check_bare, check_last_token_classifier, close, ids, randomize, right_padded, roundtrip, \
+    save_and_import
+
+import plmgraph as pg
+from plmgraph.errors import ConversionError
+
+BART = dict(vocab_size=97, d_model=32, encoder_layers=2, decoder_layers=2, encoder_attention_heads=4,
+            decoder_attention_heads=4, encoder_ffn_dim=40, decoder_ffn_dim=48, max_position_embeddings=32,
+            activation_function="gelu")
+GPT = dict(vocab_size=101, n_embd=32, n_layer=2, n_head=4, n_positions=24, pad_token_id=0)
+
+
+def _pair(cls, cfg, tmp_path):
+    torch.manual_seed(0)
+    hf = cls(cfg)
+    randomize(hf)
+    return hf, save_and_import(hf, tmp_path / "hf")
+
+
+@torch.no_grad()
+def _seq2seq(hf, model):
+    x, mask, dec = ids(97), right_padded(), ids(97, t=5, seed=4)
+    return (hf(input_ids=x, attention_mask=mask, decoder_input_ids=dec),
+            model(x, attention_mask=mask, decoder_input_ids=dec), mask)
+
+
+def test_bart_model_bare(tmp_path):
+    hf, model = _pair(tf.BartModel, tf.BartConfig(**BART), tmp_path)
+    assert not any(k.startswith("model.") for k in hf.state_dict())  # HF saves a bare model unprefixed
+    assert model.spec.family == "encoder-decoder" and model.spec.heads == []
+    ref, out, mask = _seq2seq(hf, model)
+    assert out.logits is None
+    close(out.encoder_last_hidden_state, ref.encoder_last_hidden_state, "encoder output", mask)
+    close(out.last_hidden_state, ref.last_hidden_state, "decoder last_hidden_state")
+    roundtrip(hf, model, tmp_path)
+
+
+def test_bart_question_answering(tmp_path):
+    hf, model = _pair(tf.BartForQuestionAnswering, tf.BartConfig(**BART), tmp_path)
+    assert [h.kind for h in model.spec.heads] == ["question_answering"]
+    ref, out, _ = _seq2seq(hf, model)
+    close(out.logits[..., 0], ref.start_logits, "start_logits")
+    close(out.logits[..., 1], ref.end_logits, "end_logits")
+    roundtrip(hf, model, tmp_path)
+
+
+def test_openai_gpt_model_bare(tmp_path):
+    hf, model = _pair(tf.OpenAIGPTModel, tf.OpenAIGPTConfig(**GPT), tmp_path)
+    assert not any(k.startswith("transformer.") for k in hf.state_dict())
+    check_bare(hf, model, 101)  # HF's OpenAIGPTModel has no KV cache
+    roundtrip(hf, model, tmp_path)
+
+
+def test_openai_gpt_sequence_classification_last_token(tmp_path):
+    hf, model = _pair(tf.OpenAIGPTForSequenceClassification, tf.OpenAIGPTConfig(**GPT, num_labels=3), tmp_path)
+    assert model.spec.pooler.kind == "last" and not model.spec.heads[0].bias
+    check_last_token_classifier(hf, model, 101)
+    roundtrip(hf, model, tmp_path)
+
+
+@pytest.mark.parametrize("cls,cfg", [(tf.OpenAIGPTDoubleHeadsModel, tf.OpenAIGPTConfig(**GPT)),
+                                     (tf.BartForSequenceClassification, tf.BartConfig(**BART)),
+                                     (tf.BartForCausalLM, tf.BartConfig(**BART))])
+def test_architectures_without_a_head_kind_refused_by_name(tmp_path, cls, cfg):
+    torch.manual_seed(0)
+    cls(cfg).save_pretrained(tmp_path)
+    assert json.loads((tmp_path / "config.json").read_text())["architectures"] == [cls.__name__]
+    with pytest.raises(ConversionError, match=cls.__name__):
+        pg.from_hf(tmp_path)
