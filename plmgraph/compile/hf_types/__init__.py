@@ -276,6 +276,17 @@ def plan(graph: ArchGraph, model_type: str, available: set[str] | None = None, a
 def _renamed(graph: ArchGraph, fam: Family, arch: str, available: set[str] | None) -> list[Item]:
     """The plan of an architecture that keeps its base model under `Family.renamed` [arch]."""
     old, new = fam.base_prefix + ".", fam.renamed[arch] + "."
+    if not fam.base_prefix:  # no base-model prefix (T5): every tensor but a head's or the pooler's moves under `new`
+        full = plan_for(graph, fam.names, fam.model_type,
+                        None if available is None else {n[len(new):] if n.startswith(new) else n for n in available})
+
+        def move(it: Item) -> Item:
+            if it.key.startswith(("heads.", "pooler.")):
+                return it
+            return dataclasses.replace(it, groups=tuple(tuple(new + n for n in g) for g in it.groups),
+                                       rule=dataclasses.replace(it.rule, also=tuple(new + n for n in it.rule.also)))
+
+        return [move(it) for it in full]
 
     def to_new(n: str) -> str:
         return new + n[len(old):] if n.startswith(old) else n

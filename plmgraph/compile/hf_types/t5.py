@@ -7,12 +7,20 @@ from typing import Any
 
 from ...errors import ConversionError
 from ...spec import ModelSpec
-from .base import ACT, Cfg, F, Family, bare, cfg_value, lm, need
+from .base import ACT, Cfg, F, Family, bare, cfg_value, lm, need, num_labels, question_answering
 from .weights import QKV, R
+
+#: The architectures that run the encoder stack alone (no decoder).
+ENCODER_ONLY = ("T5EncoderModel", "T5ForTokenClassification")
+
+
+def _token_classifier(c: Cfg) -> dict[str, Any]:
+    """T5ForTokenClassification: T5EncoderModel + dropout (classifier_dropout) + a linear ``classifier``."""
+    return {"heads": [{"kind": "token_classification", "labels": num_labels(c)}]}
 
 
 def _hook(cfg: Cfg, d: dict[str, Any]) -> None:
-    if (cfg.get("architectures") or [None])[0] == "T5EncoderModel":  # the encoder stack alone
+    if (cfg.get("architectures") or [None])[0] in ENCODER_ONLY:  # the encoder stack alone
         d["family"] = "encoder"
         d.pop("decoder", None)
     proj = cfg_value(cfg, "feed_forward_proj", "relu")
@@ -24,6 +32,8 @@ def _hook(cfg: Cfg, d: dict[str, Any]) -> None:
     mlp = {"kind": "gated" if (m and m.group(1)) else "dense", "bias": False,
            "activation": F("dense_act_fn", "", values=ACT).to_spec(act)}
     d["block"]["mlp"] = mlp
+    if not any(h["kind"] == "lm" for h in d["heads"]):
+        return  # the task heads read the states unscaled; tying and scaling are the lm head's
     tie = bool(cfg.get("tie_word_embeddings", True))
     scale = bool(cfg.get("scale_decoder_outputs", tie))
     if scale and not tie:
@@ -62,6 +72,8 @@ def _names() -> dict[str, Any]:
         "cross.out": R(f"{B}.1.EncDecAttention.o.{{p}}"),
         "final_norm": R("{stack}.final_layer_norm.{p}"),
         "head/lm.proj": R("lm_head.{p}"),
+        "head/question_answering": R("qa_outputs.{p}"),
+        "head/token_classification": R("classifier.{p}"),
     }
     # The MLP is sublayer 1 of an encoder block and 2 of a decoder block (after cross-attention).
     for stack, i in (("encoder", 1), ("decoder", 2)):
@@ -94,9 +106,14 @@ FAMILY = Family(
         F("dropout_rate", "block.dropout", 0.1),
         F("dropout_rate", "embeddings.dropout", 0.1),
     ),
-    archs={"T5ForConditionalGeneration": lm(True), "T5Model": bare, "T5EncoderModel": bare},
+    # T5ForQuestionAnswering: qa_outputs on the decoder's states (HF's default decoder_input_ids, the
+    # input shifted right, is the caller's to pass here).  T5ForTokenClassification keeps the encoder
+    # under `transformer.` (renamed).
+    archs={"T5ForConditionalGeneration": lm(True), "T5Model": bare, "T5EncoderModel": bare,
+           "T5ForQuestionAnswering": question_answering, "T5ForTokenClassification": _token_classifier},
     names=_names(),
-    ignored=(r"^(encoder|decoder)\.embed_tokens\.weight$", r"^lm_head\.weight$"),
+    ignored=(r"^(transformer\.)?(encoder|decoder)\.embed_tokens\.weight$", r"^lm_head\.weight$"),
+    renamed={"T5ForTokenClassification": "transformer"},
     init={"kind": "fan_in"},  # T5PreTrainedModel._init_weights (initializer_factor scales it; 1.0 here)
     hook=_hook,
     unhook=_unhook,
