@@ -24,9 +24,10 @@ class Pooler(nn.Module):
     then optionally dense + activation (BERT's tanh pooler)."""
 
     def __init__(self, kind: str, hidden: int, dense: bool, act: str, bias: bool = True,
-                 norm: dict | None = None) -> None:
+                 norm: dict | None = None, by_mask: bool = True) -> None:
         super().__init__()
         self.kind = kind
+        self.by_mask = by_mask  # kind last: false takes position -1 whatever the mask (XLNet's summary)
         if dense:
             self.dense = nn.Linear(hidden, hidden, bias=bias)
             self.act = activation(act)
@@ -51,7 +52,7 @@ class Pooler(nn.Module):
                 m = mask[:, -h.shape[1]:, None].to(h.dtype)  # [B, T, 1]
                 x = (h * m).sum(1) / m.sum(1).clamp(min=1)
         else:  # last kept token (right padding), as HF *ForSequenceClassification
-            if mask is None:
+            if mask is None or not self.by_mask:
                 x = h[:, -1]
             else:
                 last = mask[:, -h.shape[1]:].long().sum(1).clamp(min=1) - 1  # [B]

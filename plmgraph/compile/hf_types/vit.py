@@ -4,13 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import ACT, Cfg, F, Family, classifier
+from ...errors import ConversionError
+from .base import ACT, Cfg, F, Family, bare, classifier
 from .weights import QKV, R
 
 
 def _hook(cfg: Cfg, d: dict[str, Any]) -> None:
     p = d["embeddings"]["patches"]
     d["sizes"]["max_positions"] = (p["image_size"] // p["patch_size"]) ** 2 + 1
+
+
+def _refused(c: Cfg) -> dict[str, Any]:
+    raise ConversionError("config.json: architectures[0] = 'ViTForMaskedImageModeling' (SimMIM: a mask token over "
+                          "patches and a convolutional pixel decoder) is not supported; supported: ViTModel, "
+                          "ViTForImageClassification")
 
 
 _L = "vit.encoder.layer.{layer}"
@@ -37,7 +44,14 @@ FAMILY = Family(
         F("attention_probs_dropout_prob", "block.attention.dropout", 0.0),
     ),
     archs={"ViTForImageClassification": lambda c: {"heads": [classifier("image_classification", c)],
-                                                   "pooler": {"kind": "cls", "dense": False}}},
+                                                   "pooler": {"kind": "cls", "dense": False}},
+           # The bare encoder: last_hidden_state (after the final LayerNorm) out.  Its pooler (dense + tanh
+           # on CLS, add_pooling_layer) is not imported, as a bare BERT's: no head reads pooler_output.
+           "ViTModel": bare,
+           "ViTForMaskedImageModeling": _refused},
+    bare=("ViTModel",),
+    base_prefix="vit",
+    ignored=(r"^pooler\.",),
     names={
         "patches.cls": R("vit.embeddings.cls_token"),
         "patches": R("vit.embeddings.patch_embeddings.projection.{p}"),

@@ -4,9 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
+from ...errors import ConversionError
 from ...spec import ModelSpec
-from .base import ACT, Cfg, F, Family, Fixed, lm
+from .base import ACT, Cfg, F, Family, Fixed, bare, classifier, lm, question_answering
 from .weights import QKV, R
+
+#: XLNetSequenceSummary with summary_type "last", summary_use_proj and summary_activation tanh: the
+#: last position (whatever the mask: XLNet pads on the left), dense + tanh.
+SUMMARY = {"kind": "last", "by_mask": False, "dense": True, "activation": "tanh"}
+
+
+def _refused(c: Cfg) -> dict[str, Any]:
+    raise ConversionError("config.json: architectures[0] = 'XLNetForQuestionAnswering' (the beam-search start/end "
+                          "head: start_logits, end_logits, cls_logits over top-k candidates) is not supported; "
+                          "supported: XLNetForQuestionAnsweringSimple (a linear qa_outputs on every token)")
 
 
 def _hook(cfg: Cfg, d: dict[str, Any]) -> None:
@@ -50,8 +61,21 @@ FAMILY = Family(
         Fixed("bi_data", (False,), "bidirectional data pipelines (doubled batch) are not supported"),
         Fixed("same_length", (False,), "same-length attention windows are not supported"),
         Fixed("reuse_len", (None, 0), "partial memory reuse (pretraining only) is not supported"),
+        # XLNetSequenceSummary (sequence classification, multiple choice): the last position, dense, tanh
+        Fixed("summary_type", ("last",), "the sequence summary takes the last position only"),
+        Fixed("summary_use_proj", (True,), "the sequence summary has its dense layer"),
+        Fixed("summary_activation", ("tanh",), "the sequence summary's activation is tanh"),
+        Fixed("summary_proj_to_labels", (False,), "a summary projecting to the labels is not supported"),
     ),
-    archs={"XLNetLMHeadModel": lm(True, bias=True)},
+    archs={"XLNetLMHeadModel": lm(True, bias=True), "XLNetModel": bare,
+           "XLNetForSequenceClassification": lambda c: {"heads": [classifier("sequence_classification", c)],
+                                                         "pooler": SUMMARY},
+           "XLNetForTokenClassification": lambda c: {"heads": [classifier("token_classification", c)]},
+           "XLNetForQuestionAnsweringSimple": question_answering,
+           "XLNetForMultipleChoice": lambda c: {"heads": [{"kind": "multiple_choice"}], "pooler": SUMMARY},
+           "XLNetForQuestionAnswering": _refused},
+    bare=("XLNetModel",),
+    base_prefix="transformer",
     names={
         "token": R("transformer.word_embedding.{p}"),
         "mask_token": R("transformer.mask_emb"),
@@ -69,6 +93,11 @@ FAMILY = Family(
         "mlp_norm": R(f"{_FF}.layer_norm.{{p}}"),
         "head/lm.bias": R("lm_loss.bias"),
         "head/lm.proj": R("lm_loss.{p}"),
+        "pooler.dense": R("sequence_summary.summary.{p}"),
+        "head/sequence_classification": R("logits_proj.{p}"),
+        "head/multiple_choice": R("logits_proj.{p}"),
+        "head/token_classification": R("classifier.{p}"),
+        "head/question_answering": R("qa_outputs.{p}"),
     },
     ignored=(r"^lm_loss\.weight$",),
     hook=_hook,

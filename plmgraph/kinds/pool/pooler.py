@@ -28,11 +28,17 @@ class Pooler(Strict):
     activation: Activation = Field("tanh", description="Activation of the dense pooler.")
     bias: bool = Field(True, description="The dense layer has a bias (ModernBERT's classifier_bias: false).")
     norm: bool = Field(False, description="The block's norm after the activation (ModernBERT's classifier head).")
+    by_mask: bool = Field(True, description="kind last: the last kept token, found through the attention mask "
+                          "(right padding); false: the sequence's last position whatever the mask (XLNet's "
+                          "summary_type last, made for left padding).")
 
     @model_validator(mode="after")
     def _dense_parts(self) -> Pooler:
         if not self.dense and (self.norm or not self.bias):
             raise ValueError("a pooler's `norm` and `bias` belong to its dense layer; set dense: true")
+        if not self.by_mask and self.kind != "last":
+            raise ValueError(f"a pooler's by_mask: false applies to kind last only (the last position); kind "
+                             f"{self.kind!r} needs the mask or takes position 0 anyway; set by_mask: true")
         return self
 
 
@@ -59,7 +65,8 @@ class _Pool(Kind):
         return mm(params, "dense.weight") // max(T, 1)  # once per sequence
 
     def words(self, a: Attrs) -> str:
-        return self.what + (f" + dense {a['activation']}" + ("" if a.get("bias", True) else " (no bias)")
+        where = "" if a.get("by_mask", True) else " (last position)"
+        return self.what + where + (f" + dense {a['activation']}" + ("" if a.get("bias", True) else " (no bias)")
                             + (" + norm" if a.get("norm") else "") if a.get("dense") else "")
 
     def aspects(self, a: Attrs, role: str) -> list[Aspect]:
@@ -72,7 +79,8 @@ class _Pool(Kind):
         from ...compile.heads import Pooler as TorchPooler
 
         return TorchPooler(self.variant, node["hidden"], node["dense"], node["activation"], bias=node.get("bias", True),
-                           norm=node.get("block_norm") if node.get("norm") else None)
+                           norm=node.get("block_norm") if node.get("norm") else None,
+                           by_mask=node.get("by_mask", True))
 
     def init(self, module, rule) -> None:  # noqa: ANN001
         if module.has_dense:
@@ -83,6 +91,9 @@ class _Pool(Kind):
     def eject(self, a):  # noqa: ANN001, ANN201
         from ...eject.pieces import pooler
 
+        if not a.get("by_mask", True):
+            raise NotCompiledYet(f"block kind {self.name!r} with by_mask: false cannot be ejected yet: the ejected "
+                                 "pooler takes the last kept token, not the last position")
         return pooler(a, self.variant)
 
 
