@@ -117,6 +117,10 @@ def signature(model: nn.Module, kv_cache: bool = False) -> Signature:
     if kv_cache and spec.family != "decoder":
         raise ExportError(f"kv_cache export is for decoder-only models; {spec.name} is {spec.family!r} "
                           "(export it without --kv-cache)")
+    if spec.pooler is not None and spec.pooler.kind == "eos" and spec.family == "encoder-decoder":
+        raise ExportError(f"{spec.name}'s pooler (kind eos) picks decoder states at input_ids' eos positions, so "
+                          "its decoder input must have the encoder input's length: ONNX export of such a model is "
+                          "not supported yet (BartForSequenceClassification)")
     # Each block kind says which forward arguments its nodes read (its `model_inputs` facet).
     read = {name for _, d in model.graph.nx.nodes(data=True) for name in kind(d["kind"]).model_inputs(d["attrs"])}
     last = model.stacks()[-1]

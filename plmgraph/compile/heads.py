@@ -24,9 +24,10 @@ class Pooler(nn.Module):
     then optionally dense + activation (BERT's tanh pooler)."""
 
     def __init__(self, kind: str, hidden: int, dense: bool, act: str, bias: bool = True,
-                 norm: dict | None = None, by_mask: bool = True) -> None:
+                 norm: dict | None = None, by_mask: bool = True, eos_id: int | None = None) -> None:
         super().__init__()
         self.kind = kind
+        self.eos_id = eos_id  # kind eos: the token id whose last occurrence in input_ids is pooled (BART)
         self.by_mask = by_mask  # kind last: false takes position -1 whatever the mask (XLNet's summary)
         if dense:
             self.dense = nn.Linear(hidden, hidden, bias=bias)
@@ -36,8 +37,10 @@ class Pooler(nn.Module):
         self.has_dense = dense
         self.has_norm = dense and norm is not None
 
-    def forward(self, h: Tensor, mask: Tensor | None = None) -> Tensor:
-        if self.kind == "cls":
+    def forward(self, h: Tensor, mask: Tensor | None = None, ids: Tensor | None = None) -> Tensor:
+        if self.kind == "eos":  # the last position whose input token is eos_id (BART's sequence classifier)
+            x = h[torch.arange(h.shape[0], device=h.device), self._last_eos(h, ids)]
+        elif self.kind == "cls":
             x = h[:, 0]
         elif self.kind == "first":  # the first kept token (ModernBERT's multiple choice: <cls> under left padding)
             if mask is None:
@@ -61,6 +64,21 @@ class Pooler(nn.Module):
             return x
         x = self.act(self.dense(x))
         return self.norm(x) if self.has_norm else x
+
+    def _last_eos(self, h: Tensor, ids: Tensor | None) -> Tensor:
+        from ..errors import InputError
+
+        if ids is None:
+            raise InputError("this model's pooler (kind eos) pools the last eos token of input_ids; pass input_ids")
+        if ids.shape[1] != h.shape[1]:
+            raise InputError(f"this model's pooler (kind eos) picks decoder states at the eos positions of input_ids: "
+                             f"decoder_input_ids must have input_ids' length {ids.shape[1]}, got {h.shape[1]} (BART: "
+                             "input_ids shifted right behind the decoder start token)")
+        eos = ids.eq(self.eos_id)
+        if not bool(eos.any(1).all()):
+            raise InputError(f"this model's pooler (kind eos) needs an eos token (id {self.eos_id}) in every row of "
+                             "input_ids; some row has none")
+        return ids.shape[1] - 1 - eos.flip(1).long().argmax(1)  # [B]
 
 
 class LMHead(nn.Module):

@@ -151,7 +151,10 @@ class PLMModel(nn.Module):
                                 **two)
             last_mask = attention_mask
         outputs: dict[str, Tensor] = {}
-        pooled = self.pooler(h, last_mask) if self.pooled_heads else None
+        pooled = None
+        if self.pooled_heads:  # kind eos pools by input_ids' tokens (BART), the others by the mask
+            pooled = self.pooler(h, last_mask, ids=input_ids) if getattr(self.pooler, "kind", None) == "eos" else \
+                self.pooler(h, last_mask)
         for name, head in self.heads.items():
             outputs[name] = head(pooled if name in self.pooled_heads else h)
             if choices is not None and name in self.choice_heads:

@@ -6,7 +6,7 @@ from typing import Any
 
 from ...errors import ConversionError
 from ...spec import ModelSpec
-from .base import ACT, Cfg, F, Family, bare, cfg_value, lm, question_answering
+from .base import ACT, Cfg, F, Family, bare, cfg_value, classifier, lm, question_answering
 from .weights import QKV, R
 
 
@@ -22,8 +22,18 @@ def _hook(cfg: Cfg, d: dict[str, Any]) -> None:
     d["sizes"]["ffn"] = d["encoder"]["block"]["mlp"]["ffn"]
 
 
+def _sequence_classifier(c: Cfg) -> dict[str, Any]:
+    """BartForSequenceClassification: the decoder state at input_ids' last eos, BartClassificationHead's
+    dense + tanh (the pooler), then its out_proj (the classifier)."""
+    return {"heads": [classifier("sequence_classification", c)],
+            "pooler": {"kind": "eos", "eos_id": int(cfg_value(c, "eos_token_id", 2)), "dense": True,
+                       "activation": "tanh"}}
+
+
 def _unhook(spec: ModelSpec, cfg: Cfg) -> None:
     cfg["encoder_attention_heads"] = cfg["decoder_attention_heads"] = spec.sizes.heads
+    if spec.pooler is not None and spec.pooler.kind == "eos" and spec.heads:
+        cfg["eos_token_id"] = cfg["forced_eos_token_id"] = spec.pooler.eos_id
     if "initializer_range" in cfg:  # BART calls it init_std
         cfg["init_std"] = cfg.pop("initializer_range")
 
@@ -53,9 +63,10 @@ FAMILY = Family(
     ),
     # final_logits_bias (a persistent buffer, zeros in a fresh model) is the lm head's bias, so a
     # fine-tuned nonzero one is kept exactly; plmgraph trains it, HF does not.
-    # BartModel: the decoder's last_hidden_state out; BartForQuestionAnswering: qa_outputs on the decoder states.
+    # BartModel: the decoder's last_hidden_state out; BartForQuestionAnswering: qa_outputs on the decoder states;
+    # BartForSequenceClassification: pool/eos. BartForCausalLM (the decoder alone, no encoder) is refused by name.
     archs={"BartForConditionalGeneration": lm(True, bias=True), "BartModel": bare,
-           "BartForQuestionAnswering": question_answering},
+           "BartForQuestionAnswering": question_answering, "BartForSequenceClassification": _sequence_classifier},
     bare=("BartModel",),
     base_prefix="model",
     names={
@@ -75,6 +86,8 @@ FAMILY = Family(
         "head/lm.bias": R("final_logits_bias", lead=1, zeros_if_missing=True),
         "head/lm.proj": R("lm_head.{p}"),
         "head/question_answering": R("qa_outputs.{p}"),
+        "pooler.dense": R("classification_head.dense.{p}"),
+        "head/sequence_classification": R("classification_head.out_proj.{p}"),
     },
     ignored=(r"^model\.(encoder|decoder)\.embed_tokens\.weight$", r"^lm_head\.weight$"),
     hook=_hook,

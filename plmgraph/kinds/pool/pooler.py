@@ -1,11 +1,12 @@
 """The pooler: [B, T, H] -> [B, H] by the first token ([CLS]; BERT), the mean of the kept tokens,
-the last kept token (GPT-2's sequence classifier) or the first kept token (ModernBERT's multiple-choice
-head: its <cls> under left padding too); then optionally dense + activation
-(BERT's tanh pooler).
+the last kept token (GPT-2's sequence classifier), the first kept token (ModernBERT's multiple-choice
+head: its <cls> under left padding too) or the last position whose input_ids token is ``eos_id``
+(BART's sequence classifier; an encoder-decoder's decoder states at input_ids' positions); then
+optionally dense + activation (BERT's tanh pooler).
 
-``pool/cls``, ``pool/mean``, ``pool/last`` and ``pool/first`` share every facet's code and one spec class,
-`Pooler`, whose ``kind`` picks among them (one module).  Attrs: ``dense``, ``activation``,
-``hidden``.
+``pool/cls``, ``pool/mean``, ``pool/last``, ``pool/first`` and ``pool/eos`` share every facet's code and one
+spec class, `Pooler`, whose ``kind`` picks among them (one module).  Attrs: ``dense``, ``activation``,
+``hidden`` (``eos_id`` for eos).
 """
 
 from __future__ import annotations
@@ -20,9 +21,11 @@ from ..base import KINDS, Activation, Aspect, Attrs, Kind, NotCompiledYet, Shape
 class Pooler(Strict):
     """How a sequence is reduced to one vector for sequence-level heads."""
 
-    kind: Literal["cls", "mean", "last", "first"] = Field(
-        "cls", description="First token ([CLS]), mean over unmasked tokens, last unmasked token, or first unmasked "
-        "token (ModernBERT's multiple choice: the same as cls unless the sequence is left-padded)."
+    kind: Literal["cls", "mean", "last", "first", "eos"] = Field(
+        "cls", description="First token ([CLS]), mean over unmasked tokens, last unmasked token, first unmasked "
+        "token (ModernBERT's multiple choice: the same as cls unless the sequence is left-padded), or the last "
+        "position whose input_ids token is `eos_id` (BART's sequence classifier; in an encoder-decoder the "
+        "positions of input_ids pick decoder states, so both have one length)."
     )
     dense: bool = Field(False, description="A dense layer + activation after pooling (BERT's pooler).")
     activation: Activation = Field("tanh", description="Activation of the dense pooler.")
@@ -31,6 +34,16 @@ class Pooler(Strict):
     by_mask: bool = Field(True, description="kind last: the last kept token, found through the attention mask "
                           "(right padding); false: the sequence's last position whatever the mask (XLNet's "
                           "summary_type last, made for left padding).")
+
+    eos_id: int | None = Field(None, ge=0, description="kind eos: the token id whose last occurrence in input_ids "
+                               "is pooled (BART: eos_token_id); only with kind eos.")
+
+    @model_validator(mode="after")
+    def _eos_id(self) -> Pooler:
+        if (self.kind == "eos") != (self.eos_id is not None):
+            raise ValueError("a pooler's `eos_id` goes with kind eos and only with it (kind eos pools the last "
+                             f"position holding token eos_id); got kind {self.kind!r}, eos_id {self.eos_id!r}")
+        return self
 
     @model_validator(mode="after")
     def _dense_parts(self) -> Pooler:
@@ -80,7 +93,7 @@ class _Pool(Kind):
 
         return TorchPooler(self.variant, node["hidden"], node["dense"], node["activation"], bias=node.get("bias", True),
                            norm=node.get("block_norm") if node.get("norm") else None,
-                           by_mask=node.get("by_mask", True))
+                           by_mask=node.get("by_mask", True), eos_id=node.get("eos_id"))
 
     def init(self, module, rule) -> None:  # noqa: ANN001
         if module.has_dense:
@@ -156,4 +169,23 @@ class FirstKind(_Pool):
             "(ModernBERT's multiple-choice head); the same as `cls` for right-padded input.",
             zh="取第一个非填充 token 的向量作为整句表示：无论填充在哪一侧都取到 [CLS]（ModernBERT 的多项选择头）；"
             "右填充时与 `cls` 相同。",
+        )
+
+
+@register
+class EosKind(_Pool):
+    name = "pool/eos"
+    what = "last eos token"
+
+    def eject(self, a):  # noqa: ANN001, ANN201
+        raise NotCompiledYet(f"block kind {self.name!r} cannot be ejected yet: the ejected pooler takes the "
+                             "first token, the mean or the last kept token, not the last eos token")
+
+    def explain(self, lang: str) -> str:
+        return self.explained(
+            lang,
+            en="Pools a sequence into the vector at the last position whose input token is the end-of-sequence "
+            "id `eos_id` (BART's sequence classifier: the decoder state there has read the whole sentence).",
+            zh="取输入中最后一个结束符（`eos_id`）所在位置的向量作为整句表示（BART 的句子分类器：该位置的解码器状态"
+            "已读过整句）。",
         )
