@@ -7,7 +7,7 @@ from typing import Any
 
 from ...errors import ConversionError
 from ...spec import ModelSpec
-from .base import ACT, Cfg, F, Family, bare, cfg_value, lm, need, num_labels, question_answering
+from .base import ACT, Cfg, F, Family, bare, cfg_value, classifier, lm, need, num_labels, question_answering
 from .weights import QKV, R
 
 #: The architectures that run the encoder stack alone (no decoder).
@@ -17,6 +17,14 @@ ENCODER_ONLY = ("T5EncoderModel", "T5ForTokenClassification")
 def _token_classifier(c: Cfg) -> dict[str, Any]:
     """T5ForTokenClassification: T5EncoderModel + dropout (classifier_dropout) + a linear ``classifier``."""
     return {"heads": [{"kind": "token_classification", "labels": num_labels(c)}]}
+
+
+def _sequence_classifier(c: Cfg) -> dict[str, Any]:
+    """T5ForSequenceClassification: the decoder state at input_ids' last eos (pool/eos), T5ClassificationHead's
+    dense + tanh (the pooler), then its out_proj (the classifier)."""
+    return {"heads": [classifier("sequence_classification", c)],
+            "pooler": {"kind": "eos", "eos_id": int(cfg_value(c, "eos_token_id", 1)), "dense": True,
+                       "activation": "tanh"}}
 
 
 def _hook(cfg: Cfg, d: dict[str, Any]) -> None:
@@ -54,6 +62,8 @@ def _unhook(spec: ModelSpec, cfg: Cfg) -> None:
     cfg["feed_forward_proj"] = ("gated-" if mlp.kind == "gated" else "") + act
     # d_kv is required; a spec that leaves head_dim to be derived has it only in its resolved stacks.
     cfg.setdefault("d_kv", next(iter(spec.stacks.values())).block.attention.head_dim)
+    if spec.pooler is not None and spec.pooler.kind == "eos" and spec.heads:
+        cfg["eos_token_id"] = spec.pooler.eos_id
     lm_heads = [h for h in spec.heads if h.kind == "lm"]
     cfg["scale_decoder_outputs"] = lm_heads[0].scale_tied if lm_heads else True
 
@@ -74,6 +84,8 @@ def _names() -> dict[str, Any]:
         "head/lm.proj": R("lm_head.{p}"),
         "head/question_answering": R("qa_outputs.{p}"),
         "head/token_classification": R("classifier.{p}"),
+        "pooler.dense": R("classification_head.dense.{p}"),
+        "head/sequence_classification": R("classification_head.out_proj.{p}"),
     }
     # The MLP is sublayer 1 of an encoder block and 2 of a decoder block (after cross-attention).
     for stack, i in (("encoder", 1), ("decoder", 2)):
@@ -108,12 +120,13 @@ FAMILY = Family(
     ),
     # T5ForQuestionAnswering: qa_outputs on the decoder's states (HF's default decoder_input_ids, the
     # input shifted right, is the caller's to pass here).  T5ForTokenClassification keeps the encoder
-    # under `transformer.` (renamed).
+    # under `transformer.` (renamed), as T5ForSequenceClassification keeps T5Model.
     archs={"T5ForConditionalGeneration": lm(True), "T5Model": bare, "T5EncoderModel": bare,
-           "T5ForQuestionAnswering": question_answering, "T5ForTokenClassification": _token_classifier},
+           "T5ForQuestionAnswering": question_answering, "T5ForTokenClassification": _token_classifier,
+           "T5ForSequenceClassification": _sequence_classifier},
     names=_names(),
     ignored=(r"^(transformer\.)?(encoder|decoder)\.embed_tokens\.weight$", r"^lm_head\.weight$"),
-    renamed={"T5ForTokenClassification": "transformer"},
+    renamed={"T5ForTokenClassification": "transformer", "T5ForSequenceClassification": "transformer"},
     init={"kind": "fan_in"},  # T5PreTrainedModel._init_weights (initializer_factor scales it; 1.0 here)
     hook=_hook,
     unhook=_unhook,
