@@ -64,9 +64,11 @@ FAMILY = Family(
     # final_logits_bias (a persistent buffer, zeros in a fresh model) is the lm head's bias, so a
     # fine-tuned nonzero one is kept exactly; plmgraph trains it, HF does not.
     # BartModel: the decoder's last_hidden_state out; BartForQuestionAnswering: qa_outputs on the decoder states;
-    # BartForSequenceClassification: pool/eos. BartForCausalLM (the decoder alone, no encoder) is refused by name.
+    # BartForSequenceClassification: pool/eos. BartForCausalLM: `refused`.
     archs={"BartForConditionalGeneration": lm(True, bias=True), "BartModel": bare,
            "BartForQuestionAnswering": question_answering, "BartForSequenceClassification": _sequence_classifier},
+    refused={"BartForCausalLM": "it is BART's decoder alone, whose layers still hold the cross-attention weights "
+             "(encoder_attn) that nothing reads without an encoder; a plmgraph decoder has no unused sublayer"},
     bare=("BartModel",),
     base_prefix="model",
     names={

@@ -115,10 +115,15 @@ class Family:
     #: Architectures whose checkpoints name the base model otherwise: arch -> the prefix they use in place
     #: of `base_prefix` (``LlamaForQuestionAnswering`` keeps the base model under ``transformer``).
     renamed: Mapping[str, str] = field(default_factory=dict)
+    #: Architectures HF ships that plmgraph refuses by name: arch -> why (what has no spec equivalent).
+    refused: Mapping[str, str] = field(default_factory=dict)
 
     def architecture(self, cfg: Cfg) -> str:
         archs = cfg.get("architectures") or []
         arch = archs[0] if archs else None
+        if arch in self.refused:
+            raise ConversionError(f"config.json: architectures[0] = {arch!r} is not supported: {self.refused[arch]}; "
+                                  f"supported for model_type {self.model_type!r}: {', '.join(self.archs)}")
         if arch not in self.archs:
             raise ConversionError(
                 f"config.json: architectures[0] = {arch!r} is not supported for model_type "

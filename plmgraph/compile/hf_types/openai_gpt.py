@@ -49,9 +49,10 @@ FAMILY = Family(
     model_type="openai-gpt",
     base=copy.deepcopy(GPT_BASE) | {"block": {**GPT_BASE["block"], "placement": "post"}},
     fields=(*GPT_FIELDS, F("afn", "block.mlp.activation", "gelu", OPENAI_ACT)),  # ffn is 4 * n_embd
-    # OpenAIGPTDoubleHeadsModel (LM + a SequenceSummary at mc_token_ids) has no head kind: refused by name.
     archs={"OpenAIGPTLMHeadModel": lm(True), "OpenAIGPTModel": bare,
            "OpenAIGPTForSequenceClassification": last_token_classifier},
+    refused={"OpenAIGPTDoubleHeadsModel": "its multiple-choice head summarises each candidate at mc_token_ids, a "
+             "token index given per row, which no plmgraph pooler reads (its LM head alone: OpenAIGPTLMHeadModel)"},
     bare=("OpenAIGPTModel",),
     base_prefix="transformer",
     names=gpt_names("tokens_embed", "positions_embed", None),
