@@ -30,6 +30,8 @@ BERT_ARCHS: dict[str, Arch] = {
     # pooler (pooler_output) is not imported: no head reads it (see `Family.bare`).
     "Model": bare,
     "ForPreTraining": lambda c: {"heads": [mlm(c), {"kind": "nsp"}], "pooler": TANH_POOLER},
+    # BertOnlyNSPHead: cls.seq_relationship on the tanh pooler, no MLM.
+    "ForNextSentencePrediction": lambda c: {"heads": [{"kind": "nsp"}], "pooler": TANH_POOLER},
     "ForMaskedLM": lambda c: {"heads": [mlm(c)]},
     "ForSequenceClassification": lambda c: {"heads": [classifier("sequence_classification", c)],
                                             "pooler": TANH_POOLER},

@@ -7,7 +7,9 @@ i.e. a GELU pooler and a classifier), token classification and question answerin
 as ``ElectraForMaskedLM`` (dense to the embedding width, GELU, LayerNorm, then the tied vocabulary
 projection); the discriminator with its pre-training head as ``ElectraForPreTraining`` (the
 ``replaced_token_detection`` head: dense, hidden_act, dense -> one logit per token).
-``ElectraForMultipleChoice`` (its sequence summary) has no head kind yet and is refused by name.
+``ElectraForMultipleChoice``: ``ElectraSequenceSummary`` with ElectraConfig's defaults (summary_type
+"first", summary_use_proj, summary_activation "gelu"), i.e. a GELU pooler on the first token, then the
+multiple_choice classifier (hidden -> 1 per candidate); other summary settings are refused by name.
 """
 
 from __future__ import annotations
@@ -31,6 +33,20 @@ def _hook(cfg: Cfg, d: dict[str, Any]) -> None:
                                   "which an untied plmgraph mlm head cannot express")
 
 
+def _summary(cfg: Cfg) -> dict[str, Any]:
+    """ElectraForMultipleChoice's ElectraSequenceSummary as a pooler: only ElectraConfig's defaults."""
+    for key, want in (("summary_type", "first"), ("summary_use_proj", True), ("summary_activation", "gelu")):
+        v = cfg.get(key, want)
+        if v != want:
+            raise ConversionError(f"config.json: {key} = {v!r} is not supported for ElectraForMultipleChoice "
+                                  f"(its sequence summary imports as the first token, dense, gelu); supported: "
+                                  f"{want!r}")
+    if cfg.get("summary_proj_to_labels"):
+        raise ConversionError("config.json: summary_proj_to_labels = true is not supported for "
+                              "ElectraForMultipleChoice (a summary projecting to num_labels); supported: false")
+    return dict(GELU_POOLER)
+
+
 FAMILY = bert_like(
     "electra", "Electra",
     names=bert_names("electra", mlm="generator_predictions") | {
@@ -39,7 +55,8 @@ FAMILY = bert_like(
         "head/mlm.norm": R("generator_predictions.LayerNorm.{p}"),
         "head/mlm.bias": R("generator_lm_head.bias"),
         "head/mlm.proj": R("generator_lm_head.{p}"),
-        "pooler.dense": R("classifier.dense.{p}"),
+        "pooler.dense": [R("sequence_summary.summary.{p}", when=("heads.multiple_choice",)),
+                         R("classifier.dense.{p}")],
         "head/sequence_classification": R("classifier.out_proj.{p}"),
         "head/replaced_token_detection.dense": R("discriminator_predictions.dense.{p}"),
         "head/replaced_token_detection.proj": R("discriminator_predictions.dense_prediction.{p}"),
@@ -55,6 +72,7 @@ FAMILY = bert_like(
             lambda c: {"heads": [classifier("sequence_classification", c)], "pooler": GELU_POOLER},
         "ElectraForTokenClassification": lambda c: {"heads": [classifier("token_classification", c)]},
         "ElectraForQuestionAnswering": question_answering,
+        "ElectraForMultipleChoice": lambda c: {"heads": [{"kind": "multiple_choice"}], "pooler": _summary(c)},
         "ElectraForPreTraining": lambda c: {"heads": [
             {"kind": "replaced_token_detection",
              "activation": F("hidden_act", "", values=ACT).to_spec(cfg_value(c, "hidden_act", "gelu"))}]},

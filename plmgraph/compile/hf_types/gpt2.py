@@ -21,6 +21,8 @@ FAMILY = Family(
     ),
     archs={"GPT2LMHeadModel": lm(True), "GPT2Model": bare, "GPT2ForSequenceClassification": last_token_classifier,
            "GPT2ForTokenClassification": token_classifier, "GPT2ForQuestionAnswering": question_answering},
+    refused={"GPT2DoubleHeadsModel": "its multiple-choice head summarises each candidate at mc_token_ids, a token "
+             "index given per row, which no plmgraph pooler reads (its LM head alone: GPT2LMHeadModel)"},
     bare=("GPT2Model",),
     base_prefix="transformer",
     names=gpt_names("wte", "wpe", "ln_f") | {"head/token_classification": R("classifier.{p}"),
