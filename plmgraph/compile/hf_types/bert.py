@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ...errors import ConversionError
+from ...spec import ModelSpec
 from .base import (
     ACT,
     TANH_POOLER,
@@ -20,8 +21,10 @@ from .base import (
     classifier,
     mlm,
     multiple_choice,
+    need,
     question_answering,
     then,
+    unhooks,
 )
 from .weights import QKV, R, Rule
 
@@ -48,13 +51,51 @@ def _needs_segments(cfg: Cfg, d: dict[str, Any]) -> None:
                               f"{cfg.get('model_type')} needs at least 1")
 
 
+def causal_lm(c: Cfg) -> dict[str, Any]:
+    """``BertLMHeadModel`` & co.: the MLM head's transform and projection as an ``lm`` head (next token)."""
+    return {"heads": [{**mlm(c), "kind": "lm"}]}
+
+
+def _causal(model_type: str, arch: str) -> tuple[Hook, Unhook]:
+    """The hook pair of a family whose `arch` is its encoder run as a causal decoder (``is_decoder``)."""
+
+    def hook(cfg: Cfg, d: dict[str, Any]) -> None:
+        got = (cfg.get("architectures") or [None])[0]
+        dec = bool(cfg.get("is_decoder", False))
+        if got == arch:
+            if not dec:
+                raise ConversionError(f"config.json: {arch} with is_decoder = False (HF then runs it bidirectionally, "
+                                      "not as a causal LM) is not supported; supported: True")
+            d["family"] = "decoder"
+            d["block"]["attention"]["mask"] = "causal"
+        elif dec:
+            raise ConversionError(f"config.json: is_decoder = True is not supported with {got} "
+                                  f"(only {arch} imports as a causal decoder); supported: False")
+
+    def unhook(spec: ModelSpec, cfg: Cfg) -> None:
+        dec = spec.family == "decoder"
+        need(dec == (cfg["architectures"][0] == arch), model_type, f"a {spec.family} as {cfg['architectures'][0]}")
+        cfg["is_decoder"] = dec
+
+    return hook, unhook
+
+
 def bert_like(model_type: str, prefix: str, *, names: Mapping[str, Rule | list[Rule]], ignored: tuple[str, ...],
               hook: Hook | None = None, unhook: Unhook | None = None, extra_fields: tuple[F, ...] = (),
-              archs: Mapping[str, Arch] | None = None, base_prefix: str = "") -> Family:
+              archs: Mapping[str, Arch] | None = None, base_prefix: str = "", causal: str = "") -> Family:
     """A post-norm encoder with BertConfig's field names; `archs` defaults to ``<prefix>`` + BERT's.
 
     `base_prefix` is HF's ``base_model_prefix`` (``bert``): the bare ``<prefix>Model``'s checkpoint
-    names drop it."""
+    names drop it.  `causal` names the architecture that runs the encoder as a causal decoder
+    (config ``is_decoder: true``; its MLM head's tensors become the ``lm`` head's); with default
+    `archs` it is `causal_lm`."""
+    archs = dict(archs or {prefix + k: v for k, v in BERT_ARCHS.items()})
+    if causal:
+        archs.setdefault(causal, causal_lm)
+        names = {**names, **{"head/lm" + k[len("head/mlm"):]: v for k, v in names.items() if k.startswith("head/mlm.")}}
+        c_hook, c_unhook = _causal(model_type, causal)
+        hook = then(c_hook, hook)
+        unhook = unhooks(unhook, c_unhook) if unhook is not None else c_unhook
     return Family(
         model_type=model_type,
         base={"family": "encoder", "embeddings": {"norm": True}, "position": {"kind": "learned"},
@@ -78,10 +119,11 @@ def bert_like(model_type: str, prefix: str, *, names: Mapping[str, Rule | list[R
         ),
         fixed=(
             Fixed("position_embedding_type", ("absolute",), "relative_key positions are not in the BERT family"),
-            Fixed("is_decoder", (False,), "a causal BERT is not supported"),
+            Fixed("is_decoder", (False, True) if causal else (False,),
+                  f"is_decoder = true only with {causal}" if causal else "a causal BERT is not supported"),
             Fixed("add_cross_attention", (False,), "a cross-attending BERT is not supported"),
         ),
-        archs=archs or {prefix + k: v for k, v in BERT_ARCHS.items()},
+        archs=archs,
         names=names,
         # The bare model's pooler: HF always builds one, but nothing here reads pooler_output.
         ignored=(*ignored, r"^pooler\."),
@@ -125,5 +167,6 @@ def bert_names(p: str, mlm: str = "cls.predictions", nsp: str = "cls.seq_relatio
 FAMILY = bert_like(
     "bert", "Bert",
     names=bert_names("bert"),
+    causal="BertLMHeadModel",
     ignored=(r"^cls\.predictions\.decoder\.weight$",),  # the tied word embeddings' second name
 )

@@ -18,7 +18,7 @@ from typing import Any
 
 from ...errors import ConversionError
 from .base import ACT, Cfg, F, bare, cfg_value, classifier, mlm, question_answering
-from .bert import bert_like, bert_names
+from .bert import bert_like, bert_names, causal_lm
 from .weights import R
 
 GELU_POOLER = {"kind": "cls", "dense": True, "activation": "gelu"}
@@ -27,7 +27,7 @@ GELU_POOLER = {"kind": "cls", "dense": True, "activation": "gelu"}
 def _hook(cfg: Cfg, d: dict[str, Any]) -> None:
     e, h = d["embeddings"].get("size"), d["sizes"]["hidden"]
     for head in d.get("heads", []):
-        if head["kind"] == "mlm" and not head["tie_embeddings"] and e != h:
+        if head["kind"] in ("mlm", "lm") and not head["tie_embeddings"] and e != h:
             raise ConversionError("config.json: ELECTRA's generator with tie_word_embeddings = false and "
                                   "embedding_size != hidden_size: its vocabulary projection reads embedding_size, "
                                   "which an untied plmgraph mlm head cannot express")
@@ -64,10 +64,12 @@ FAMILY = bert_like(
     ignored=(r"^generator_lm_head\.weight$",),  # the tied word embeddings' second name
     hook=_hook,
     extra_fields=(F("embedding_size", "embeddings.size", 128),),
+    causal="ElectraForCausalLM",
     archs={
         "ElectraModel": bare,
         # ElectraGeneratorPredictions applies gelu whatever hidden_act says.
         "ElectraForMaskedLM": lambda c: {"heads": [mlm({**c, "hidden_act": "gelu"})]},
+        "ElectraForCausalLM": lambda c: causal_lm({**c, "hidden_act": "gelu"}),  # the generator's head
         "ElectraForSequenceClassification":
             lambda c: {"heads": [classifier("sequence_classification", c)], "pooler": GELU_POOLER},
         "ElectraForTokenClassification": lambda c: {"heads": [classifier("token_classification", c)]},

@@ -23,6 +23,7 @@ def _unhook(spec: ModelSpec, cfg: Cfg) -> None:
 FAMILY = bert_like(
     "ernie", "Ernie",
     names=bert_names("ernie"),
+    causal="ErnieForCausalLM",
     ignored=(r"^cls\.predictions\.decoder\.weight$",),
     hook=_hook,
     unhook=_unhook,

@@ -6,7 +6,7 @@ from typing import Any
 
 from ...spec import ModelSpec
 from .base import TANH_POOLER, Cfg, bare, cfg_value, classifier, mlm, multiple_choice, need, question_answering
-from .bert import bert_like, bert_names
+from .bert import bert_like, bert_names, causal_lm
 from .weights import R
 
 
@@ -44,10 +44,12 @@ def roberta_like(model_type: str, prefix: str) -> Any:
         hook=_hook,
         unhook=_unhook,
         base_prefix="roberta",
+        causal=f"{prefix}ForCausalLM",
         archs={
             f"{prefix}Model": bare,
             # RobertaLMHead applies gelu whatever hidden_act says.
             f"{prefix}ForMaskedLM": lambda c: {"heads": [mlm({**c, "hidden_act": "gelu"})]},
+            f"{prefix}ForCausalLM": lambda c: causal_lm({**c, "hidden_act": "gelu"}),  # the same RobertaLMHead
             f"{prefix}ForSequenceClassification":
                 lambda c: {"heads": [classifier("sequence_classification", c)], "pooler": TANH_POOLER},
             f"{prefix}ForTokenClassification": lambda c: {"heads": [classifier("token_classification", c)]},
