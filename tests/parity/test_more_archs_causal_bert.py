@@ -150,3 +150,9 @@ def test_causal_refusals(name, tmp_path):
     base = {"bert": "BertModel", "roberta": "RobertaModel", "electra": "ElectraModel"}[name]
     with pytest.raises(ConversionError, match=rf"is_decoder = True is not supported with {base}"):
         spec_from_hf(_write(tmp_path, name, arch=base))
+
+
+def test_causal_electra_untied_narrow_embeddings_refused(tmp_path):
+    # its vocabulary projection reads embedding_size (24), which an untied plmgraph lm head cannot express
+    with pytest.raises(ConversionError, match=r"tie_word_embeddings = false and embedding_size != hidden_size"):
+        spec_from_hf(_write(tmp_path, "electra", tie_word_embeddings=False))
