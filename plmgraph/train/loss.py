@@ -43,11 +43,11 @@ IGNORE = -100
 
 def token_ce(logits: Tensor, labels: Tensor, *, shift: bool, reduction: str = "mean") -> Tensor:
     """Cross-entropy of [B, T, V] logits against [B, T] labels (-100 ignored), optionally shifted."""
-    if shift:
-        logits, labels = logits[:, :-1], labels[:, 1:]
     if logits.shape[:-1] != labels.shape:
         raise InputError(f"labels must have shape {tuple(logits.shape[:-1])} (one per logit row), "
                          f"got {tuple(labels.shape)}")
+    if shift:  # the labels move left, not the logits (as HF does): a [B, T-1, V] slice would copy the
+        labels = F.pad(labels[:, 1:], (0, 1), value=IGNORE)  # logits and their gradient every step
     return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), labels.reshape(-1).long(),
                            ignore_index=IGNORE, reduction=reduction)
 

@@ -96,7 +96,7 @@ def test_wrong_label_shapes_are_clear_errors(tmp_path):
 
     model = pg.build(tiny("gpt2"), device="cpu", seed=0)
     x = torch.randint(0, 128, (2, 6))
-    with pytest.raises(InputError, match=r"labels must have shape \(2, 5\)"):
+    with pytest.raises(InputError, match=r"labels must have shape \(2, 6\)"):
         model(x, labels=x[:, :3])
     with pytest.raises(InputError, match="no nsp head"):
         model(x, next_sentence_label=torch.tensor([0, 1]))
