@@ -14,9 +14,16 @@ Input names: ``input_ids``, ``attention_mask``, ``token_type_ids`` (models with 
 embeddings, and XLNet's segment term), ``prefix_lengths`` [batch] and ``position_ids``
 [batch, 2, seq] (GLM's prefix mask and 2D positions), ``decoder_input_ids`` (encoder-decoders),
 ``pixel_values`` (patch models, alone).  With ``kv_cache=True`` a decoder whose positions are
-learned or rotary also takes ``position_ids`` [batch, seq] (after ``attention_mask``), so a
+learned (GPT-2, OPT) also takes ``position_ids`` [batch, seq] (after ``attention_mask``), so a
 runtime that left-pads a batch (Optimum, ONNX Runtime GenAI, `plmgraph.runtime`) gives each
-row its own positions (``cumsum(attention_mask) - 1``).
+row its own positions (``cumsum(attention_mask) - 1``).  A rotary decoder (LLaMA, Mistral,
+Qwen, ...) takes none, as ONNX Runtime GenAI's builder writes it: token ``i`` of a call is
+rotated at ``past + i``, as PyTorch does without ``position_ids``.  Rotation being relative
+(the score of query ``m`` and key ``n`` depends on ``m - n`` only), a left-padded row then
+attends exactly as with positions counted from its first kept token (what `generate` feeds);
+the fused graph so rotates inside GroupQueryAttention (``do_rotary``), with the QKV
+projection packed.  What differs is right padding: new tokens sit after the pads, as in
+PyTorch without ``position_ids``.
 Output names: ``logits`` for a single head or one output per head name (``mlm``, ``nsp``),
 then ``last_hidden_state`` (and ``encoder_last_hidden_state`` for encoder-decoders).
 With ``kv_cache=True`` (decoder-only) the graph also takes ``past_key_values.{i}.key/value``
@@ -77,7 +84,7 @@ class Signature:
     heads: list[str] = field(default_factory=list)
     """Head names, in output order (empty without heads)."""
     positions: bool = False
-    """The graph takes 1-D ``position_ids`` [batch, seq] (a cached decoder with learned or rotary
+    """The graph takes 1-D ``position_ids`` [batch, seq] (a cached decoder with learned
     positions); GLM's [batch, 2, seq] positions leave it False."""
     memory: int = 0
     """Hidden size of the segment memories ``past_key_values.{i}`` [batch, past, hidden] that a
@@ -124,9 +131,11 @@ def signature(model: nn.Module, kv_cache: bool = False) -> Signature:
     # Each block kind says which forward arguments its nodes read (its `model_inputs` facet).
     read = {name for _, d in model.graph.nx.nodes(data=True) for name in kind(d["kind"]).model_inputs(d["attrs"])}
     last = model.stacks()[-1]
+    # learned positions are looked up per row (a left-padded row starts at 0); rotary ones are not
+    # an input: the kernel rotates at past .. past + seq - 1, which, rotation being relative, gives
+    # a left-padded row the attention of positions counted from its first kept token
     positions = kv_cache and "position_ids" not in read and not getattr(last, "memory_cache", False) and any(
-        getattr(s, "rotary", False) or "position" in getattr(getattr(s, "embed", None), "has", ())
-        for s in model.stacks())
+        "position" in getattr(getattr(s, "embed", None), "has", ()) for s in model.stacks())
     inputs = [name for name in INPUT_ORDER if name in read or (positions and name == "position_ids")]
     heads = list(model.heads)
     outputs = ["logits"] if len(heads) == 1 else list(heads)

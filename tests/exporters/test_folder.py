@@ -43,18 +43,24 @@ def test_folder_files_and_configs_describe_the_graph():
     assert hf_tok(text, add_special_tokens=False)["input_ids"] == deploy_models.tokenizer().encode(text)
     g = json.loads((folder / "genai_config.json").read_text())
     dec = g["model"]["decoder"]
-    assert dec["inputs"] == {"input_ids": "input_ids", "attention_mask": "attention_mask",
-                             "position_ids": "position_ids", "past_key_names": "past_key_values.%d.key",
-                             "past_value_names": "past_key_values.%d.value"}
+    assert dec["inputs"] == {"input_ids": "input_ids", "attention_mask": "attention_mask",  # rotary: no position_ids
+                             "past_key_names": "past_key_values.%d.key", "past_value_names": "past_key_values.%d.value"}
     assert (dec["num_hidden_layers"], dec["num_key_value_heads"], dec["head_size"]) == (2, 4, 16)
     assert g["search"]["past_present_share_buffer"] is True and g["model"]["context_length"] == 64
     assert g["model"]["eos_token_id"] == deploy_models.tokenizer().roles["eos"]
     m = OrtModel(folder)
-    assert m.inputs["position_ids"].shape == ["batch", "seq"] and m.vocab == 300
+    assert "position_ids" not in m.inputs and m.vocab == 300
     import onnx
 
-    ops = {n.op_type for n in onnx.load(str(folder / "model.onnx")).graph.node}
-    assert "GroupQueryAttention" in ops  # the fused graph is what the tools below load
+    nodes = onnx.load(str(folder / "model.onnx")).graph.node
+    ops = {n.op_type for n in nodes}
+    assert "GroupQueryAttention" in ops and "RotaryEmbedding" not in ops  # the fused graph is what the tools load
+    gqa = next(n for n in nodes if n.op_type == "GroupQueryAttention")
+    assert {a.name: a.i for a in gqa.attribute}["do_rotary"] == 1 and gqa.input[1] == ""  # rotary inside, packed QKV
+    _, gpt2 = deploy_models.folder("gpt2")  # learned positions: a position_ids input, and GenAI is told so
+    assert OrtModel(gpt2).inputs["position_ids"].shape == ["batch", "seq"]
+    assert json.loads((gpt2 / "genai_config.json").read_text())["model"]["decoder"]["inputs"]["position_ids"] == \
+        "position_ids"
 
 
 @pytest.mark.parametrize("name", ["llama2-7b", "gpt2"])

@@ -82,11 +82,13 @@ def test_decoder_with_cache_prefill_then_decode(exported, spec):
     model, path = exported(spec, kv_cache=True)
     sess = session(path)
     inputs, outputs = names(sess)
-    assert inputs[:3] == ["input_ids", "attention_mask", "position_ids"] and inputs[3:5] == [
+    takes_pos = int("position_ids" in inputs)  # learned positions (gpt2) only; rotary is at past + i
+    assert inputs[:2 + takes_pos] == ["input_ids", "attention_mask", "position_ids"][:2 + takes_pos]
+    assert takes_pos == (spec == "gpt2") and inputs[2 + takes_pos:4 + takes_pos] == [
         "past_key_values.0.key", "past_key_values.0.value"]
     assert outputs[2:] == [f"present.{i}.{kv}" for i in range(2) for kv in ("key", "value")]
     kv_heads = 2 if spec == "llama2-70b" else 4  # tiny() keeps GQA: 2 kv heads for 4 query heads
-    assert sess.get_inputs()[3].shape == ["batch", kv_heads, "past", 16]
+    assert sess.get_inputs()[2 + takes_pos].shape == ["batch", kv_heads, "past", 16]
 
     # prefill from an empty cache (past 0), batch 3 with padding, then one decode step fed ORT's presents
     g = torch.Generator().manual_seed(7)
@@ -94,15 +96,16 @@ def test_decoder_with_cache_prefill_then_decode(exported, spec):
     mask[0, 6:] = 0
     empty = {f"past_key_values.{i}.{kv}": np.zeros((3, kv_heads, 0, 16), np.float32)
              for i in range(2) for kv in ("key", "value")}
-    pos = (mask.cumsum(1) - 1).clamp(min=0)  # what a left-padding runtime feeds
-    pre = sess.run(None, {"input_ids": ids.numpy(), "attention_mask": mask.numpy(), "position_ids": pos.numpy(),
-                          **empty})
+    pos = (mask.cumsum(1) - 1).clamp(min=0) if takes_pos else None  # what a left-padding runtime feeds
+    fed = {"position_ids": pos.numpy()} if takes_pos else {}
+    pre = sess.run(None, {"input_ids": ids.numpy(), "attention_mask": mask.numpy(), **fed, **empty})
     with torch.no_grad():
         want = model(ids, attention_mask=mask, position_ids=pos, use_cache=True)
     torch.testing.assert_close(torch.from_numpy(pre[0]), want.logits, atol=1e-4, rtol=1e-4)
     new, mask2 = torch.randint(0, 128, (3, 1), generator=g), torch.cat([mask, torch.ones(3, 1, dtype=torch.long)], 1)
-    pos2 = (mask2.cumsum(1) - 1)[:, -1:]
-    step = sess.run(None, {"input_ids": new.numpy(), "attention_mask": mask2.numpy(), "position_ids": pos2.numpy(),
+    pos2 = (mask2.cumsum(1) - 1)[:, -1:] if takes_pos else None
+    fed = {"position_ids": pos2.numpy()} if takes_pos else {}
+    step = sess.run(None, {"input_ids": new.numpy(), "attention_mask": mask2.numpy(), **fed,
                            **dict(zip(list(empty), pre[2:], strict=True))})
     with torch.no_grad():
         want2 = model(new, attention_mask=mask2, position_ids=pos2, past_key_values=want.past_key_values,

@@ -50,7 +50,10 @@ def exported(tmp_path_factory):
 def test_llama_gqa_with_rotary_cache_and_skip_norms(exported):
     model, path = exported("llama2-70b", kv_cache=True)  # tiny: 4 query heads, 2 kv heads
     got = ops(path)
-    assert got["GroupQueryAttention"] == 2 and got["RotaryEmbedding"] == 4  # q and k, at position_ids
+    assert got["GroupQueryAttention"] == 2 and "RotaryEmbedding" not in got  # rotary inside the kernel
+    nodes = onnx.load(str(path), load_external_data=False).graph.node
+    gqa = next(n for n in nodes if n.op_type == "GroupQueryAttention")
+    assert {a.name: a.i for a in gqa.attribute}["do_rotary"] == 1 and gqa.input[1] == ""  # packed QKV
     assert got["SkipSimplifiedLayerNormalization"] == 4 and got["SimplifiedLayerNormalization"] == 1
     assert not {"Sin", "Cos", "Softmax", "Reciprocal", "Pow"} & set(got)  # tables, not trigonometry per call
     plan = onnx_fuse.fusion_plan(model)
@@ -62,7 +65,9 @@ def test_llama_gqa_with_rotary_cache_and_skip_norms(exported):
 
 def test_fused_left_padded_batch_then_decode_matches_pytorch(exported):
     """A left-padded batch of 2 (a shape not exported), prefill from an empty cache, then two decode steps
-    fed ONNX Runtime's own presents: every real position equals PyTorch's."""
+    fed ONNX Runtime's own presents: every real position equals PyTorch's with the positions a left-padding
+    runtime feeds it (counted from each row's first kept token), though the graph, rotating at past + i,
+    takes none: rotation is relative."""
     model, path = exported("llama2-70b", kv_cache=True)
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     sig = ox.signature(model, True)
@@ -72,8 +77,8 @@ def test_fused_left_padded_batch_then_decode_matches_pytorch(exported):
     mask[0, :3] = 0  # row 0: three pads on the left
     pos = (mask.cumsum(1) - 1).clamp(min=0)
     empty = {n: np.zeros((2, 2, 0, 16), np.float32) for n in sig.past_names()}
-    got = sess.run(None, {"input_ids": ids.numpy(), "attention_mask": mask.numpy(), "position_ids": pos.numpy(),
-                          **empty})
+    assert "position_ids" not in {i.name for i in sess.get_inputs()}
+    got = sess.run(None, {"input_ids": ids.numpy(), "attention_mask": mask.numpy(), **empty})
     with torch.no_grad():
         want = model(ids, attention_mask=mask, position_ids=pos, use_cache=True)
     keep = mask.bool()
@@ -83,7 +88,7 @@ def test_fused_left_padded_batch_then_decode_matches_pytorch(exported):
         new = want.logits[:, -1:].argmax(-1)
         mask = torch.cat([mask, torch.ones(2, 1, dtype=torch.long)], 1)
         pos = mask.sum(1, keepdim=True) - 1
-        got = sess.run(None, {"input_ids": new.numpy(), "attention_mask": mask.numpy(), "position_ids": pos.numpy(),
+        got = sess.run(None, {"input_ids": new.numpy(), "attention_mask": mask.numpy(),
                               **dict(zip(sig.past_names(), past, strict=True))})
         with torch.no_grad():
             want = model(new, attention_mask=mask, position_ids=pos, past_key_values=cache, use_cache=True)

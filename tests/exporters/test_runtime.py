@@ -93,11 +93,14 @@ def test_bad_inputs_at_run_time_are_named():
     _, folder = deploy_models.folder("llama2-7b")
     m = OrtModel(folder)
     feed = m.complete(np.array([[1, 2, 3]]))
-    assert list(feed) == ["input_ids", "attention_mask", "position_ids"] + m.past
+    assert list(feed) == ["input_ids", "attention_mask"] + m.past  # rotary: no position_ids (onnx.signature)
     with pytest.raises(InputError, match=r"no input 'input_idz'; its inputs are input_ids, attention_mask"):
         m.forward({**feed, "input_idz": feed["input_ids"]})
-    with pytest.raises(InputError, match=r"missing input position_ids"):
-        m.forward({k: v for k, v in feed.items() if k != "position_ids"})
+    with pytest.raises(InputError, match=r"no input 'position_ids'; its inputs are input_ids, attention_mask, "
+                                         r"past_key_values.0.key"):
+        m.forward({**feed, "position_ids": np.zeros((1, 3), np.int64)})
+    with pytest.raises(InputError, match=r"missing input attention_mask"):
+        m.forward({k: v for k, v in feed.items() if k != "attention_mask"})
     with pytest.raises(InputError, match=r"input input_ids must have 2 dimensions \[batch, seq\], got shape \[3\]"):
         m.forward({**feed, "input_ids": np.array([1, 2, 3])})
     bad = {**feed, "past_key_values.0.key": np.zeros((1, 3, 0, 16), np.float32)}
