@@ -342,7 +342,7 @@ class OrtModel:
         """
         import torch
 
-        from .train.generate import _encode, _pick
+        from .train.generate import _encode
 
         if max_new_tokens < 0:
             raise InputError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
@@ -385,26 +385,48 @@ class OrtModel:
         if self.vocab is not None and ids.numel() and int(ids.max()) >= self.vocab:
             raise InputError(f"token id {int(ids.max())} is outside the vocabulary (0..{self.vocab - 1})")
         stop_t = torch.tensor(sorted(stops), dtype=torch.long)
-        done = torch.zeros(ids.shape[0], dtype=torch.bool)
         if self.encoder is not None:
             return self._seq2seq_cached(ids, mask, n, pad, stop_t, sample, gen, kw)
         if "decoder_input_ids" in self.inputs:
             return self._seq2seq(ids, mask, n, pad, stop_t, sample, gen, kw)
-        step = _Stepper(self, ids.shape[0], ids.shape[1] + n)
-        step_ids = ids
+        return self._decode(ids.numpy(), mask.numpy(), n, pad, stops, sample, gen, kw)
+
+    def _decode(self, ids: np.ndarray, mask: np.ndarray, n: int, pad: int, stops: set[int], sample: bool, gen: Any,
+                kw: dict[str, Any]) -> np.ndarray:
+        """The decoder-only loop: ids and mask grow in place in [B, T + n] arrays, positions count
+        each row's kept tokens, greedy picks are numpy's argmax (torch's `_pick` when sampling or
+        penalising repeats: the same processors and seeded sampler as PyTorch's loop)."""
+        import torch
+
+        from .train.generate import _pick
+
+        B, T = ids.shape
+        all_ids, all_mask = np.zeros((B, T + n), np.int64), np.zeros((B, T + n), np.int64)
+        all_ids[:, :T], all_mask[:, :T] = ids, mask
+        kept = all_mask[:, :T].sum(1)
+        greedy = not sample and kw["repetition_penalty"] == 1.0
+        stop_ids = np.array(sorted(stops), np.int64)
+        done = np.zeros(B, dtype=bool)
+        step = _Stepper(self, B, T + n)
+        width, positions = T, None
         for _ in range(n):
-            logits = step(step_ids.numpy(), mask.numpy(), ids.numpy())
-            nxt = _pick(torch.from_numpy(logits), ids, sample, gen, kw)
-            nxt = torch.where(done, torch.full_like(nxt, pad), nxt)
-            ids = torch.cat([ids, nxt[:, None]], 1)
-            mask = torch.cat([mask, (~done).long()[:, None]], 1)
+            t = T if width == T else 1
+            logits = step(all_ids[:, width - t:width], all_mask[:, :width], all_ids[:, :width],
+                          positions if step.cached else None)
+            if greedy:
+                nxt = logits.argmax(-1)
+            else:
+                nxt = _pick(torch.from_numpy(logits), torch.from_numpy(all_ids[:, :width]), sample, gen, kw).numpy()
+            nxt = np.where(done, pad, nxt)
+            all_ids[:, width], all_mask[:, width] = nxt, ~done
+            kept += ~done
+            positions = np.maximum(kept - 1, 0)[:, None]
+            width += 1
             if stops:
-                done |= torch.isin(nxt, stop_t)
-            step_ids = nxt[:, None]
+                done |= np.isin(nxt, stop_ids)
             if done.all():
                 break
-        return ids.numpy()
-
+        return all_ids[:, :width]
 
     def _seq2seq(self, ids: Any, mask: Any, n: int, pad: int, stop_t: Any, sample: bool, gen: Any,
                  kw: dict[str, Any]) -> np.ndarray:
@@ -499,7 +521,12 @@ class OrtModel:
 
 
 class _Stepper:
-    """One generation step on the session: the cache bound in place from the last step's outputs."""
+    """One generation step on the session, on one I/O binding kept from step to step.
+
+    Inputs are bound from host arrays; the cache stays on the session's device: one in-place
+    buffer per layer (`OrtModel.share_buffer`), else the last step's ``present.*`` bound as the
+    next step's ``past_key_values.*``.  On CPU the logits are written straight into a host array
+    bound by address (one per step length), so nothing is copied out but the last row."""
 
     def __init__(self, model: OrtModel, batch: int, capacity: int = 0) -> None:
         from .exporters.runtime import import_onnxruntime
@@ -509,6 +536,11 @@ class _Stepper:
         self.presents: list[Any] | None = None
         self.batch = batch
         self.buffers: list[Any] | None = None
+        self.binding = model.session.io_binding()
+        self._bound_t: int | None = None  # the step length the outputs are bound for
+        self._logits: dict[int, np.ndarray] = {}
+        meta = model.session.get_outputs()[model.outputs.index("logits")] if "logits" in model.outputs else None
+        self._logits_dtype = _NP.get(meta.type, np.float32) if meta is not None else None
         if self.cached and model.share_buffer and capacity:  # one [B, kv, capacity, d] buffer per cache input
             self.buffers = []
             for name in model.past:
@@ -516,54 +548,74 @@ class _Stepper:
                 shape = [batch, meta.shape[1], capacity, meta.shape[3]]
                 self.buffers.append(self.ort.OrtValue.ortvalue_from_numpy(
                     np.zeros(shape, _NP.get(meta.type, np.float32)), model.device, 0))
+            for name, buf in zip(model.past, self.buffers, strict=True):
+                self.binding.bind_ortvalue_input(name, buf)
 
-    def __call__(self, step_ids: np.ndarray, mask: np.ndarray, all_ids: np.ndarray) -> np.ndarray:
-        m, ort = self.m, self.ort
+    def _bind_outputs(self, t: int) -> None:
+        """Bind every output for a step of `t` tokens (in the session's order: get_outputs()
+        returns them in binding order); kept while the step length stays the same, since ONNX
+        Runtime reuses a bound output of the same shape."""
+        m, b = self.m, self.binding
+        b.clear_binding_outputs()
+        shared = {} if self.buffers is None else {
+            "present." + name[len("past_key_values."):]: buf for name, buf in zip(m.past, self.buffers, strict=True)}
+        for name in m.outputs:
+            if name in shared:
+                b.bind_ortvalue_output(name, shared[name])
+            elif name == "logits" and m.device == "cpu" and m.vocab is not None and self._logits_dtype is not None:
+                out = self._logits.setdefault(t, np.empty((self.batch, t, m.vocab), self._logits_dtype))
+                b.bind_output(name, "cpu", 0, self._logits_dtype, list(out.shape), out.ctypes.data)
+            else:
+                b.bind_output(name, "cpu" if name == "logits" else m.device, 0)
+        # a concatenated cache grows every step: its presents are bound anew each time
+        self._bound_t = t if self.buffers is not None or not self.cached else None
+
+    def __call__(self, step_ids: np.ndarray, mask: np.ndarray, all_ids: np.ndarray,
+                 positions: np.ndarray | None = None) -> np.ndarray:
+        """Logits [B, V] of the last position; `positions` ([B, t]) default to the mask's count of kept tokens."""
+        m, b = self.m, self.binding
         ids = step_ids if self.cached else all_ids
         t = ids.shape[1]
         feed = {"input_ids": ids, "attention_mask": mask}
         if "position_ids" in m.inputs:
-            feed["position_ids"] = np.clip(mask.cumsum(1) - 1, 0, None)[:, -t:]
+            feed["position_ids"] = positions if positions is not None else np.clip(mask.cumsum(1) - 1, 0, None)[:, -t:]
         if "token_type_ids" in m.inputs:
             feed["token_type_ids"] = np.zeros_like(ids)
         other = [n for n in m.inputs if n not in feed and not n.startswith("past_key_values.")]
         if other:
             raise InputError(f"{m.file.name} takes {', '.join(other)}; generation feeds only input_ids, "
                              "attention_mask, position_ids, token_type_ids and the cache")
-        binding = m.session.io_binding()
-        dev = m.device
-        for name, a in feed.items():
-            binding.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(
-                np.ascontiguousarray(a, dtype=_NP.get(m.inputs[name].type, np.int64)), dev, 0))
-        shared: dict[str, Any] = {}
-        if self.buffers is not None:  # in place: the same buffer is past and present
-            for name, buf in zip(m.past, self.buffers, strict=True):
-                binding.bind_ortvalue_input(name, buf)
-                shared["present." + name[len("past_key_values."):]] = buf
-        elif self.cached:
+        self._alive = [np.ascontiguousarray(a, dtype=_NP.get(m.inputs[name].type, np.int64))
+                       for name, a in feed.items()]
+        for name, a in zip(feed, self._alive, strict=True):  # (kept alive until the next step: bound by address)
+            if m.device == "cpu":
+                b.bind_cpu_input(name, a)
+            else:
+                b.bind_ortvalue_input(name, self.ort.OrtValue.ortvalue_from_numpy(a, m.device, 0))
+        if self.cached and self.buffers is None:
             if self.presents is None:  # prefill: empty caches of past length 0
                 for name in m.past:
                     meta = m.inputs[name]
                     shape = [self.batch if i == 0 else (d if isinstance(d, int) else 0)
                              for i, d in enumerate(meta.shape)]
                     empty = np.zeros(shape, _NP.get(meta.type, np.float32))
-                    binding.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(empty, dev, 0))
+                    b.bind_ortvalue_input(name, self.ort.OrtValue.ortvalue_from_numpy(empty, m.device, 0))
             else:
                 for name, value in zip(m.past, self.presents, strict=True):
-                    binding.bind_ortvalue_input(name, value)
-        for name in m.outputs:  # in the session's order: get_outputs() returns them in binding order
-            if name in shared:
-                binding.bind_ortvalue_output(name, shared[name])
-            else:
-                binding.bind_output(name, "cpu" if name == "logits" else dev, 0)
+                    b.bind_ortvalue_input(name, value)
+        if self._bound_t != t:
+            self._bind_outputs(t)
         try:
-            m.session.run_with_iobinding(binding)
+            m.session.run_with_iobinding(b)
         except Exception as e:  # noqa: BLE001
             raise InputError(f"ONNX Runtime refused the inputs: {str(e).strip().splitlines()[0][:300]}") from None
-        outs = dict(zip(m.outputs, binding.get_outputs(), strict=True))
         if self.cached and self.buffers is None:
-            self.presents = [outs[n] for n in m.present]
-        return outs["logits"].numpy()[:, -1]
+            outs = b.get_outputs()
+            self.presents = [outs[m.outputs.index(n)] for n in m.present]
+        logits = self._logits.get(t)
+        if logits is None:
+            logits = b.get_outputs()[m.outputs.index("logits")].numpy()
+        return logits[:, -1].copy()
 
 
 def _session(ort: Any, file: Path, so: Any, providers: list[str]) -> Any:
