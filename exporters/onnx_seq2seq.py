@@ -24,8 +24,27 @@ constants, as Optimum's ``merge_decoders`` writes them: a runtime keeps the firs
 
 Both files are verified against PyTorch on shapes other than the export shape (`verify_seq2seq`);
 a failed verification writes nothing (the folder is written atomically by `export_folder`).
-The graphs are the plain ONNX graph (ONNX Runtime's optimizer still fuses the norms and GELU);
-the fused attention kernels of `onnx_fuse` are not used here.
+
+With ``fuse`` (the default) the graphs have ONNX Runtime's kernels (`seq2seq_fusion_plan` says which
+module becomes which, or why it stays plain):
+
+- the encoder's self-attention: ``com.microsoft.MultiHeadAttention`` per layer, the padding mask
+  (and T5's relative position bias) as ``attention_bias`` (`onnx_fuse.fused`, as for an encoder);
+- the decoder's self-attention: ``com.microsoft.GroupQueryAttention`` per layer with the
+  ``past_key_values.{i}.decoder.*`` cache inside (`onnx_fuse.fused`, as for a causal stack; T5's
+  bias goes in as ``attention_bias``), in both branches of the ``If``;
+- the cross-attention: ``com.microsoft.MultiHeadAttention`` on the projected queries and the keys /
+  values [B, heads, S, d] (BNSH) as they are in ``present.{i}.encoder.*`` (computed in the first
+  step's branch, read from ``past_key_values.{i}.encoder.*`` in the cached one), the encoder
+  padding as ``attention_bias`` [B, 1, T, S] (`fused_cross`);
+- norms, GELU, residual adds: `onnx_fuse.fuse_graph`, ONNX Runtime's optimizer and
+  `onnx_fuse.fuse_skip_norms` on each graph (the decoder's two before they are merged: the
+  rewrites see only a graph's top level, not the ``If``'s branches).
+
+``fuse=False`` writes the plain ONNX graphs (ONNX Runtime's optimizer still fuses norms and GELU).
+ONNX Runtime's GroupQueryAttention takes several new tokens on a non-empty cache only for one
+sequence at a time (batch 1; one token per step, what Optimum and `plmgraph.runtime` feed, at any
+batch size): a fused decoder is verified on such a step at batch 1.
 """
 
 from __future__ import annotations
@@ -46,6 +65,7 @@ from torch import Tensor, nn
 from plmgraph.errors import ExportError
 
 from . import onnx as ox
+from . import onnx_fuse
 
 ENCODER_FILE = "encoder_model.onnx"
 DECODER_FILE = "decoder_model_merged.onnx"
@@ -199,23 +219,186 @@ def torch_step(model: nn.Module, ids: Tensor, mask: Tensor, memory: Tensor,
     return flat
 
 
+# ----------------------------------------------------------------- fused cross-attention
+
+
+@torch.library.custom_op("plmgraph_seq2seq::cross_mha", mutates_args=())
+def cross_mha(query: Tensor, key: Tensor, value: Tensor, bias: Tensor | None, heads: int, scale: float) -> Tensor:
+    """MultiHeadAttention's meaning with projected keys / values: query [B, T, n*d], key / value
+    [B, n, S, d] (BNSH, the encoder cache's layout), bias additive [B|1, 1, T, S] -> [B, T, n*d]."""
+    B, T, _ = query.shape
+    d = key.shape[-1]
+    q = query.view(B, T, heads, d).transpose(1, 2)  # [B, n, T, d]
+    y = torch.nn.functional.scaled_dot_product_attention(q, key, value, attn_mask=bias, scale=scale)
+    return y.transpose(1, 2).reshape(B, T, heads * d).contiguous()
+
+
+@cross_mha.register_fake
+def _cross_mha_fake(query, key, value, bias, heads, scale):  # noqa: ANN001, ANN202
+    return query.new_empty(query.shape)
+
+
+def _cross_translations() -> dict[Callable, Callable]:
+    from onnxscript.values import Op, Opset
+
+    ms = Opset("com.microsoft", 1)
+    MultiHeadAttention = Op(ms, "MultiHeadAttention", onnx_fuse._contrib_schema("MultiHeadAttention", outputs=1))  # noqa: N806
+
+    def cross_onnx(query, key, value, bias, heads: int, scale: float):  # noqa: ANN001, ANN202
+        # key / value 4-D: ONNX Runtime's cross-attention format (Q_K_V_BSNH_BNSH_BNSH), used as given
+        return MultiHeadAttention(query, key, value, None, None, bias, num_heads=heads, scale=scale)
+
+    return {torch.ops.plmgraph_seq2seq.cross_mha.default: cross_onnx}
+
+
+def _cross_plan(model: nn.Module) -> list[onnx_fuse.Fusion]:
+    """For each decoder cross-attention: MultiHeadAttention, or why it stays plain."""
+    from plmgraph.compile.attention import CrossAttention
+
+    plan = []
+    for key in dict.fromkeys(model.decoder.schedule):
+        cross = model.decoder.layers[key].cross
+        why = ""
+        if type(cross) is not CrossAttention:
+            why = f"{type(cross).__name__} has no fused kernel"
+        elif cross.kv_heads != cross.heads:
+            why = (f"MultiHeadAttention has no grouped key/value heads ({cross.heads} heads, {cross.kv_heads} kv "
+                   "heads)")
+        elif cross.qk_norm:
+            why = "the queries are normed per head after the projection (the kernel takes them unnormed)"
+        elif cross.softcap is not None:
+            why = f"soft-capped scores (softcap {cross.softcap:g}) are computed outside SDPA; kept plain"
+        plan.append(onnx_fuse.Fusion(f"decoder.layers.{key}.cross", "attention/cross",
+                                     None if why else "com.microsoft.MultiHeadAttention", why))
+    return plan
+
+
+def seq2seq_fusion_plan(model: nn.Module) -> list[onnx_fuse.Fusion]:
+    """What each attention module of the encoder-decoder becomes in the fused folder (or why it stays
+    plain): `onnx_fuse.fusion_plan` for the self-attention of both stacks, then the cross-attention."""
+    return [*onnx_fuse.fusion_plan(model), *_cross_plan(model)]
+
+
+def _cross_forward(cross: nn.Module) -> Callable[..., Tensor]:
+    def forward(x: Tensor, memory: Tensor, mask: Tensor | None = None) -> Tensor:
+        B, T, _ = x.shape
+        k, v = cross.memory_kv(memory)  # [B, n, S, d] each (`cross_kv` hands them in on the cached branch)
+        if mask is not None:  # [B, 1, 1, S] -> [B, 1, T, S]: the kernel does not broadcast over queries
+            mask = mask.expand(-1, -1, T, -1)
+        y = torch.ops.plmgraph_seq2seq.cross_mha(cross.q(x), k, v, mask, cross.heads, onnx_fuse._scale(cross))
+        return cross.out(y)
+
+    return forward
+
+
+@contextmanager
+def fused_cross(model: nn.Module) -> Iterator[list[onnx_fuse.Fusion]]:
+    """Swap the ``forward`` of every fusable cross-attention (`_cross_plan`) for one that calls
+    ``plmgraph_seq2seq::cross_mha`` (translated to MultiHeadAttention) for the block; restore after."""
+    plan = _cross_plan(model)
+    patched = []
+    try:
+        for f in plan:
+            if f.op is not None:
+                cross = model.get_submodule(f.module)
+                cross.forward = _cross_forward(cross)
+                patched.append(cross)
+        yield plan
+    finally:
+        for cross in patched:
+            del cross.forward
+
+
+@contextmanager
+def _fusing(model: nn.Module, module: nn.Module, fuse: bool) -> Iterator[dict[Any, Any] | None]:
+    """Every fusable module swapped (`onnx_fuse.fused`, `fused_cross`) and the translation table, when `fuse`."""
+    if not fuse:
+        yield None
+        return
+    with onnx_fuse.fused(model, module), fused_cross(model):
+        yield {**onnx_fuse.translation_table(), **_cross_translations()}
+
+
 # ----------------------------------------------------------------- export
 
 
 def _export(model: nn.Module, module: nn.Module, args: tuple[Tensor, ...], shapes: tuple[Any, ...],
             names: tuple[list[str], list[str]], path: Path, what: str, opset: int | None, optimize: bool,
-            large: bool) -> Path:
-    with ox._eval(model), torch.no_grad(), ox._quiet(), warnings.catch_warnings():
+            large: bool, fuse: bool = False) -> Path:
+    with ox._eval(model), torch.no_grad(), ox._quiet(), warnings.catch_warnings(), \
+            _fusing(model, module, fuse) as table:
         warnings.simplefilter("ignore")
         try:
             program = torch.export.export(module, args, dynamic_shapes=shapes, strict=False)
             program = program.run_decompositions({torch.ops.aten.scaled_dot_product_attention.default: ox._sdpa_math})
             torch.onnx.export(program, args, str(path), dynamo=True, input_names=names[0], output_names=names[1],
                               opset_version=opset, dynamic_shapes=shapes, optimize=optimize, external_data=large,
-                              verbose=False)
+                              verbose=False, custom_translation_table=table)
         except Exception as e:  # noqa: BLE001  (torch raises many types; the message is what matters)
             raise ExportError(f"exporting {model.spec.name}'s {what} to ONNX failed: {ox._cause(e)}") from e
+    if fuse:
+        onnx_fuse.fuse_graph(path)
     return path
+
+
+def _finish(path: Path, optimize: bool, fuse: bool) -> None:
+    """ONNX Runtime's offline optimizations, then (fused) the skip-norm rewrites, then the tied head's
+    table stored once (`tie_transposed_tables`)."""
+    if optimize:
+        ox.optimize_graph(path)
+        if fuse:
+            onnx_fuse.fuse_skip_norms(path)
+        tie_transposed_tables(path)
+
+
+def tie_transposed_tables(path: Path) -> int:
+    """A tied LM head reads the embedding table transposed, and ONNX Runtime's constant folding stores
+    that transpose as a second copy of the table; with T5's scaled head (``x * d_model^-0.5``) it also
+    folds the scale into ``com.microsoft.FusedMatMul(x, Wᵀ, alpha)``, which `onnx_fuse.fuse_skip_norms`
+    (plain ``MatMul`` only) leaves.  Each ``MatMul`` / ``FusedMatMul`` on such a copy becomes
+    ``FusedMatMul(x, W, transB=1)`` (alpha kept) and the copy is dropped.  Returns how many copies."""
+    import onnx_ir as ir
+
+    model = onnx_fuse._load(path)
+    graph = model.graph
+    inits = {n: v for n, v in graph.initializers.items() if v.const_value is not None and v.shape is not None
+             and len(v.shape) == 2 and v.shape[0] != v.shape[1]}
+
+    def reads_b(use: Any) -> bool:
+        node = use.node
+        if use.idx != 1:
+            return False
+        if node.op_type == "MatMul" and node.domain in ("", "ai.onnx"):
+            return True
+        attrs = {k: a.value for k, a in node.attributes.items()}
+        return node.op_type == "FusedMatMul" and node.domain == "com.microsoft" and not attrs.get("transA", 0) and \
+            not attrs.get("transB", 0) and not attrs.get("transBatchA", 0) and not attrs.get("transBatchB", 0)
+
+    tied = 0
+    for v in list(inits.values()):
+        uses = list(v.uses())
+        if not uses or not all(reads_b(u) for u in uses):
+            continue
+        arr = v.const_value.numpy()
+        base = next((t for t in inits.values() if t is not v and tuple(t.shape) == tuple(v.shape)[::-1] and
+                     t.name in graph.initializers and (t.const_value.numpy().T == arr).all()), None)
+        if base is None:
+            continue
+        for use in uses:
+            mm = use.node
+            alpha = mm.attributes["alpha"].value if "alpha" in mm.attributes else 1.0
+            tied_mm = ir.node("FusedMatMul", [mm.inputs[0], base], attributes={"transB": 1, "alpha": float(alpha)},
+                              domain="com.microsoft", name=(mm.name or "") + "_tied")
+            graph.insert_before(mm, tied_mm)
+            onnx_fuse._take_over(model, mm.outputs[0], tied_mm.outputs[0])
+            graph.remove(mm, safe=True)
+        del graph.initializers[v.name]
+        del inits[v.name]
+        tied += 1
+    if tied:
+        model.opset_imports.setdefault("com.microsoft", 1)
+        onnx_fuse._save(model, path)
+    return tied
 
 
 def _random_ids(model: nn.Module, b: int, t: int, gen: torch.Generator) -> Tensor:
@@ -235,8 +418,11 @@ def _encode(model: nn.Module, ids: Tensor, mask: Tensor) -> Tensor:
 
 
 def export_seq2seq(model: nn.Module, folder: Path, *, optimize: bool = True, opset: int | None = None,
-                   batch: int = 2, seq: int = 7) -> list[Path]:
-    """Write `ENCODER_FILE` and `DECODER_FILE` into `folder` (not verified; see `verify_seq2seq`)."""
+                   batch: int = 2, seq: int = 7, fuse: bool = True) -> list[Path]:
+    """Write `ENCODER_FILE` and `DECODER_FILE` into `folder` (not verified; see `verify_seq2seq`).
+
+    `fuse`: ONNX Runtime's attention kernels and norm fusions (see the module docstring); False: the
+    plain ONNX graphs."""
     import tempfile
 
     from torch.export import Dim
@@ -249,9 +435,9 @@ def export_seq2seq(model: nn.Module, folder: Path, *, optimize: bool = True, ops
     b, s = Dim("batch_size"), Dim("encoder_sequence_length")
     ids, mask = _random_ids(model, B, S, gen), _mask(B, S, 1)
     enc = _export(model, EncoderAdapter(model), (ids, mask), ({0: b, 1: s}, {0: b, 1: s}),
-                  (ENCODER_INPUTS, ["last_hidden_state"]), folder / ENCODER_FILE, "encoder", opset, optimize, large)
-    if optimize:
-        ox.optimize_graph(enc)
+                  (ENCODER_INPUTS, ["last_hidden_state"]), folder / ENCODER_FILE, "encoder", opset, optimize, large,
+                  fuse)
+    _finish(enc, optimize, fuse)
     memory = _encode(model, ids, mask)
     t, p = Dim("decoder_sequence_length"), Dim("past_decoder_sequence_length")
     plain = ["input_ids", "encoder_attention_mask", "encoder_hidden_states"]
@@ -261,15 +447,17 @@ def export_seq2seq(model: nn.Module, folder: Path, *, optimize: bool = True, ops
     with tempfile.TemporaryDirectory(dir=folder) as tmp:
         no_past = _export(model, DecoderAdapter(model, sig, False), (dec_ids, mask, memory),
                           (plain_shapes,), (plain, ["logits", *sig.present_names()]), Path(tmp) / "no_past.onnx",
-                          "decoder", opset, optimize, large)
+                          "decoder", opset, optimize, large, fuse)
         past_shapes = [{0: b, 2: p} if ".decoder." in n else {0: b, 2: s} for n in sig.past_names()]
         with_past = _export(model, DecoderAdapter(model, sig, True), (dec_ids, mask, memory, *past_flat),
                             ((*plain_shapes, *past_shapes),),
                             (plain + sig.past_names(), ["logits", *sig.present_names("decoder")]),
-                            Path(tmp) / "with_past.onnx", "cached decoder", opset, optimize, large)
+                            Path(tmp) / "with_past.onnx", "cached decoder", opset, optimize, large, fuse)
+        # each branch optimized before the If holds it: the rewrites read a graph's top level only, and
+        # ONNX Runtime's constant folding inside the branches would copy the tied table into each
+        _finish(no_past, optimize, fuse)
+        _finish(with_past, optimize, fuse)
         merge_decoders(no_past, with_past, folder / DECODER_FILE, sig, large)
-    if optimize:
-        ox.optimize_graph(folder / DECODER_FILE)
     return [enc, folder / DECODER_FILE]
 
 
@@ -389,6 +577,31 @@ def sig_vocab(v: Any) -> Any:
 # ----------------------------------------------------------------- verify
 
 
+def fused_ops(path: str | Path) -> dict[str, int]:
+    """How many of each ``com.microsoft`` op the graph at `path` has, the ``If``'s branches included."""
+    import onnx
+
+    counts: dict[str, int] = {}
+
+    def walk(graph: Any) -> None:
+        for node in graph.node:
+            if node.domain == "com.microsoft":
+                counts[node.op_type] = counts.get(node.op_type, 0) + 1
+            for attr in node.attribute:
+                if attr.HasField("g"):
+                    walk(attr.g)
+                for g in attr.graphs:
+                    walk(g)
+
+    walk(onnx.load(str(path), load_external_data=False).graph)
+    return counts
+
+
+def is_fused(path: str | Path) -> bool:
+    """Whether the graph at `path` (the merged decoder's branches included) has ONNX Runtime's attention kernels."""
+    return any(op in onnx_fuse.ATTENTION_OPS for op in fused_ops(path))
+
+
 def verify_seq2seq(model: nn.Module, folder: str | Path, *, atol: float = ox.ATOL, rtol: float = ox.RTOL,
                    seed: int = 1) -> ox.VerifyReport:
     """Both graphs against PyTorch eager (fp32) on shapes other than the export shape.
@@ -398,7 +611,10 @@ def verify_seq2seq(model: nn.Module, folder: str | Path, *, atol: float = ox.ATO
     token at batch 1, four decoder tokens at batch 3) compared on its logits and every present,
     then one cached step fed ONNX Runtime's own presents (``use_cache_branch`` True) compared on
     the logits and the self-attention presents; and a cached step of three tokens on a PyTorch-made
-    cache of another length.  Every element within ``atol + rtol * |PyTorch|``.
+    cache of another length (batch 2; batch 1 for a fused decoder: ONNX Runtime's GroupQueryAttention
+    takes several new tokens on a non-empty cache only for one sequence).  Every element within
+    ``atol + rtol * |PyTorch|``, every position compared (the decoder has no padding; the encoder's
+    padded rows still see unpadded keys).
 
     Raises:
         ExportError: a file ONNX Runtime cannot load or run, other input / output names than
@@ -477,7 +693,8 @@ def verify_seq2seq(model: nn.Module, folder: str | Path, *, atol: float = ox.ATO
             if shape[0] != 0:
                 raise ExportError(f"{DECODER_FILE}: {n} on a cached step has shape {list(shape)}, not the empty "
                                   "constant Optimum's layout has")
-    b, s, past = 2, 6, 5
+    fused = is_fused(folder / DECODER_FILE)
+    b, s, past = 1 if fused else 2, 6, 5
     case = f"decoder batch {b}, encoder seq {s}, past {past}, seq 3, PyTorch cache"
     ids, mask = _random_ids(model, b, s, gen), _mask(b, s, 1)
     memory = _encode(model, ids, mask)
@@ -489,7 +706,7 @@ def verify_seq2seq(model: nn.Module, folder: str | Path, *, atol: float = ox.ATO
     want = torch_step(model, new, mask, memory, cache)
     names = ["logits", *sig.present_names("decoder")]
     compare(case, names, [got[0], *(got[1 + sig.present_names().index(n)] for n in names[1:])], want)
-    return ox.VerifyReport(folder, checks, atol, rtol, False)
+    return ox.VerifyReport(folder, checks, atol, rtol, fused)
 
 
 # ----------------------------------------------------------------- the folder's configs
@@ -525,8 +742,8 @@ def write_configs(tmp: Path, cfg: dict[str, Any] | None) -> list[str]:
     return notes
 
 
-__all__ = ["DECODER_FILE", "ENCODER_FILE", "SEQ2SEQ_FILES", "Seq2SeqSignature", "export_seq2seq", "merge_decoders",
-           "seq2seq_signature", "verify_seq2seq"]
+__all__ = ["DECODER_FILE", "ENCODER_FILE", "SEQ2SEQ_FILES", "Seq2SeqSignature", "export_seq2seq", "fused_cross",
+           "fused_ops", "is_fused", "merge_decoders", "seq2seq_fusion_plan", "seq2seq_signature", "verify_seq2seq"]
 
 
 # ----------------------------------------------------------------- the folder
@@ -553,8 +770,7 @@ def export_seq2seq_folder(model: nn.Module, folder: str | Path, *, tokenizer: An
     if why:
         notes.append(why)
     if fuse:
-        notes.append("encoder-decoder graphs are the plain ONNX graph (ONNX Runtime's optimizer fuses norms and "
-                     "GELU; no fused attention kernels for cross-attention or the merged decoder)")
+        notes.extend(f"{f.module} stays the plain graph: {f.why}" for f in seq2seq_fusion_plan(model) if f.op is None)
     if tokenizer is None:
         notes.append("no tokenizer files: the source has no tokenizer.json (a run folder or a saved model with one "
                      "has); prompts must be token ids")
@@ -564,7 +780,7 @@ def export_seq2seq_folder(model: nn.Module, folder: str | Path, *, tokenizer: An
     def write(tmp: Path) -> None:
         if on_stage:
             on_stage("export")
-        export_seq2seq(model, tmp, optimize=optimize, opset=opset)
+        export_seq2seq(model, tmp, optimize=optimize, opset=opset, fuse=fuse)
         if verify:
             if on_stage:
                 on_stage("verify")
