@@ -374,7 +374,10 @@ class OrtModel:
         if temperature == 0:
             sample = False
         gen = torch.Generator()
-        gen.manual_seed(seed if seed is not None else torch.seed())
+        if seed is not None:
+            gen.manual_seed(seed)
+        else:  # its own nondeterministic seed: torch.seed() would reseed the global RNG (and every device)
+            gen.seed()
         kw = dict(temperature=temperature, top_k=top_k, top_p=top_p, repetition_penalty=repetition_penalty)
         n = max_new_tokens
         limit = self.context_length

@@ -122,7 +122,10 @@ def generate(model: Any, tokenizer: Any = None, prompt: str | Sequence[str] | Se
     if temperature == 0:
         sample = False
     gen = torch.Generator(device=next(model.parameters()).device)
-    gen.manual_seed(seed if seed is not None else torch.seed())
+    if seed is not None:
+        gen.manual_seed(seed)
+    else:  # its own nondeterministic seed: torch.seed() would reseed the global RNG (and every device)
+        gen.seed()
     dev = next(model.parameters()).device
     ids, mask = _encode(tokenizer, prompt, pad)
     if attention_mask is not None:
