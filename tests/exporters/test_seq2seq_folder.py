@@ -1,8 +1,10 @@
 """Encoder-decoder deploy folders (Optimum's seq2seq layout, exporters/onnx_seq2seq.py): the files and
-their names, cached generation on ONNX Runtime equal to PyTorch's greedy tokens (left-padded batches),
-Hugging Face Optimum's ORTModelForSeq2SeqLM loading the folder and generating the same tokens, an
-imported tiny random Hugging Face T5 against transformers' own generate, and a failed verification
-leaving nothing behind.
+their names, ONNX Runtime's fused kernels in both graphs (and in both branches of the merged decoder's
+If), the weights stored once, cached generation on ONNX Runtime equal to PyTorch's greedy tokens
+(left-padded batches), Hugging Face Optimum's ORTModelForSeq2SeqLM loading the folder and generating
+the same tokens, the plain graphs (``--no-fuse``) doing the same, blocks no kernel fits left plain and
+named, an imported tiny random Hugging Face T5 against transformers' own generate, and a failed
+verification leaving nothing behind.
 
 Each folder is exported once per test process (about a minute each on a loaded machine). The
 Optimum cases run in the interpreter ``PLMGRAPH_OPTIMUM_PYTHON`` names (see tests/conftest.py and
@@ -11,6 +13,7 @@ tests/exporters/test_folder.py: optimum-onnx pins an older transformers).
 
 from __future__ import annotations
 
+import collections
 import functools
 import json
 import os
@@ -70,6 +73,52 @@ def folder(name: str) -> tuple[object, object, object]:
     return m, out, report.verification.to_dict()
 
 
+def ops(graph: object) -> collections.Counter:
+    """(domain, op) counts of one ONNX graph's own nodes."""
+    return collections.Counter((n.domain, n.op_type) for n in graph.node)
+
+
+def branches(path: object) -> dict[str, object]:
+    """The merged decoder's If branches by name (then_branch: cached, else_branch: first step)."""
+    import onnx
+
+    (node,) = onnx.load(str(path)).graph.node
+    assert node.op_type == "If"
+    return {a.name: a.g for a in node.attribute}
+
+
+MS = "com.microsoft"
+ATTENTION = {(MS, "MultiHeadAttention"), (MS, "GroupQueryAttention"), (MS, "Attention")}
+
+
+def assert_weights_stored_once(model: object, path: object) -> None:
+    """Every initializer of the merged decoder (outer graph and branches) of more than 16 values is
+    distinct, none is another's transpose (a tied head's folded copy), and together they are no
+    larger than the PyTorch model's parameters outside the encoder."""
+    import hashlib
+
+    import onnx
+    from onnx import numpy_helper
+
+    m = onnx.load(str(path))
+    tensors = [numpy_helper.to_array(t) for g in (m.graph, *branches(path).values()) for t in g.initializer]
+    big = [a for a in tensors if a.size > 16]
+    keys = [(a.shape, hashlib.sha1(np.ascontiguousarray(a).tobytes()).hexdigest()) for a in big]
+    assert len(set(keys)) == len(keys)
+    transposed = {(a.T.shape, hashlib.sha1(np.ascontiguousarray(a.T).tobytes()).hexdigest()) for a in big
+                  if a.ndim == 2 and a.shape[0] != a.shape[1]}
+    assert not transposed & set(keys)
+    params = sum(p.numel() * 4 for n, p in model.named_parameters() if not n.startswith("encoder."))
+    assert sum(a.nbytes for a in tensors) <= params + 4096
+
+
+def node_count(path: object) -> int:
+    import onnx
+
+    g = onnx.load(str(path), load_external_data=False).graph
+    return sum(len(a.g.node) for n in g.node for a in n.attribute if a.HasField("g")) or len(g.node)
+
+
 def optimum_generate(path: object, ids: np.ndarray, mask: np.ndarray, n: int) -> dict:
     script = """
 import json, sys, torch
@@ -114,9 +163,18 @@ def test_seq2seq_folder_has_optimums_files_and_names(name):
                                                  *(f"past_key_values.{n}" for n in per_layer), "use_cache_branch"]
     assert [o.name for o in dec.graph.output] == ["logits", *(f"present.{n}" for n in per_layer)]
     assert [n.op_type for n in dec.graph.node] == ["If"]  # the merged decoder: one If over both branches
-    # weights stored once: the merged decoder is smaller than its two branches' weights would be
-    weights = sum(p.numel() * 4 for n, p in folder(name)[0].named_parameters() if not n.startswith("encoder."))
-    assert (out / "decoder_model_merged.onnx").stat().st_size < 1.5 * weights
+    # fused (the default): per layer, the encoder's self-attention as MultiHeadAttention; in both branches
+    # the decoder's as GroupQueryAttention (the cache inside) and the cross-attention as MultiHeadAttention
+    norm = (MS, "SkipSimplifiedLayerNormalization" if name.startswith("t5") else "SkipLayerNormalization")
+    enc_ops = ops(enc.graph)
+    assert enc_ops[(MS, "MultiHeadAttention")] == 2 and enc_ops[norm] >= 2 and not enc_ops[("", "Softmax")]
+    for branch in branches(out / "decoder_model_merged.onnx").values():
+        got = ops(branch)
+        assert got[(MS, "GroupQueryAttention")] == 2 and got[(MS, "MultiHeadAttention")] == 2, got
+        assert got[norm] >= 4 and not got[("", "Softmax")]
+        if name.startswith("bart"):
+            assert got[(MS, "BiasGelu")] + got[(MS, "FastGelu")] + got[(MS, "Gelu")] == 2
+    assert_weights_stored_once(folder(name)[0], out / "decoder_model_merged.onnx")
     cfg = AutoConfig.from_pretrained(out)
     assert cfg.model_type == name.split("-")[0] and cfg.is_encoder_decoder and cfg.vocab_size == deploy_models.VOCAB
     gen = json.loads((out / "generation_config.json").read_text())
@@ -127,6 +185,7 @@ def test_seq2seq_folder_has_optimums_files_and_names(name):
     cases = {c["case"] for c in verification["checks"]}
     assert any(c.startswith("encoder batch 3") for c in cases) and any("ORT cache" in c for c in cases)
     assert any("PyTorch cache" in c for c in cases) and verification["tolerance_used"] <= 1.0
+    assert verification["fused"]
     outputs = {c["output"] for c in verification["checks"]}
     assert {"last_hidden_state", "logits", "present.1.decoder.value", "present.1.encoder.key"} <= outputs
 
@@ -201,6 +260,88 @@ def test_optimum_seq2seq_loads_the_folder_and_generates_pytorchs_tokens(name):
     assert got["merged"] and got["cache"]
     want = generate(model, deploy_models.tokenizer(), PROMPTS, 10, temperature=0.0)
     assert got["ids"] == want.tolist()
+
+
+# ------------------------------------------------------------------ the plain graphs, blocks left plain
+
+
+@functools.cache
+def plain_folder(name: str) -> tuple[object, object, object]:
+    """(model, folder, verification dict) of the plain graphs: t5 through ``--no-fuse``, bart through
+    ``export_folder(fuse=False)``."""
+    m = seq2seq_model(name)
+    out = deploy_models._ROOT / f"s2s-{name}-plain"
+    if name.startswith("t5"):
+        from typer.testing import CliRunner
+
+        from plmgraph.cli import app, export_cmds  # noqa: F401  (registers `export`)
+
+        ck = deploy_models._ROOT / f"s2s-{name}-plain-ck"
+        pg.save(m, ck)
+        deploy_models.tokenizer().save(ck / "tokenizer.json")
+        r = CliRunner().invoke(app, ["export", str(ck), "-o", str(out), "--no-fuse", "--json"])
+        assert r.exit_code == 0, r.output
+        return m, out, json.loads(r.output[r.output.index("{"):])["verification"]
+    report = onnx_folder.export_folder(m, out, tokenizer=deploy_models.tokenizer(), fuse=False)
+    return m, out, report.verification.to_dict()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_no_fuse_writes_the_plain_graphs_and_they_generate_pytorchs_tokens(name):
+    import onnx
+
+    model, out, verification = plain_folder(name)
+    assert verification["tolerance_used"] <= 1.0 and not verification["fused"]
+    enc = onnx.load(str(out / "encoder_model.onnx")).graph
+    assert not ATTENTION & set(ops(enc)) and ops(enc)[("", "Softmax")] == 2
+    for branch in branches(out / "decoder_model_merged.onnx").values():
+        assert not ATTENTION & set(ops(branch)) and ops(branch)[("", "Softmax")] == 4
+    assert_weights_stored_once(model, out / "decoder_model_merged.onnx")
+    # the fused graphs of the same model are smaller
+    fused = folder(name)[1]
+    for f in ("encoder_model.onnx", "decoder_model_merged.onnx"):
+        assert node_count(fused / f) < 0.7 * node_count(out / f)
+    got = OrtModel(out).generate(PROMPTS, 12, temperature=0.0)
+    assert got.tolist() == generate(model, deploy_models.tokenizer(), PROMPTS, 12, temperature=0.0).tolist()
+    if OPTIMUM:  # (a skip would hide the checks above)
+        ids, mask = padded(PROMPTS)
+        assert optimum_generate(out, ids, mask, 10)["ids"] == \
+            generate(model, deploy_models.tokenizer(), PROMPTS, 10, temperature=0.0).tolist()
+
+
+@pytest.mark.parametrize(("sizes", "overrides", "plain", "fused_per_branch"), [
+    # head_dim 12: GroupQueryAttention needs a multiple of 8, so the decoder's self-attention stays plain
+    ({"hidden": 48}, [], r"decoder\.layers\.[01]\.attn stays the plain graph: ONNX Runtime's GroupQueryAttention "
+     r"needs head_dim a multiple of 8 \(head_dim 12\)", {(MS, "MultiHeadAttention"): 2}),
+    # 2 kv heads: the decoder's GroupQueryAttention serves them; MultiHeadAttention cannot (cross stays plain)
+    ({}, ["attention.kv_heads=2"], r"decoder\.layers\.[01]\.cross stays the plain graph: MultiHeadAttention has "
+     r"no grouped key/value heads \(4 heads, 2 kv heads\)", {(MS, "GroupQueryAttention"): 2}),
+], ids=["head_dim_12", "kv_heads_2"])
+def test_fused_folder_leaves_what_no_kernel_fits_plain_and_says_why(tmp_path, sizes, overrides, plain,
+                                                                   fused_per_branch):
+    import re
+
+    import onnx
+
+    spec = pg.load_spec(tiny("t5-small", vocab=deploy_models.VOCAB, max_positions=None, **sizes), overrides)
+    model = pg.build(spec, seed=0).eval()
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dim() >= 2:
+                p.copy_(torch.randn(p.shape, generator=g) * 0.5)  # (spread 1 is past fp32 tolerance, plain too)
+    report = onnx_folder.export_folder(model, tmp_path / "deploy", tokenizer=deploy_models.tokenizer())
+    assert report.verification.tolerance_used <= 1.0
+    assert sum(bool(re.fullmatch(plain, n)) for n in report.notes) == 2, report.notes
+    enc = onnx.load(str(tmp_path / "deploy" / "encoder_model.onnx")).graph
+    assert ops(enc)[(MS, "MultiHeadAttention")] == 2
+    for branch in branches(tmp_path / "deploy" / "decoder_model_merged.onnx").values():
+        got = ops(branch)
+        assert {k: v for k, v in got.items() if k in ATTENTION} == fused_per_branch
+        assert got[("", "Softmax")] == 2  # the two plain layers
+    got = OrtModel(tmp_path / "deploy").generate(PROMPTS, 10, temperature=0.0)
+    want = generate(model, deploy_models.tokenizer(), PROMPTS, 10, temperature=0.0)
+    assert got.tolist() == want.tolist() and len(set(want.flatten().tolist())) > 3
 
 
 # ------------------------------------------------------------------ an imported Hugging Face T5
