@@ -11,26 +11,30 @@ as a Hugging Face folder for the others).  Decoders (LLaMA-like, GPT-2-like: 4 l
 KV cache; reported: prefill ms and decode tokens/s, and whether the greedy tokens equal
 PyTorch's.  Encoder (BERT-like, same sizes): one forward of batch 1, sequence 128.
 
-Contenders:
-  plmgraph fused     pg.export_onnx(..., fuse=True): GroupQueryAttention / MultiHeadAttention, skip norms
-  plmgraph plain     the same with fuse=False (the plain ONNX graph, ORT's own fusions only)
-  genai              ONNX Runtime GenAI's model builder (python -m onnxruntime_genai.models.builder)
-                     and its generator (LLaMA only: the builder refuses GPT-2)
+Contenders (decoders):
+  plmgraph fused       pg.export_onnx(..., fuse=True) (the deploy folder's model.onnx), raw loop
+  plmgraph plain       the same with fuse=False (the plain ONNX graph, ORT's own fusions only), raw loop
+  genai graph          GenAI's builder's model.onnx in the same raw loop (graph against graph)
+  plmgraph.runtime     `OrtModel(folder).generate`: what `plmgraph generate deploy/` runs (one I/O
+                       binding, the shared in-place cache, logits bound into a host array)
+  plmgraph -> genai    ONNX Runtime GenAI's generator running plmgraph's export folder as it is
+  genai                ONNX Runtime GenAI's model builder (python -m onnxruntime_genai.models.builder)
+                       and its generator (LLaMA only: the builder refuses GPT-2)
   optimum, optimum-O2  Hugging Face Optimum's export (optimum-cli, run with --optimum-python, an
-                     environment of its own: optimum-onnx pins transformers < 4.58) and `-O2`
-  torch              PyTorch eager with the KV cache (plmgraph's module; transformers' for reference)
-  plmgraph fused P   with --precision: `export_folder(..., precision=P)` (fp16, int8, int4; exporters/onnx_quant.py)
-                     in the same raw loop, with a table of decode and prefill against plmgraph fused (fp32)
+                       environment of its own: optimum-onnx pins transformers < 4.58) and `-O2`, raw loop
+  torch                PyTorch eager with the KV cache (plmgraph's module; transformers' for reference)
+  plmgraph fused P     with --precision: `export_folder(..., precision=P)` (fp16, int8, int4; exporters/onnx_quant.py)
+                       in the same raw loop, with a table of decode and prefill against plmgraph fused (fp32)
 
-The ONNX graphs (plmgraph's, Optimum's) run in the same raw loop (``InferenceSession.run``
-with numpy, the cache fed back each step); plmgraph's fused graph also runs as `plmgraph.runtime`
-runs it ("plmgraph shared": one cache buffer per layer bound as past and present with I/O
-binding, GroupQueryAttention writing in place, as GenAI's generator runs its graph).  Every
-session: ``--threads`` intra-op threads and ``session.intra_op.allow_spinning = 0``; PyTorch:
-``torch.set_num_threads``.  Contenders are interleaved (one run each per round, the order
-rotated every round) with a pause between them, so no one's worker threads still spin while
-the next is timed; medians over ``--repeats`` rounds.  Numbers go in the README as ratios;
-nothing here runs in the tests.
+"Raw loop" is ``InferenceSession.run`` with numpy, the cache fed back each step: it compares
+graphs.  Runners compare as runners: plmgraph.runtime against GenAI's generator, and GenAI's
+generator on both graphs.  Every ONNX Runtime session (GenAI's too, through its
+``session_options``): ``--threads`` intra-op threads and ``--spinning`` (ORT's worker threads
+spin between runs, ORT's default, ``on``; or not, ``off``: slower decode, steadier on a loaded
+machine); PyTorch: ``torch.set_num_threads``.  Contenders are interleaved (one run each per
+round, the order rotated every round) with a pause between them, so no one's worker threads
+still spin while the next is timed; medians over ``--repeats`` rounds.  Numbers go in the README
+as ratios; nothing here runs in the tests.
 """
 
 from __future__ import annotations
@@ -50,7 +54,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from plmgraph.exporters.onnx_fuse import shares_buffer
 from plmgraph.exporters.runtime import import_onnxruntime
 
 import plmgraph as pg
@@ -69,6 +72,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--pause", type=float, default=0.2, help="seconds between contenders")
+    ap.add_argument("--spinning", choices=["on", "off"], default="on",
+                    help="ORT's worker threads spin between runs (every session, GenAI's included)")
     ap.add_argument("--optimum-python", default=None, help="a python with optimum-onnx installed")
     ap.add_argument("--no-genai", action="store_true")
     ap.add_argument("--precision", nargs="+", default=[], choices=["fp16", "int8", "int4"],
@@ -80,6 +85,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     ort = import_onnxruntime()
     results: dict[str, Any] = {"threads": args.threads, "repeats": args.repeats, "sizes": args.sizes,
+                               "spinning": args.spinning,
                                "torch": torch.__version__, "onnxruntime": ort.__version__, "models": {}}
     with tempfile.TemporaryDirectory() as tmp:
         for key in args.models:
@@ -95,13 +101,24 @@ def main() -> None:
 # ------------------------------------------------------------------ building the contenders
 
 
-def session(path: Path, threads: int) -> Any:
+def session(path: Path, threads: int, spinning: str = "on") -> Any:
     ort = import_onnxruntime()
     so = ort.SessionOptions()
     so.intra_op_num_threads = threads
     so.inter_op_num_threads = 1
-    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    so.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning == "on" else "0")
     return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+
+
+def genai_session_options(folder: Path, threads: int, spinning: str) -> None:
+    """Threads and spinning in a GenAI folder's config, as every other contender's session has them
+    (GenAI passes a string ``session_options`` entry on to ONNX Runtime as a session config entry)."""
+    cfg = json.loads((folder / "genai_config.json").read_text())
+    so = cfg["model"]["decoder"].setdefault("session_options", {})
+    so["intra_op_num_threads"] = threads
+    so["inter_op_num_threads"] = 1
+    so["session.intra_op.allow_spinning"] = "1" if spinning == "on" else "0"
+    (folder / "genai_config.json").write_text(json.dumps(cfg, indent=2))
 
 
 def node_count(path: Path) -> dict[str, Any]:
@@ -166,21 +183,29 @@ def export_precision(model: Any, work: Path, precision: str) -> Path:
     return out / "model.onnx"
 
 
-def export_genai(hf: Path, work: Path, threads: int) -> Path | None:
+def export_genai(hf: Path, work: Path, threads: int, spinning: str) -> Path | None:
     out = work / "genai"
-    if (out / "genai_config.json").exists():
-        return out
-    cmd = [sys.executable, "-m", "onnxruntime_genai.models.builder", "-i", str(hf), "-o", str(out), "-p", "fp32",
-           "-e", "cpu", "-c", str(work / "genai-cache")]
-    r = subprocess.run(cmd, capture_output=True, text=True)
-    if r.returncode or not (out / "genai_config.json").exists():
-        print(f"  genai builder failed: {(r.stderr or r.stdout).strip().splitlines()[-1:]}", file=sys.stderr)
-        return None
-    cfg = json.loads((out / "genai_config.json").read_text())
-    so = cfg["model"]["decoder"].setdefault("session_options", {})
-    so["intra_op_num_threads"] = threads
-    so["inter_op_num_threads"] = 1  # (genai_config has no key for allow_spinning: the pause covers it)
-    (out / "genai_config.json").write_text(json.dumps(cfg, indent=2))
+    if not (out / "genai_config.json").exists():
+        cmd = [sys.executable, "-m", "onnxruntime_genai.models.builder", "-i", str(hf), "-o", str(out), "-p", "fp32",
+               "-e", "cpu", "-c", str(work / "genai-cache")]
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        if r.returncode or not (out / "genai_config.json").exists():
+            print(f"  genai builder failed: {(r.stderr or r.stdout).strip().splitlines()[-1:]}", file=sys.stderr)
+            return None
+    genai_session_options(out, threads, spinning)
+    return out
+
+
+def export_folder_plmgraph(model: Any, work: Path, threads: int, spinning: str) -> Path:
+    """plmgraph's deploy folder (fused graph, genai_config.json, config.json), as `plmgraph export -o` writes it."""
+    from plmgraph.exporters.onnx_folder import export_folder
+
+    out = work / "plmgraph-folder"
+    if not (out / "model.onnx").exists():
+        t = time.perf_counter()
+        export_folder(model, out)
+        print(f"  exported plmgraph's folder in {time.perf_counter() - t:.0f} s", file=sys.stderr)
+    genai_session_options(out, threads, spinning)
     return out
 
 
@@ -208,8 +233,9 @@ def export_optimum(python: str, hf: Path, work: Path, task: str) -> dict[str, Pa
 # ------------------------------------------------------------------ runs
 
 
-def ort_generate(sess: Any, prompt: np.ndarray, steps: int) -> tuple[float, float, list[int]]:
-    """Greedy generation with the KV cache through a raw ``sess.run`` loop: prefill s, decode s, tokens."""
+def ort_generate(sess: Any, prompt: np.ndarray, steps: int, head_dim: int = 0) -> tuple[float, float, list[int]]:
+    """Greedy generation with the KV cache through a raw ``sess.run`` loop: prefill s, decode s, tokens
+    (`head_dim` for a graph that leaves the cache's last dimension symbolic, as GenAI's does)."""
     names = [i.name for i in sess.get_inputs()]
     outs = [o.name for o in sess.get_outputs()]
     past = [n for n in names if n.startswith("past_key_values.")]
@@ -223,7 +249,8 @@ def ort_generate(sess: Any, prompt: np.ndarray, steps: int) -> tuple[float, floa
     types = {i.name: i.type for i in sess.get_inputs()}
     for n in past:
         s = shapes[n]
-        feed[n] = np.zeros((B, s[1], 0, s[3]), np.float16 if types[n] == "tensor(float16)" else np.float32)
+        feed[n] = np.zeros((B, s[1], 0, s[3] if isinstance(s[3], int) else head_dim),
+                           np.float16 if types[n] == "tensor(float16)" else np.float32)
     tokens: list[int] = []
     t0 = time.perf_counter()
     got = sess.run(None, feed)
@@ -242,47 +269,15 @@ def ort_generate(sess: Any, prompt: np.ndarray, steps: int) -> tuple[float, floa
     return t1 - t0, t2 - t1, tokens
 
 
-def ort_generate_shared(sess: Any, prompt: np.ndarray, steps: int) -> tuple[float, float, list[int]]:
-    """The same greedy loop on a shared-buffer graph (`onnx_fuse.shares_buffer`), as `plmgraph.runtime`
-    runs it: one [B, kv, prompt + steps, d] buffer per cache input, bound (I/O binding) as past and
-    present, so GroupQueryAttention writes in place and no cache crosses the Python boundary."""
-    ort = import_onnxruntime()
-    names = [i.name for i in sess.get_inputs()]
-    outs = [o.name for o in sess.get_outputs()]
-    shapes = {i.name: i.shape for i in sess.get_inputs()}
-    B, T = prompt.shape
-    buffers = {n: ort.OrtValue.ortvalue_from_numpy(np.zeros((B, shapes[n][1], T + steps, shapes[n][3]), np.float32))
-               for n in names if n.startswith("past_key_values.")}
-    binding = sess.io_binding()
-    for n, buf in buffers.items():
-        binding.bind_ortvalue_input(n, buf)
-
-    def run(ids: np.ndarray, total: int) -> np.ndarray:
-        for o in outs:  # in the session's order (get_outputs() is in binding order); others allocated per run
-            if o.startswith("present."):
-                binding.bind_ortvalue_output(o, buffers["past_key_values." + o[len("present."):]])
-            else:
-                binding.bind_output(o, "cpu")
-        binding.bind_cpu_input("input_ids", ids)
-        binding.bind_cpu_input("attention_mask", np.ones((B, total), np.int64))
-        if "position_ids" in names:
-            binding.bind_cpu_input("position_ids", np.arange(total - ids.shape[1], total, dtype=np.int64)[None]
-                                   .repeat(B, 0))
-        sess.run_with_iobinding(binding)
-        return binding.get_outputs()[outs.index("logits")].numpy()
-
-    tokens: list[int] = []
+def runtime_generate(m: Any, prompt: np.ndarray, steps: int) -> tuple[float, float, list[int]]:
+    """`plmgraph.runtime`'s greedy generation: prefill s (a one-token generate), decode s (the rest of
+    a `steps`-token generate), tokens."""
     t0 = time.perf_counter()
-    logits = run(prompt, T)
+    m.generate(prompt, 1, temperature=0.0, ignore_eos=True)
     t1 = time.perf_counter()
-    total = T
-    for _ in range(steps):
-        nxt = logits[:, -1].argmax(-1)
-        tokens.append(int(nxt[0]))
-        total += 1
-        logits = run(nxt[:, None].astype(np.int64), total)
+    ids = m.generate(prompt, steps, temperature=0.0, ignore_eos=True)
     t2 = time.perf_counter()
-    return t1 - t0, t2 - t1, tokens
+    return t1 - t0, (t2 - t1) - (t1 - t0), [int(t) for t in ids[0, prompt.shape[1]:]]
 
 
 def genai_generate(model: Any, prompt: np.ndarray, steps: int) -> tuple[float, float, list[int]]:
@@ -333,30 +328,36 @@ def interleaved(runs: dict[str, Callable[[], Any]], repeats: int, pause: float) 
 
 
 def bench_decoder(key: str, work: Path, args: argparse.Namespace) -> dict[str, Any]:
+    import onnxruntime_genai as og
+
+    from plmgraph.runtime import OrtModel
+
     print(f"{key}: building and exporting", file=sys.stderr)
     model, hf = build(key, args.sizes, work)
-    graphs = {"plmgraph fused": export_plmgraph(model, work, True, True),
-              "plmgraph plain": export_plmgraph(model, work, True, False)}
+    folder = export_folder_plmgraph(model, work, args.threads, args.spinning)
+    graphs = {"plmgraph fused": folder / "model.onnx", "plmgraph plain": export_plmgraph(model, work, True, False)}
     for p in args.precision:
         graphs[f"plmgraph fused {p}"] = export_precision(model, work, p)
+    genai = export_genai(hf, work, args.threads, args.spinning) if key == "llama" and not args.no_genai else None
+    if genai is not None:
+        graphs["genai graph"] = genai / "model.onnx"
     if args.optimum_python:
         graphs.update(export_optimum(args.optimum_python, hf, work, "text-generation-with-past"))
     runs: dict[str, Callable[[], Any]] = {}
     prompt = np.random.default_rng(0).integers(0, model.spec.sizes.vocab, (1, args.prompt)).astype(np.int64)
+    head_dim = model.spec.sizes.hidden // model.spec.sizes.heads
     for name, path in graphs.items():
-        sess = session(path, args.threads)
-        runs[name] = lambda sess=sess: ort_generate(sess, prompt, args.steps)
-        if name == "plmgraph fused" and shares_buffer(path):
-            runs["plmgraph shared"] = lambda sess=sess: ort_generate_shared(sess, prompt, args.steps)
+        sess = session(path, args.threads, args.spinning)
+        runs[name] = lambda sess=sess: ort_generate(sess, prompt, args.steps, head_dim)
     info: dict[str, Any] = {"graphs": {n: node_count(p) for n, p in graphs.items()}}
-    if key == "llama" and not args.no_genai:
-        folder = export_genai(hf, work, args.threads)
-        if folder is not None:
-            import onnxruntime_genai as og
-
-            gm = og.Model(str(folder))
-            runs["genai"] = lambda: genai_generate(gm, prompt, args.steps)
-            info["graphs"]["genai"] = node_count(folder / "model.onnx")
+    rt = OrtModel(folder, threads=args.threads, spinning=args.spinning == "on")
+    runs["plmgraph.runtime"] = lambda: runtime_generate(rt, prompt, args.steps)
+    if not args.no_genai:
+        ours = og.Model(str(folder))
+        runs["plmgraph -> genai"] = lambda: genai_generate(ours, prompt, args.steps)
+    if genai is not None:
+        theirs = og.Model(str(genai))
+        runs["genai"] = lambda: genai_generate(theirs, prompt, args.steps)
     runs["torch"] = lambda: torch_generate(model, prompt, args.steps)
     hf_model = _hf_model(hf)
     if hf_model is not None:
@@ -383,7 +384,7 @@ def bench_encoder(key: str, work: Path, args: argparse.Namespace) -> dict[str, A
     ids = np.random.default_rng(0).integers(0, model.spec.sizes.vocab, (1, args.seq)).astype(np.int64)
     runs: dict[str, Callable[[], Any]] = {}
     for name, path in graphs.items():
-        sess = session(path, args.threads)
+        sess = session(path, args.threads, args.spinning)
         feed = {i.name: (ids if i.name == "input_ids" else np.ones_like(ids) if i.name == "attention_mask"
                          else np.zeros_like(ids)) for i in sess.get_inputs()}
         runs[name] = lambda sess=sess, feed=feed: _timed(lambda: sess.run(None, feed))
