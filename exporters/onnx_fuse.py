@@ -22,15 +22,22 @@ What each block kind becomes (`FUSIONS`, keyed on the kinds of the graph's nodes
     the graph also runs on one shared buffer per layer (`shares_buffer`, GenAI's
     ``past_present_share_buffer``; `SharedCache` runs it).
 ``attention/self`` in a bidirectional stack (BERT, RoBERTa, ViT encoders)
-    one ``com.microsoft.MultiHeadAttention`` per layer, the padding mask as ``attention_bias``.
+    one ``com.microsoft.MultiHeadAttention`` per layer, the padding mask as ``attention_bias``;
+    where q, k, v are the three parts of one biased projection, `fuse_skip_norms` writes it as the
+    packed ``com.microsoft.Attention(x, W, b, attention_bias)`` (Optimum's form): one node a layer
+    instead of ``MatMul``, ``Add``, ``Split`` and ``MultiHeadAttention``.
 ``norm/rmsnorm``
     the exporter writes ``x * Reciprocal(Sqrt(mean(x²) + eps))``, which ONNX Runtime's fusion
     does not match; `fuse_graph` rewrites it as ``x / Sqrt(...)``, after which ONNX Runtime's
     optimizer fuses every norm into ``SimplifiedLayerNormalization`` and the residual add in
     front of it into ``SkipSimplifiedLayerNormalization``.
-``norm/layernorm`` + ``residual/add``, ``mlp/dense`` (GELU)
-    the exporter's ``LayerNormalization`` and ``Gelu`` are matched by ONNX Runtime's own
-    fusions (``SkipLayerNormalization``, ``BiasGelu``/``FastGelu``) in `optimize_graph`.
+``norm/layernorm`` + ``residual/add``
+    ``Add`` + ONNX's ``LayerNormalization``, not ``SkipLayerNormalization``: ONNX Runtime's CPU
+    skip kernel is a scalar loop, 5.7x slower at 128 rows and no faster at one (`fuse_skip_norms`
+    undoes the ones its optimizer makes, in an order its fusion does not match again).
+``mlp/dense`` (GELU)
+    the exporter's ``Gelu`` is matched by ONNX Runtime's own fusions (``BiasGelu``/``FastGelu``)
+    in `optimize_graph`.
 
 Blocks a fused kernel cannot express exactly are left as the plain graph, layer by layer:
 GLM's prefix-LM (bidirectional inside a causal stack), relative attention (Transformer-XL,
@@ -187,7 +194,8 @@ def _translations() -> dict[Callable, Callable]:
             total = op.Cast(op.Add(op.Shape(past_key, start=2, end=3), op.Shape(query, start=1, end=2)), to=6)
             batch = op.Shape(query, start=0, end=1)
         seqlens = op.Expand(op.Sub(total, op.Constant(value=_ONE_I32)), batch)
-        total_scalar = op.Squeeze(total)
+        # total_sequence_length may be one element [1] as well as a scalar (ONNX Runtime's check,
+        # CPU and CUDA alike): no Squeeze
         rope = {"do_rotary": 1, "rotary_interleaved": int(rotary == 2)}
         if rotary and not inside:  # positions from position_ids: rotate q and k at them first
             d = 2 * cos.shape[1] if cos.shape is not None else 0
@@ -198,7 +206,7 @@ def _translations() -> dict[Callable, Callable]:
             rope = {}
         elif not rotary:
             rope, cos, sin = {}, None, None
-        return GroupQueryAttention(query, key, value, past_key, past_value, seqlens, total_scalar, cos, sin, None,
+        return GroupQueryAttention(query, key, value, past_key, past_value, seqlens, total, cos, sin, None,
                                    bias, num_heads=heads, kv_num_heads=kv_heads, scale=scale, **rope)
 
     def mha_onnx(query, key, value, bias, heads: int, scale: float):  # noqa: ANN001, ANN202
@@ -586,20 +594,36 @@ def _batch_from_input_ids(model: Any) -> int:
     return done
 
 
-def fuse_skip_norms(path: Any) -> dict[str, int]:
+def fuse_skip_norms(path: Any, *, plain_layer_norms: bool | None = None,
+                    pack_attention: bool | None = None) -> dict[str, int]:
     """After ONNX Runtime's optimizer: each residual ``Add(a, b)`` that feeds a
-    ``LayerNormalization`` / ``SimplifiedLayerNormalization`` becomes one
-    ``com.microsoft.SkipLayerNormalization`` / ``SkipSimplifiedLayerNormalization`` (its fourth
-    output is the sum, for the residual stream).  ONNX Runtime's own skip fusion misses most of
-    them (it wants static shapes).  Returns how many of each."""
+    ``SimplifiedLayerNormalization`` (RMSNorm) becomes one ``com.microsoft.SkipSimplifiedLayerNormalization``
+    (its fourth output is the sum, for the residual stream; ONNX Runtime's own skip fusion misses
+    most of them, it wants static shapes).  Returns how many of each rewrite.
+
+    `plain_layer_norms`: a ``LayerNormalization`` (with bias) stays ``Add`` + ``LayerNormalization``,
+    and each ``com.microsoft.SkipLayerNormalization`` ONNX Runtime's optimizer made is written back
+    as ``Add(Add(x, skip), bias)`` + ``LayerNormalization`` (the kernel's own order of the sums), in
+    an order its fusion does not match again when a session loads the file: on CPU the skip kernel
+    is a scalar loop, 5.7x slower than the two adds and ONNX's ``LayerNormalization`` at 128 rows
+    (143 vs 25 us, hidden 256, ONNX Runtime 1.32) and no faster at one row; False: fused into
+    ``SkipLayerNormalization`` as RMSNorm is.  `pack_attention`: `_pack_encoder_attention`.  Both
+    default (None) to True, except for the two graphs of an encoder-decoder folder (a graph that
+    reads ``encoder_hidden_states``, or whose only output is ``last_hidden_state``), which keep
+    ``SkipLayerNormalization`` and ``MultiHeadAttention``."""
     import onnx_ir as ir
 
     model = _load(path)
-    done = {"SkipLayerNormalization": 0, "SkipSimplifiedLayerNormalization": 0}
+    halves = {v.name for v in model.graph.inputs} & {"encoder_hidden_states", "encoder_attention_mask"} or \
+        [v.name for v in model.graph.outputs] == ["last_hidden_state"]
+    plain = not halves if plain_layer_norms is None else plain_layer_norms
+    pack = not halves if pack_attention is None else pack_attention
+    done = {"SkipLayerNormalization": 0, "SkipSimplifiedLayerNormalization": 0,
+            "unfused_layer_norms": _unfuse_layer_norms(model) if plain else 0}
     initializers = set(model.graph.initializers)
     for norm in list(model.graph):
         if norm.op_type not in ("LayerNormalization", "SimplifiedLayerNormalization") or \
-                norm.domain not in ("", "ai.onnx"):
+                norm.domain not in ("", "ai.onnx") or plain and norm.op_type == "LayerNormalization":
             continue
         axis = norm.attributes.get("axis")
         if axis is not None and axis.as_int() != -1:
@@ -626,11 +650,48 @@ def fuse_skip_norms(path: Any) -> dict[str, int]:
         model.graph.remove(add, safe=True)
         done[skip_op] += 1
     done["tied_transposes"] = _tie_transposes(model)
+    done["packed_attention"] = _pack_encoder_attention(model) if pack else 0
+    done["typed_outputs"] = _type_outputs(model)
     if "com.microsoft" not in model.opset_imports:
         model.opset_imports["com.microsoft"] = 1
     _mark_share_buffer(model)
     _save(model, path)
     return done
+
+
+def _unfuse_layer_norms(model: Any) -> int:
+    """Each ``com.microsoft.SkipLayerNormalization(x, skip, gamma, beta?, bias?)`` (mean and variance
+    outputs unused) becomes ``LayerNormalization(Add(Add(x, skip), bias), gamma, beta)``, its fourth
+    output (the sum) the second ``Add``'s.  The bias goes last, the kernel's own order, and so that
+    ONNX Runtime's skip fusion, which wants the 3-D + 3-D ``Add`` right before the norm, leaves it
+    alone when a session loads the file (see `fuse_skip_norms`).  Returns how many."""
+    import onnx_ir as ir
+
+    undone = 0
+    for skip in list(model.graph):
+        if skip.op_type != "SkipLayerNormalization" or skip.domain != "com.microsoft":
+            continue
+        outs = list(skip.outputs)
+        if any(o.uses() or o.is_graph_output() for o in outs[1:3]):
+            continue
+        ins = list(skip.inputs) + [None] * (5 - len(skip.inputs))
+        x, s, gamma, beta, bias = ins[:5]
+        total = ir.node("Add", [x, s], name=(skip.name or "") + "_add")
+        model.graph.insert_before(skip, total)
+        if bias is not None:
+            total = ir.node("Add", [total.outputs[0], bias], name=(skip.name or "") + "_bias")
+            model.graph.insert_before(skip, total)
+        eps = skip.attributes.get("epsilon")
+        attrs = {"axis": -1, **({"epsilon": eps.as_float()} if eps is not None else {})}
+        norm = ir.node("LayerNormalization", [total.outputs[0], gamma] + ([beta] if beta is not None else []),
+                       attributes=attrs, name=(skip.name or "") + "_norm")
+        model.graph.insert_before(skip, norm)
+        _take_over(model, outs[0], norm.outputs[0])
+        if len(outs) > 3 and (outs[3].uses() or outs[3].is_graph_output()):
+            _take_over(model, outs[3], total.outputs[0])
+        model.graph.remove(skip, safe=True)
+        undone += 1
+    return undone
 
 
 def _tie_transposes(model: Any) -> int:
@@ -670,14 +731,101 @@ def _tie_transposes(model: Any) -> int:
     return tied
 
 
+def _pack_encoder_attention(model: Any) -> int:
+    """Each bidirectional ``MultiHeadAttention(q, k, v, attention_bias=mask)`` whose q, k, v are the
+    three equal parts of one biased projection, ``Split(Add(MatMul(x, W), b))``, becomes one
+    ``com.microsoft.Attention(x, W, b, attention_bias=mask)``: the packed form (Optimum's), one node
+    instead of four per layer, the same arithmetic (the projection is the same GEMM; the kernel
+    splits the heads itself).  Returns how many."""
+    import onnx_ir as ir
+
+    def const(v: Any, rank: int) -> bool:
+        return v is not None and v.const_value is not None and v.shape is not None and len(v.shape) == rank
+
+    def only_use(v: Any, node: Any) -> bool:
+        uses = list(v.uses())
+        return not v.is_graph_output() and len(uses) >= 1 and all(u.node is node for u in uses)
+
+    packed = 0
+    for mha in list(model.graph):
+        if mha.op_type != "MultiHeadAttention" or mha.domain != "com.microsoft":
+            continue
+        ins = list(mha.inputs) + [None] * (8 - len(mha.inputs))
+        if any(ins[i] is not None for i in (3, 4, 6, 7)) or any(o.uses() or o.is_graph_output()
+                                                                 for o in list(mha.outputs)[1:]):
+            continue
+        uni = mha.attributes.get("unidirectional")
+        if uni is not None and uni.as_int() != 0:
+            continue
+        q, k, v = ins[:3]
+        split = q.producer() if q is not None else None
+        if split is None or split.op_type != "Split" or split.domain not in ("", "ai.onnx") or \
+                list(split.outputs) != [q, k, v] or not all(only_use(t, mha) for t in (q, k, v)):
+            continue
+        axis = split.attributes.get("axis")
+        if axis is None or axis.as_int() not in (-1, 2) or _rank(split.inputs[0]) not in (None, 3):
+            continue
+        sizes = split.inputs[1] if len(split.inputs) > 1 else None
+        if sizes is not None and (sizes.const_value is None or len(set(sizes.const_value.numpy().tolist())) != 1):
+            continue
+        add = split.inputs[0].producer()
+        if add is None or add.op_type != "Add" or add.domain not in ("", "ai.onnx") or \
+                not only_use(add.outputs[0], split):
+            continue
+        a, b = add.inputs
+        if const(a, 1):
+            a, b = b, a
+        mm = a.producer() if a is not None else None
+        if not const(b, 1) or mm is None or mm.op_type != "MatMul" or mm.domain not in ("", "ai.onnx") or \
+                not only_use(mm.outputs[0], add) or not const(mm.inputs[1], 2) or \
+                _rank(mm.inputs[0]) not in (None, 3):
+            continue
+        width = mm.inputs[1].shape[1]
+        if not isinstance(width, int) or width % 3 or b.shape[0] != width:
+            continue
+        attrs = {"num_heads": mha.attributes["num_heads"].as_int()}
+        if mha.attributes.get("scale") is not None:
+            attrs["scale"] = mha.attributes["scale"].as_float()
+        att = ir.node("Attention", [mm.inputs[0], mm.inputs[1], b, None, None, ins[5]], attributes=attrs,
+                      domain="com.microsoft", name=(mha.name or "") + "_packed")
+        model.graph.insert_before(mha, att)
+        _take_over(model, mha.outputs[0], att.outputs[0])
+        for node in (mha, split, add, mm):
+            model.graph.remove(node, safe=True)
+        packed += 1
+    return packed
+
+
+def _type_outputs(model: Any) -> int:
+    """Each graph output still without an element type takes its producer's first input's (the
+    com.microsoft kernels written here keep their input's type).  Returns how many."""
+    typed = 0
+    for out in model.graph.outputs:
+        v, seen = out, 0
+        while v is not None and v.type is None and seen < 8:
+            node = v.producer()
+            v = node.inputs[0] if node is not None and node.inputs else None
+            seen += 1
+        if out.type is None and v is not None and v.type is not None:
+            out.type = v.type
+            typed += 1
+    return typed
+
+
 def _rank(v: Any) -> int | None:
     return len(v.shape) if v.shape is not None else None
 
 
 def _take_over(model: Any, old: Any, new: Any) -> None:
-    """Every use of `old` (a graph output too, by name) reads `new`."""
+    """Every use of `old` (a graph output too, by name) reads `new`, which takes `old`'s element
+    type and shape where it has none (a node made here has neither: a graph output left untyped
+    is ``elem_type`` 0, which the quantizers and some loaders refuse)."""
     import onnx_ir as ir
 
+    if new.type is None and old.type is not None:
+        new.type = old.type
+    if new.shape is None and old.shape is not None:
+        new.shape = old.shape.copy()
     if old.is_graph_output():
         outputs = model.graph.outputs
         i = list(outputs).index(old)
