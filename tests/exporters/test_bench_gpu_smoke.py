@@ -8,6 +8,9 @@ decoder's greedy tokens are equal), and that ``--device cuda`` refuses clearly o
 
 from __future__ import annotations
 
+import argparse
+import importlib
+import importlib.util
 import json
 import os
 import subprocess
@@ -15,6 +18,7 @@ import sys
 from pathlib import Path
 
 import onnxruntime as ort
+import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -96,3 +100,21 @@ def test_too_large_refused_before_building() -> None:
     msg = r.stderr.strip()
     assert msg.startswith("bench_gpu: ") and "Traceback" not in msg
     assert "is free" in msg and "--sizes" in msg and "building" not in msg
+
+
+def test_device_memory_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The device-side check (CUDA's free memory) with the host roomy: the 1B decoder does not fit in 1 GiB."""
+    build = importlib.import_module("plmgraph.compile.build")  # the module (plmgraph.compile.build is also a function)
+    spec_ = importlib.util.spec_from_file_location("bench_gpu_under_test", SCRIPT)
+    mod = importlib.util.module_from_spec(spec_)
+    spec_.loader.exec_module(mod)
+    free = {"cpu": 2**50, "cuda": 2**30}
+    monkeypatch.setattr(build, "available_memory", lambda device: free[device.type])
+    args = argparse.Namespace(device="cuda", precision=["fp32", "fp16"])
+    spec = mod.load("decoder", None)
+    with pytest.raises(mod.Refused) as e:
+        mod.check_memory("decoder", spec, args)
+    msg = str(e.value)
+    assert "1,055,991,808 parameters" in msg and "on cuda" in msg and "only 1.0 GiB is free" in msg, msg
+    free["cuda"] = 2**40  # roomy: no refusal
+    mod.check_memory("decoder", spec, args)
