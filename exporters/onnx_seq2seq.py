@@ -611,8 +611,8 @@ def verify_seq2seq(model: nn.Module, folder: str | Path, *, atol: float = ox.ATO
     token at batch 1, four decoder tokens at batch 3) compared on its logits and every present,
     then one cached step fed ONNX Runtime's own presents (``use_cache_branch`` True) compared on
     the logits and the self-attention presents; and a cached step of three tokens on a PyTorch-made
-    cache of another length (batch 2; batch 1 for a fused decoder: ONNX Runtime's GroupQueryAttention
-    takes several new tokens on a non-empty cache only for one sequence).  Every element within
+    cache of another length (batch 2; batch 1 for a decoder with GroupQueryAttention, which takes
+    several new tokens on a non-empty cache only for one sequence).  Every element within
     ``atol + rtol * |PyTorch|``, every position compared (the decoder has no padding; the encoder's
     padded rows still see unpadded keys).
 
@@ -693,8 +693,8 @@ def verify_seq2seq(model: nn.Module, folder: str | Path, *, atol: float = ox.ATO
             if shape[0] != 0:
                 raise ExportError(f"{DECODER_FILE}: {n} on a cached step has shape {list(shape)}, not the empty "
                                   "constant Optimum's layout has")
-    fused = is_fused(folder / DECODER_FILE)
-    b, s, past = 1 if fused else 2, 6, 5
+    gqa = "GroupQueryAttention" in fused_ops(folder / DECODER_FILE)  # several new tokens on a cache: batch 1 only
+    b, s, past = 1 if gqa else 2, 6, 5
     case = f"decoder batch {b}, encoder seq {s}, past {past}, seq 3, PyTorch cache"
     ids, mask = _random_ids(model, b, s, gen), _mask(b, s, 1)
     memory = _encode(model, ids, mask)
@@ -706,6 +706,7 @@ def verify_seq2seq(model: nn.Module, folder: str | Path, *, atol: float = ox.ATO
     want = torch_step(model, new, mask, memory, cache)
     names = ["logits", *sig.present_names("decoder")]
     compare(case, names, [got[0], *(got[1 + sig.present_names().index(n)] for n in names[1:])], want)
+    fused = is_fused(folder / ENCODER_FILE) or is_fused(folder / DECODER_FILE)
     return ox.VerifyReport(folder, checks, atol, rtol, fused)
 
 
