@@ -1,7 +1,8 @@
 """GPU latency: plmgraph's ONNX export on ONNX Runtime's CUDA execution provider against PyTorch eager.
 
     python tools/bench_gpu.py --json docs/onnx-bench-gpu.json              # on a CUDA machine: everything
-    python tools/bench_gpu.py --models bert --repeats 20                    # the encoder only
+    python tools/bench_gpu.py --models bert --work /tmp/bench-gpu --json bert.json         # the encoder only
+    python tools/bench_gpu.py --models decoder --work /tmp/bench-gpu --json decoder.json   # the 1B decoder only
     python tools/bench_gpu.py --device cpu --sizes layers=1,hidden=64,heads=2,ffn=128,vocab=256,max_positions=64 \\
         --seq 16 --prompt 16 --steps 8 --repeats 1                          # the CPU smoke configuration (tests)
 
@@ -33,6 +34,10 @@ export; done on a copy so the model is exported once; the encoder's graph too, w
 refuses to convert because it writes converted precisions for decoder folders only): weights and
 activations float16, the cache float16, logits float32.  PyTorch fp16 is ``.half()`` of the module, on
 CUDA only; on the CPU the ONNX fp16 rows are compared with PyTorch fp32 (the ``torch_precision`` field).
+
+Time on the machine: the decoder is exported twice (plain fp32 and fused, 1B parameters each; 208 s for one
+export and 99 s for its fp16 conversion on 2 loaded CPU cores here) before anything is timed; ``--work`` keeps
+the exports, so a second run (another ``--repeats``) starts at the timing.
 
 Timing: contenders interleaved (one run each per round, the order rotated every round, after a warm-up
 round), a pause between contenders (ONNX Runtime's worker threads spin after a run), medians over
@@ -125,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}, "rows": []}
     with tempfile.TemporaryDirectory() as tmp:
         for key, spec in specs.items():
-            work = (args.work or Path(tmp)) / key
+            work = (args.work or Path(tmp)) / key / str(spec.sizes).replace(" ", ",")  # kept exports: per size
             work.mkdir(parents=True, exist_ok=True)
             bench = bench_encoder if key == "bert" else bench_decoder
             results["rows"] += bench(spec, work, args)
