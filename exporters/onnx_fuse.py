@@ -666,9 +666,10 @@ def fuse_skip_norms(path: Any, *, plain_layer_norms: bool | None = None,
 def _unfuse_layer_norms(model: Any) -> int:
     """Each ``com.microsoft.SkipLayerNormalization(x, skip, gamma, beta?, bias?)`` (mean and variance
     outputs unused) becomes ``LayerNormalization(Add(Add(x, skip), bias), gamma, beta)``, its fourth
-    output (the sum) the second ``Add``'s.  The bias goes last, the kernel's own order, and so that
-    ONNX Runtime's skip fusion, which wants the 3-D + 3-D ``Add`` right before the norm, leaves it
-    alone when a session loads the file (see `fuse_skip_norms`).  Returns how many."""
+    output (the sum) the second ``Add``'s; without a bias ``LayerNormalization(Sum(x, skip), ...)``.
+    The bias goes last, the kernel's own order, and so that ONNX Runtime's skip fusion, which wants a
+    3-D + 3-D ``Add`` right before the norm, leaves it alone when a session loads the file (see
+    `fuse_skip_norms`).  Returns how many."""
     import onnx_ir as ir
 
     undone = 0
@@ -680,7 +681,8 @@ def _unfuse_layer_norms(model: Any) -> int:
             continue
         ins = list(skip.inputs) + [None] * (5 - len(skip.inputs))
         x, s, gamma, beta, bias = ins[:5]
-        total = ir.node("Add", [x, s], name=(skip.name or "") + "_add")
+        # no bias: ``Sum``, the same a + b, which the fusion (``Add`` only) does not take for a skip
+        total = ir.node("Add" if bias is not None else "Sum", [x, s], name=(skip.name or "") + "_add")
         model.graph.insert_before(skip, total)
         if bias is not None:
             total = ir.node("Add", [total.outputs[0], bias], name=(skip.name or "") + "_bias")

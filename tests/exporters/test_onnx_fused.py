@@ -204,8 +204,8 @@ def _session_ops(path, tmp_path) -> collections.Counter:
 
 def test_layer_norms_plain_and_not_fused_again(exported, tmp_path):
     """In a graph without a cache LayerNorm + residual stays Add + LayerNormalization (post-norm BERT:
-    Add(Add(x, skip), bias), the order ONNX Runtime's skip fusion does not match), and a session loading
-    the file does not fuse them back, but for BERT's embedding sum; a cached graph keeps
+    Add(Add(x, skip), bias), the order ONNX Runtime's skip fusion does not match; Sum(x, skip) without a
+    bias), and a session loading the file does not fuse them back; a cached graph keeps
     SkipLayerNormalization, RMSNorm SkipSimplifiedLayerNormalization."""
     _, gpt2 = exported("gpt2")
     _, gpt2_cached = exported("gpt2", kv_cache=True)
@@ -214,8 +214,8 @@ def test_layer_norms_plain_and_not_fused_again(exported, tmp_path):
     g, gc, b, ll = (_session_ops(p, tmp_path) for p in (gpt2, gpt2_cached, bert, llama))
     assert g["LayerNormalization"] == 5 and "SkipLayerNormalization" not in g
     assert gc["SkipLayerNormalization"] == 5 and "LayerNormalization" not in gc
-    # 2 layers x 2, the embeddings' and the MLM transform's: all but the embeddings' stay plain
-    assert b["LayerNormalization"] == 5 and b["SkipLayerNormalization"] == 1
+    # 2 layers x 2, the embeddings' (Sum(words + positions, token types)) and the MLM transform's
+    assert b["LayerNormalization"] == 6 and "SkipLayerNormalization" not in b and b["Sum"] == 1
     assert ll["SkipSimplifiedLayerNormalization"] == 4
 
 
