@@ -4,7 +4,7 @@
         optimum-O2=work/gpt2/optimum-O2/model_optimized.onnx --ref optimum-O2 [--genai work/llama/genai]
 
 The graphs come from `tools/bench_onnx.py --work DIR` (same weights, same 128-token prompt, 64
-greedy steps, 2 threads, spinning off, contenders interleaved).  Load on a shared machine comes in
+greedy steps, 2 threads, ORT spinning on (its default), contenders interleaved).  Load on a shared machine comes in
 bursts that swing whole-run medians, so decode is reported per step: each run's 20th percentile of
 its step times, median over rounds (whole-run medians beside it); prefill: the 20th percentile
 over rounds.  A graph that shares its cache buffer also runs on it ("NAME, shared", I/O binding).
