@@ -653,7 +653,7 @@ def fuse_skip_norms(path: Any, *, plain_layer_norms: bool | None = None,
         model.graph.remove(norm, safe=True)
         model.graph.remove(add, safe=True)
         done[skip_op] += 1
-    done["tied_transposes"] = _tie_transposes(model)
+    done["tied_transposes"] = tie_transposes(model)
     done["packed_attention"] = _pack_encoder_attention(model) if pack else 0
     done["typed_outputs"] = _type_outputs(model)
     if "com.microsoft" not in model.opset_imports:
@@ -700,10 +700,12 @@ def _unfuse_layer_norms(model: Any) -> int:
     return undone
 
 
-def _tie_transposes(model: Any) -> int:
+def tie_transposes(model: Any) -> int:
     """A tied LM head reads the embedding table transposed; constant folding stores that transpose as a
-    second copy of the table.  Each ``MatMul(x, Wᵀ)`` on such a copy becomes
-    ``com.microsoft.FusedMatMul(x, W, transB=1)`` and the copy is dropped: the table is stored once."""
+    second copy of the table (and, with T5's scaled head, folds the scale into
+    ``com.microsoft.FusedMatMul(x, Wᵀ, alpha)``).  Each ``MatMul(x, Wᵀ)`` / ``FusedMatMul(x, Wᵀ, alpha)``
+    on such a copy becomes ``com.microsoft.FusedMatMul(x, W, transB=1, alpha)`` and the copy is
+    dropped: the table is stored once.  Returns how many copies."""
     import onnx_ir as ir
 
     inits = {n: v for n, v in model.graph.initializers.items() if v.const_value is not None and v.shape is not None
@@ -711,22 +713,35 @@ def _tie_transposes(model: Any) -> int:
     by_shape: dict[tuple[int, ...], list[Any]] = {}
     for v in inits.values():
         by_shape.setdefault(tuple(v.shape), []).append(v)
+
+    def reads_b(use: Any) -> bool:  # the copy is the (untransposed) right operand of a plain product
+        node = use.node
+        if use.idx != 1:
+            return False
+        if node.op_type == "MatMul" and node.domain in ("", "ai.onnx"):
+            return True
+        flags = ("transA", "transB", "transBatchA", "transBatchB")
+        return node.op_type == "FusedMatMul" and node.domain == "com.microsoft" and not any(
+            node.attributes[f].value for f in flags if f in node.attributes)
+
     tied = 0
     for v in list(inits.values()):
         shape = tuple(v.shape)
         if shape[0] == shape[1]:
             continue
         twins = by_shape.get(shape[::-1], [])
-        if not twins or not all(u.node.op_type == "MatMul" and u.idx == 1 for u in v.uses()):
+        uses = list(v.uses())
+        if not twins or not uses or not all(reads_b(u) for u in uses):
             continue
         arr = v.const_value.numpy()
         base = next((t for t in twins if t.name in model.graph.initializers and
                      (t.const_value.numpy().T == arr).all()), None)
         if base is None:
             continue
-        for use in list(v.uses()):
+        for use in uses:
             mm = use.node
-            fused_mm = ir.node("FusedMatMul", [mm.inputs[0], base], attributes={"transB": 1, "alpha": 1.0},
+            alpha = float(mm.attributes["alpha"].value) if "alpha" in mm.attributes else 1.0
+            fused_mm = ir.node("FusedMatMul", [mm.inputs[0], base], attributes={"transB": 1, "alpha": alpha},
                                domain="com.microsoft", name=(mm.name or "") + "_tied")
             model.graph.insert_before(mm, fused_mm)
             _take_over(model, mm.outputs[0], fused_mm.outputs[0])
@@ -734,6 +749,8 @@ def _tie_transposes(model: Any) -> int:
         del model.graph.initializers[v.name]
         by_shape[shape].remove(v)
         tied += 1
+    if tied:
+        model.opset_imports.setdefault("com.microsoft", 1)
     return tied
 
 

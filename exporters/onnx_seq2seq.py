@@ -352,51 +352,11 @@ def _finish(path: Path, optimize: bool, fuse: bool) -> None:
 
 
 def tie_transposed_tables(path: Path) -> int:
-    """A tied LM head reads the embedding table transposed, and ONNX Runtime's constant folding stores
-    that transpose as a second copy of the table; with T5's scaled head (``x * d_model^-0.5``) it also
-    folds the scale into ``com.microsoft.FusedMatMul(x, Wᵀ, alpha)``, which `onnx_fuse.fuse_skip_norms`
-    (plain ``MatMul`` only) leaves.  Each ``MatMul`` / ``FusedMatMul`` on such a copy becomes
-    ``FusedMatMul(x, W, transB=1)`` (alpha kept) and the copy is dropped.  Returns how many copies."""
-    import onnx_ir as ir
-
+    """`onnx_fuse.tie_transposes` on the graph at `path` (T5's scaled tied head included): the
+    embedding table stored once.  Returns how many copies were dropped."""
     model = onnx_fuse._load(path)
-    graph = model.graph
-    inits = {n: v for n, v in graph.initializers.items() if v.const_value is not None and v.shape is not None
-             and len(v.shape) == 2 and v.shape[0] != v.shape[1]}
-
-    def reads_b(use: Any) -> bool:
-        node = use.node
-        if use.idx != 1:
-            return False
-        if node.op_type == "MatMul" and node.domain in ("", "ai.onnx"):
-            return True
-        attrs = {k: a.value for k, a in node.attributes.items()}
-        return node.op_type == "FusedMatMul" and node.domain == "com.microsoft" and not attrs.get("transA", 0) and \
-            not attrs.get("transB", 0) and not attrs.get("transBatchA", 0) and not attrs.get("transBatchB", 0)
-
-    tied = 0
-    for v in list(inits.values()):
-        uses = list(v.uses())
-        if not uses or not all(reads_b(u) for u in uses):
-            continue
-        arr = v.const_value.numpy()
-        base = next((t for t in inits.values() if t is not v and tuple(t.shape) == tuple(v.shape)[::-1] and
-                     t.name in graph.initializers and (t.const_value.numpy().T == arr).all()), None)
-        if base is None:
-            continue
-        for use in uses:
-            mm = use.node
-            alpha = mm.attributes["alpha"].value if "alpha" in mm.attributes else 1.0
-            tied_mm = ir.node("FusedMatMul", [mm.inputs[0], base], attributes={"transB": 1, "alpha": float(alpha)},
-                              domain="com.microsoft", name=(mm.name or "") + "_tied")
-            graph.insert_before(mm, tied_mm)
-            onnx_fuse._take_over(model, mm.outputs[0], tied_mm.outputs[0])
-            graph.remove(mm, safe=True)
-        del graph.initializers[v.name]
-        del inits[v.name]
-        tied += 1
+    tied = onnx_fuse.tie_transposes(model)
     if tied:
-        model.opset_imports.setdefault("com.microsoft", 1)
         onnx_fuse._save(model, path)
     return tied
 

@@ -73,6 +73,9 @@ import torch
 import plmgraph as pg
 from plmgraph.errors import PlmgraphError
 
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_onnx import interleaved  # noqa: E402  (the same rounds as the CPU benchmark)
+
 ENCODER = "bert-base"
 DECODER = "llama2-7b"
 #: ~1B parameters with LLaMA 2's layout (multi-head attention, SwiGLU, RMSNorm, untied head).
@@ -339,20 +342,6 @@ def placement(path: Path, feed: dict[str, np.ndarray], args: argparse.Namespace,
 def sync(device: str) -> None:
     if device == "cuda":
         torch.cuda.synchronize()
-
-
-def interleaved(runs: dict[str, Callable[[], Any]], repeats: int, pause: float) -> dict[str, list[Any]]:
-    """Each contender once per round (a warm-up round first), the order rotated every round."""
-    names = list(runs)
-    for n in names:
-        runs[n]()
-        time.sleep(pause)
-    got: dict[str, list[Any]] = {n: [] for n in names}
-    for r in range(repeats):
-        for n in names[r % len(names):] + names[:r % len(names)]:
-            got[n].append(runs[n]())
-            time.sleep(pause)
-    return got
 
 
 def bound_encoder(sess: Any, feed: dict[str, np.ndarray], device: str) -> tuple[Callable[[], None], dict[str, Any]]:
