@@ -423,12 +423,29 @@ class VerifyReport:
                           *rows])
 
 
-def is_fused(path: str | Path) -> bool:
-    """Whether the graph at `path` has ONNX Runtime's fused attention kernels (see `onnx_fuse`)."""
+def fused_ops(path: str | Path) -> dict[str, int]:
+    """How many of each ``com.microsoft`` op the graph at `path` has, subgraphs (an ``If``'s branches) included."""
     import onnx
 
-    m = onnx.load(str(path), load_external_data=False)
-    return any(n.domain == "com.microsoft" and n.op_type in onnx_fuse.ATTENTION_OPS for n in m.graph.node)
+    counts: dict[str, int] = {}
+
+    def walk(graph: Any) -> None:
+        for node in graph.node:
+            if node.domain == "com.microsoft":
+                counts[node.op_type] = counts.get(node.op_type, 0) + 1
+            for attr in node.attribute:
+                if attr.HasField("g"):
+                    walk(attr.g)
+                for g in attr.graphs:
+                    walk(g)
+
+    walk(onnx.load(str(path), load_external_data=False).graph)
+    return counts
+
+
+def is_fused(path: str | Path) -> bool:
+    """Whether the graph at `path` (subgraphs included) has ONNX Runtime's fused attention kernels (see `onnx_fuse`)."""
+    return any(op in onnx_fuse.ATTENTION_OPS for op in fused_ops(path))
 
 
 def verify_onnx(model: nn.Module, path: str | Path, *, kv_cache: bool = False, batch: int = 2, seq: int = 16,
@@ -671,4 +688,4 @@ def _weight_bytes(model: nn.Module) -> int:
 
 
 __all__ = ["Check", "OnnxAdapter", "Signature", "VerifyReport", "example_inputs", "export_graph", "export_onnx",
-           "is_fused", "optimize_graph", "signature", "verify_onnx"]
+           "fused_ops", "is_fused", "optimize_graph", "signature", "verify_onnx"]

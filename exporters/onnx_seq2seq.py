@@ -537,31 +537,6 @@ def sig_vocab(v: Any) -> Any:
 # ----------------------------------------------------------------- verify
 
 
-def fused_ops(path: str | Path) -> dict[str, int]:
-    """How many of each ``com.microsoft`` op the graph at `path` has, the ``If``'s branches included."""
-    import onnx
-
-    counts: dict[str, int] = {}
-
-    def walk(graph: Any) -> None:
-        for node in graph.node:
-            if node.domain == "com.microsoft":
-                counts[node.op_type] = counts.get(node.op_type, 0) + 1
-            for attr in node.attribute:
-                if attr.HasField("g"):
-                    walk(attr.g)
-                for g in attr.graphs:
-                    walk(g)
-
-    walk(onnx.load(str(path), load_external_data=False).graph)
-    return counts
-
-
-def is_fused(path: str | Path) -> bool:
-    """Whether the graph at `path` (the merged decoder's branches included) has ONNX Runtime's attention kernels."""
-    return any(op in onnx_fuse.ATTENTION_OPS for op in fused_ops(path))
-
-
 def verify_seq2seq(model: nn.Module, folder: str | Path, *, atol: float = ox.ATOL, rtol: float = ox.RTOL,
                    seed: int = 1) -> ox.VerifyReport:
     """Both graphs against PyTorch eager (fp32) on shapes other than the export shape.
@@ -653,7 +628,7 @@ def verify_seq2seq(model: nn.Module, folder: str | Path, *, atol: float = ox.ATO
             if shape[0] != 0:
                 raise ExportError(f"{DECODER_FILE}: {n} on a cached step has shape {list(shape)}, not the empty "
                                   "constant Optimum's layout has")
-    gqa = "GroupQueryAttention" in fused_ops(folder / DECODER_FILE)  # several new tokens on a cache: batch 1 only
+    gqa = "GroupQueryAttention" in ox.fused_ops(folder / DECODER_FILE)  # several new tokens on a cache: batch 1 only
     b, s, past = 1 if gqa else 2, 6, 5
     case = f"decoder batch {b}, encoder seq {s}, past {past}, seq 3, PyTorch cache"
     ids, mask = _random_ids(model, b, s, gen), _mask(b, s, 1)
@@ -666,7 +641,7 @@ def verify_seq2seq(model: nn.Module, folder: str | Path, *, atol: float = ox.ATO
     want = torch_step(model, new, mask, memory, cache)
     names = ["logits", *sig.present_names("decoder")]
     compare(case, names, [got[0], *(got[1 + sig.present_names().index(n)] for n in names[1:])], want)
-    fused = is_fused(folder / ENCODER_FILE) or is_fused(folder / DECODER_FILE)
+    fused = ox.is_fused(folder / ENCODER_FILE) or ox.is_fused(folder / DECODER_FILE)
     return ox.VerifyReport(folder, checks, atol, rtol, fused)
 
 
@@ -704,7 +679,7 @@ def write_configs(tmp: Path, cfg: dict[str, Any] | None) -> list[str]:
 
 
 __all__ = ["DECODER_FILE", "ENCODER_FILE", "SEQ2SEQ_FILES", "Seq2SeqSignature", "export_seq2seq", "fused_cross",
-           "fused_ops", "is_fused", "merge_decoders", "seq2seq_fusion_plan", "seq2seq_signature", "verify_seq2seq"]
+           "merge_decoders", "seq2seq_fusion_plan", "seq2seq_signature", "verify_seq2seq"]
 
 
 # ----------------------------------------------------------------- the folder
