@@ -541,7 +541,7 @@ class _Stepper:
         self.buffers: list[Any] | None = None
         self.binding = model.session.io_binding()
         self._bound_t: int | None = None  # the step length the outputs are bound for
-        self._logits: dict[int, np.ndarray] = {}
+        self._logits: np.ndarray | None = None  # the host array the logits are bound into, [B, t, V]
         meta = model.session.get_outputs()[model.outputs.index("logits")] if "logits" in model.outputs else None
         self._logits_dtype = _NP.get(meta.type, np.float32) if meta is not None else None
         if self.cached and model.share_buffer and capacity:  # one [B, kv, capacity, d] buffer per cache input
@@ -566,7 +566,9 @@ class _Stepper:
             if name in shared:
                 b.bind_ortvalue_output(name, shared[name])
             elif name == "logits" and m.device == "cpu" and m.vocab is not None and self._logits_dtype is not None:
-                out = self._logits.setdefault(t, np.empty((self.batch, t, m.vocab), self._logits_dtype))
+                if self._logits is None or self._logits.shape[1] != t:  # (one array: an uncached graph's t grows)
+                    self._logits = np.empty((self.batch, t, m.vocab), self._logits_dtype)
+                out = self._logits
                 b.bind_output(name, "cpu", 0, self._logits_dtype, list(out.shape), out.ctypes.data)
             else:
                 b.bind_output(name, "cpu" if name == "logits" else m.device, 0)
@@ -615,8 +617,8 @@ class _Stepper:
         if self.cached and self.buffers is None:
             outs = b.get_outputs()
             self.presents = [outs[m.outputs.index(n)] for n in m.present]
-        logits = self._logits.get(t)
-        if logits is None:
+        logits = self._logits
+        if logits is None or logits.shape[1] != t:  # not bound by address (a device, or no fixed vocabulary)
             logits = b.get_outputs()[m.outputs.index("logits")].numpy()
         return logits[:, -1].copy()
 

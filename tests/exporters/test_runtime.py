@@ -57,6 +57,24 @@ def test_seeded_sampling_equals_pytorch(name):
     assert (a != b).any()
 
 
+def test_a_graph_without_a_cache_reruns_the_sequence_and_gives_pytorchs_tokens(tmp_path):
+    """An export without --kv-cache: every step feeds the whole sequence (its step length grows), the
+    logits still bound into one host array, replaced as the length changes."""
+    import plmgraph as pg
+    from plmgraph.runtime import _Stepper
+
+    model = deploy_models.model("llama2-7b")
+    m = OrtModel(pg.export_onnx(model, tmp_path / "nocache.onnx", verify=False))
+    assert not m.past
+    want = generate(model, None, PROMPTS, 6, temperature=0.0)
+    np.testing.assert_array_equal(m.generate(PROMPTS, 6, temperature=0.0), want.numpy())
+    step = _Stepper(m, 1)
+    for t in (3, 4):
+        ids = np.arange(1, t + 1)[None]
+        step(ids[:, -1:], np.ones((1, t), np.int64), ids)
+        assert step._logits.shape == (1, t, 300)  # one array, the current step's
+
+
 def test_stop_tokens_text_prompts_and_the_cache_on_the_device():
     model, folder = deploy_models.folder("llama2-7b")
     m, tok = OrtModel(folder), deploy_models.tokenizer()
