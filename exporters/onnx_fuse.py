@@ -596,7 +596,7 @@ def _batch_from_input_ids(model: Any) -> int:
 
 
 def fuse_skip_norms(path: Any, *, plain_layer_norms: bool | None = None,
-                    pack_attention: bool | None = None) -> dict[str, int]:
+                    pack_attention: bool = True) -> dict[str, int]:
     """After ONNX Runtime's optimizer: each residual ``Add(a, b)`` that feeds a
     ``SimplifiedLayerNormalization`` (RMSNorm) becomes one ``com.microsoft.SkipSimplifiedLayerNormalization``
     (its fourth output is the sum, for the residual stream; ONNX Runtime's own skip fusion misses
@@ -608,20 +608,15 @@ def fuse_skip_norms(path: Any, *, plain_layer_norms: bool | None = None,
     an order its fusion does not match again when a session loads the file: on CPU the skip kernel
     is a scalar loop, 5.7x slower than the two adds and ONNX's ``LayerNormalization`` at 128 rows
     (143 vs 25 us, hidden 256, ONNX Runtime 1.32) and no faster at one row; False: fused into
-    ``SkipLayerNormalization`` as RMSNorm is.  `pack_attention`: `_pack_encoder_attention`.  Both
-    default (None) to True, except that a cached graph (``past_key_values.*`` inputs: its hot path is
-    decoding, one row, where the fused kernel's one node beats the plain three by 3-7 % of a GPT-2
-    step) keeps ``SkipLayerNormalization``, and the two graphs of an encoder-decoder folder (a graph
-    that reads ``encoder_hidden_states``, or whose only output is ``last_hidden_state``) keep
-    ``SkipLayerNormalization`` and ``MultiHeadAttention``."""
+    ``SkipLayerNormalization`` as RMSNorm is; default (None): True, except for a cached graph
+    (``past_key_values.*`` inputs: its hot path is decoding, one row, where the fused kernel's one
+    node beats the plain three by 3-7 % of a GPT-2 step).  `pack_attention`: `_pack_encoder_attention`
+    (default True).  An encoder-decoder folder's graphs pass both False (`onnx_seq2seq`)."""
     import onnx_ir as ir
 
     model = _load(path)
-    halves = {v.name for v in model.graph.inputs} & {"encoder_hidden_states", "encoder_attention_mask"} or \
-        [v.name for v in model.graph.outputs] == ["last_hidden_state"]
     cached = any(v.name.startswith("past_key_values.") for v in model.graph.inputs)
-    plain = not (halves or cached) if plain_layer_norms is None else plain_layer_norms
-    pack = not halves if pack_attention is None else pack_attention
+    plain = not cached if plain_layer_norms is None else plain_layer_norms
     done = {"SkipLayerNormalization": 0, "SkipSimplifiedLayerNormalization": 0,
             "unfused_layer_norms": _unfuse_layer_norms(model) if plain else 0}
     initializers = set(model.graph.initializers)
@@ -654,7 +649,7 @@ def fuse_skip_norms(path: Any, *, plain_layer_norms: bool | None = None,
         model.graph.remove(add, safe=True)
         done[skip_op] += 1
     done["tied_transposes"] = tie_transposes(model)
-    done["packed_attention"] = _pack_encoder_attention(model) if pack else 0
+    done["packed_attention"] = _pack_encoder_attention(model) if pack_attention else 0
     done["typed_outputs"] = _type_outputs(model)
     if "com.microsoft" not in model.opset_imports:
         model.opset_imports["com.microsoft"] = 1

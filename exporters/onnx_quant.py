@@ -173,8 +173,7 @@ def convert(path: str | Path, p: Precision) -> dict[str, int]:
     if p.name == "fp32":
         return {}
     data = path.with_name(path.name + ".data")
-    m = onnx.load(str(path))
-    _type_outputs(m, path)
+    m = onnx.load(str(path))  # (its outputs are typed: the fused rewrites type what they make, onnx_fuse._take_over)
     done: dict[str, int] = {}
     try:
         if p.name == "fp16":
@@ -205,22 +204,6 @@ def _fits(m: Any) -> bool:
         return True
     except Exception:  # noqa: BLE001  (protobuf refuses to size a message over 2 GB)
         return False
-
-
-def _type_outputs(m: Any, path: Path) -> None:
-    """Give untyped graph outputs their element type (the quantizers need it): the rewrites of a fused
-    graph can leave ``last_hidden_state`` without one; ONNX Runtime knows it."""
-    untyped = [o for o in m.graph.output if not o.type.tensor_type.elem_type]
-    if not untyped:
-        return
-    from .runtime import import_onnxruntime
-
-    ort = import_onnxruntime()
-    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    types = {o.name: o.type for o in sess.get_outputs()}
-    codes = {"tensor(float)": 1, "tensor(float16)": 10, "tensor(int64)": 7, "tensor(int32)": 6}
-    for o in untyped:
-        o.type.tensor_type.elem_type = codes.get(types.get(o.name, ""), 1)
 
 
 def _fp16(m: Any, done: dict[str, int]) -> Any:

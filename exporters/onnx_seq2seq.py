@@ -346,8 +346,8 @@ def _finish(path: Path, optimize: bool, fuse: bool) -> None:
     table stored once (`tie_transposed_tables`)."""
     if optimize:
         ox.optimize_graph(path)
-        if fuse:
-            onnx_fuse.fuse_skip_norms(path)
+        if fuse:  # the folder's graphs keep SkipLayerNormalization and MultiHeadAttention as they are
+            onnx_fuse.fuse_skip_norms(path, plain_layer_norms=False, pack_attention=False)
         tie_transposed_tables(path)
 
 
