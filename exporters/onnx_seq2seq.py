@@ -342,12 +342,14 @@ def _export(model: nn.Module, module: nn.Module, args: tuple[Tensor, ...], shape
 
 
 def _finish(path: Path, optimize: bool, fuse: bool) -> None:
-    """ONNX Runtime's offline optimizations, then (fused) the skip-norm rewrites, then the tied head's
-    table stored once (`tie_transposed_tables`)."""
-    if optimize:
-        ox.optimize_graph(path)
-        if fuse:  # the folder's graphs keep SkipLayerNormalization and MultiHeadAttention as they are
-            onnx_fuse.fuse_skip_norms(path, plain_layer_norms=False, pack_attention=False)
+    """ONNX Runtime's offline optimizations, then the tied head's table stored once: by the skip-norm
+    rewrites when fused (`onnx_fuse.fuse_skip_norms` ties it too), else `tie_transposed_tables`."""
+    if not optimize:
+        return
+    ox.optimize_graph(path)
+    if fuse:  # the folder's graphs keep SkipLayerNormalization and MultiHeadAttention as they are
+        onnx_fuse.fuse_skip_norms(path, plain_layer_norms=False, pack_attention=False)
+    else:
         tie_transposed_tables(path)
 
 
