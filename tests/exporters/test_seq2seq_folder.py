@@ -53,24 +53,31 @@ def seq2seq_model(name: str, layers: int = 2) -> object:
 
 
 @functools.cache
-def folder(name: str) -> tuple[object, object, object]:
-    """(model, folder, FolderReport or None): t5 through the command line from a saved model folder with
-    its tokenizer, bart through `export_folder`; both verified."""
+def folder(name: str, fuse: bool = True) -> tuple[object, object, object]:
+    """(model, folder, verification dict): t5 through the command line from a saved model folder with
+    its tokenizer (``--no-fuse`` for the plain graphs), bart through `export_folder(fuse=...)`; both
+    verified."""
     m = seq2seq_model(name)
-    out = deploy_models._ROOT / f"s2s-{name}"
+    tag = "" if fuse else "-plain"
+    out = deploy_models._ROOT / f"s2s-{name}{tag}"
     if name.startswith("t5"):
         from typer.testing import CliRunner
 
         from plmgraph.cli import app, export_cmds  # noqa: F401  (registers `export`)
 
-        ck = deploy_models._ROOT / f"s2s-{name}-ck"
+        ck = deploy_models._ROOT / f"s2s-{name}{tag}-ck"
         pg.save(m, ck)
         deploy_models.tokenizer().save(ck / "tokenizer.json")
-        r = CliRunner().invoke(app, ["export", str(ck), "-o", str(out), "--json"])
+        r = CliRunner().invoke(app, ["export", str(ck), "-o", str(out), *([] if fuse else ["--no-fuse"]), "--json"])
         assert r.exit_code == 0, r.output
         return m, out, json.loads(r.output[r.output.index("{"):])["verification"]
-    report = onnx_folder.export_folder(m, out, tokenizer=deploy_models.tokenizer())
+    report = onnx_folder.export_folder(m, out, tokenizer=deploy_models.tokenizer(), fuse=fuse)
     return m, out, report.verification.to_dict()
+
+
+def plain_folder(name: str) -> tuple[object, object, object]:
+    """`folder` of the plain graphs."""
+    return folder(name, fuse=False)
 
 
 def ops(graph: object) -> collections.Counter:
@@ -263,27 +270,6 @@ def test_optimum_seq2seq_loads_the_folder_and_generates_pytorchs_tokens(name):
 
 
 # ------------------------------------------------------------------ the plain graphs, blocks left plain
-
-
-@functools.cache
-def plain_folder(name: str) -> tuple[object, object, object]:
-    """(model, folder, verification dict) of the plain graphs: t5 through ``--no-fuse``, bart through
-    ``export_folder(fuse=False)``."""
-    m = seq2seq_model(name)
-    out = deploy_models._ROOT / f"s2s-{name}-plain"
-    if name.startswith("t5"):
-        from typer.testing import CliRunner
-
-        from plmgraph.cli import app, export_cmds  # noqa: F401  (registers `export`)
-
-        ck = deploy_models._ROOT / f"s2s-{name}-plain-ck"
-        pg.save(m, ck)
-        deploy_models.tokenizer().save(ck / "tokenizer.json")
-        r = CliRunner().invoke(app, ["export", str(ck), "-o", str(out), "--no-fuse", "--json"])
-        assert r.exit_code == 0, r.output
-        return m, out, json.loads(r.output[r.output.index("{"):])["verification"]
-    report = onnx_folder.export_folder(m, out, tokenizer=deploy_models.tokenizer(), fuse=False)
-    return m, out, report.verification.to_dict()
 
 
 @pytest.mark.parametrize("name", NAMES)
