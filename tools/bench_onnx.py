@@ -21,7 +21,6 @@ Contenders (decoders):
   plmgraph -> genai    ONNX Runtime GenAI's generator running plmgraph's export folder as it is
   genai                ONNX Runtime GenAI's model builder (python -m onnxruntime_genai.models.builder)
                        and its generator (LLaMA only: the builder refuses GPT-2)
-  (encoder: BERT-like with its MLM head alone, as Optimum's fill-mask export; one forward)
   optimum, optimum-O2  Hugging Face Optimum's export (optimum-cli, run with --optimum-python, an
                        environment of its own: optimum-onnx pins transformers < 4.58) and `-O2`, raw loop
   optimum-O2 generate  Optimum's own loop: ORTModelForCausalLM.generate on the -O2 graph, in a
