@@ -221,7 +221,7 @@ def test_layer_norms_plain_and_not_fused_again(exported, tmp_path):
 
 def test_skip_norms_and_multi_head_attention_on_request(exported, tmp_path):
     """``fuse_skip_norms(plain_layer_norms=False, pack_attention=False)`` (what an encoder-decoder
-    folder's graphs get by default) fuses the norms into SkipLayerNormalization and keeps
+    folder asks for, `onnx_seq2seq`) fuses the norms into SkipLayerNormalization and keeps
     MultiHeadAttention; the graph still matches PyTorch on a padded batch."""
     model, _ = exported("bert-base")
     path = tmp_path / "bert.onnx"
